@@ -1,0 +1,49 @@
+"""Settings, read from ``DMAP_*`` environment variables (pydantic-settings).
+
+Only dmap's own knobs live here. S3 endpoints and credentials come from boto3's own variables
+(``AWS_ENDPOINT_URL_S3``, ``AWS_ACCESS_KEY_ID``, ...) so that dmap never needs a private flag.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PAYLOAD_LIMIT = 256 * 1024
+
+
+class Settings(BaseSettings):
+    """dmap's configuration. Every field maps to ``DMAP_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="DMAP_", extra="ignore")
+
+    backend: str = Field("local", description="Default backend: local (embedded) or celery.")
+    redis_url: str = Field("redis://localhost:6379/0", description="Redis for run state; rediss:// and passwords work.")
+    broker_url: str | None = Field(None, description="Celery broker URL; defaults to redis_url.")
+    imports: str = Field("", description="Comma-separated modules that register task handlers (workers import them).")
+    payload_limit: int = Field(DEFAULT_PAYLOAD_LIMIT, gt=0, description="Max bytes of a state's input/output.")
+    s3_root: str | None = Field(None, description="A local folder that stands in for S3 (bucket = sub-folder).")
+    queue: str = Field("dmap", description="The Celery queue children are sent to.")
+    lease_seconds: float = Field(30.0, gt=0, description="Run lease of a child; renewed by worker heartbeats.")
+    dispatch_lease_seconds: float = Field(600.0, gt=0, description="How long a dispatched child may wait in the queue.")
+    max_attempts: int = Field(3, ge=1, description="Attempts of a child whose worker dies before it gives up.")
+    retention_days: float = Field(90.0, gt=0, description="How long finished executions and Map Runs are kept.")
+    integrations: str = Field("", description="Comma-separated service integrations to enable: aws-sdk, s3, http.")
+
+    @property
+    def effective_broker_url(self) -> str:
+        """The broker URL, defaulting to the Redis URL."""
+        return self.broker_url or self.redis_url
+
+    @property
+    def import_list(self) -> list[str]:
+        """``imports`` split into module names."""
+        return [m.strip() for m in self.imports.split(",") if m.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,105 @@
+"""The dmap error tree and the ASL error names.
+
+Two kinds of failure live here. Python exceptions rooted at :class:`DmapError` are raised to
+*callers* of dmap (an invalid definition, an unreachable Redis). ASL-level failures — what a
+state machine's ``Retry``/``Catch`` sees — are data: a :class:`StatesError` carrying an error
+name (one of :class:`ErrorName`'s literal ``States.*`` strings, or any user string such as a
+handler's exception class) and a cause string. The interpreter turns them into the execution's
+``error``/``cause``; they never escape :func:`dmap.run`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .asl.diagnostics import Diagnostic
+
+
+class ErrorName(str, Enum):
+    """The predefined ASL error names, valued as the literal strings AWS uses."""
+
+    ALL = "States.ALL"
+    TASK_FAILED = "States.TaskFailed"
+    TIMEOUT = "States.Timeout"
+    HEARTBEAT_TIMEOUT = "States.HeartbeatTimeout"
+    PERMISSIONS = "States.Permissions"
+    DATA_LIMIT_EXCEEDED = "States.DataLimitExceeded"
+    RUNTIME = "States.Runtime"
+    EXCEED_TOLERATED_FAILURE_THRESHOLD = "States.ExceedToleratedFailureThreshold"
+    ITEM_READER_FAILED = "States.ItemReaderFailed"
+    RESULT_WRITER_FAILED = "States.ResultWriterFailed"
+    QUERY_EVALUATION_ERROR = "States.QueryEvaluationError"
+    BRANCH_FAILED = "States.BranchFailed"
+    NO_CHOICE_MATCHED = "States.NoChoiceMatched"
+    PARAMETER_PATH_FAILURE = "States.ParameterPathFailure"
+    RESULT_PATH_MATCH_FAILURE = "States.ResultPathMatchFailure"
+    INTRINSIC_FAILURE = "States.IntrinsicFailure"
+    HTTP_SOCKET = "States.Http.Socket"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Errors that ``States.ALL`` does not match (AWS: terminal, not retriable, not catchable).
+UNCATCHABLE: frozenset[str] = frozenset({ErrorName.RUNTIME.value, ErrorName.DATA_LIMIT_EXCEEDED.value})
+
+
+class DmapError(Exception):
+    """Base class for every exception dmap raises to its callers."""
+
+
+class DefinitionError(DmapError):
+    """Raised when a state machine definition is invalid; carries every diagnostic found."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic], source: str | None = None) -> None:
+        self.diagnostics = list(diagnostics)
+        self.source = source
+        lines = [f"  {d}" for d in self.diagnostics]
+        where = f" {source}" if source else ""
+        super().__init__(f"invalid definition{where} ({len(self.diagnostics)} problem(s)):\n" + "\n".join(lines))
+
+
+class ConfigurationError(DmapError):
+    """Raised when settings or arguments given to dmap are invalid."""
+
+
+class NotFoundError(DmapError):
+    """Raised when an execution or Map Run ARN names nothing dmap knows."""
+
+    def __init__(self, kind: str, arn: str) -> None:
+        self.kind = kind
+        self.arn = arn
+        super().__init__(f"{kind} does not exist: {arn}")
+
+
+class InvalidStateError(DmapError):
+    """Raised when an operation does not apply to an execution or Map Run in its current status."""
+
+
+class BackendError(DmapError):
+    """Raised when the execution backend (Redis, the Celery broker) fails or cannot be reached."""
+
+
+class StorageError(DmapError):
+    """Raised when object storage (S3, MinIO, ``DMAP_S3_ROOT``) cannot be read or written."""
+
+    def __init__(self, message: str, *, code: str = "StorageError") -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class StatesError(DmapError):
+    """Raised inside an execution for an ASL-level failure: ``name`` is what ``ErrorEquals`` matches.
+
+    Args:
+        name: An :class:`ErrorName` or any user error string (e.g. a handler's exception class).
+        cause: The human-readable cause, as AWS would report it.
+    """
+
+    def __init__(self, name: ErrorName | str, cause: str = "") -> None:
+        self.name = name.value if isinstance(name, ErrorName) else str(name)
+        self.cause = cause
+        super().__init__(f"{self.name}: {cause}" if cause else self.name)

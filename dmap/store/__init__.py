@@ -1,0 +1,323 @@
+"""Run state: the MaxConcurrency semaphore, the aggregator and the per-child records of a Map Run.
+
+This package owns every piece of state a Map Run shares between its coordinator and its workers.
+It does not read items, run workflows or talk to Celery. One :class:`RunStore` protocol, two
+implementations with the same semantics:
+
+* :class:`~dmap.store.redis.RedisRunStore` — Lua scripts on Redis (``dmap/lua/*.lua``); used by the
+  celery backend and by anything that must survive a process crash.
+* :class:`~dmap.store.memory.MemoryRunStore` — a lock and dicts; the embedded ``local`` backend.
+
+Vocabulary. A Map Run dispatches *children* numbered 0, 1, 2, ... in reading order; a child is one
+child workflow execution and covers ``items`` consecutive items starting at item index ``first``
+(one item, or one ItemBatcher batch). Every dispatch attempt of a child gets a fresh *token*; only
+the holder of the current token may start, renew or complete it (fencing), so a redelivered Celery
+message or a zombie worker can never double-count. The first terminal result of a child wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Protocol
+
+
+class ChildStatus(IntEnum):
+    """A child's state, stored in a few bits per child. PENDING = not started (may be queued)."""
+
+    PENDING = 0
+    RUNNING = 1
+    SUCCEEDED = 2
+    FAILED = 3
+    TIMED_OUT = 4
+    ABORTED = 5
+
+    @property
+    def terminal(self) -> bool:
+        """True for SUCCEEDED, FAILED, TIMED_OUT and ABORTED."""
+        return self >= ChildStatus.SUCCEEDED
+
+    @property
+    def aws_name(self) -> str:
+        """The AWS execution status string (``TIMED_OUT``...)."""
+        return self.name
+
+
+class StartOutcome(str):
+    """What :meth:`RunStore.start` tells a worker (a plain str subclass for cheap comparisons)."""
+
+
+RUN = "run"
+"""Start the child: the token is current and the child is pending."""
+STALE = "stale"
+"""Do nothing: the token was superseded, or the child already runs or finished elsewhere."""
+ABORTED = "aborted"
+"""Do nothing: the Map Run was aborted (the child is recorded ABORTED)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """The settings of one Map Run that the store needs.
+
+    Attributes:
+        max_concurrency: Permits; 0 means 10,000 (AWS's ceiling).
+        tolerated_failure_count: Items that may fail (FAILED or TIMED_OUT) before the run aborts.
+        tolerated_failure_percentage: Percent of the total items that may fail, 0-100.
+        max_attempts: Dispatch attempts of a child whose lease expires (worker died) before the
+            child is failed with ``States.Runtime``-free cause "worker lost" (poison items).
+    """
+
+    max_concurrency: int = 0
+    tolerated_failure_count: int = 0
+    tolerated_failure_percentage: float = 0.0
+    max_attempts: int = 3
+
+    @property
+    def permits(self) -> int:
+        """The effective number of concurrent children."""
+        return self.max_concurrency if self.max_concurrency > 0 else 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSpec:
+    """A new child the coordinator wants to dispatch.
+
+    Attributes:
+        child: The child number (0, 1, 2, ... in reading order, without gaps).
+        first: The item index of its first item.
+        items: How many items it covers (1 without ItemBatcher).
+        input: The child's execution input as compact JSON text.
+        cursor: The reader position *after* this child; stored write-ahead when the child is granted,
+            so a restarted coordinator resumes reading from there.
+    """
+
+    child: int
+    first: int
+    items: int
+    input: str
+    cursor: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A granted permit: dispatch ``child`` with ``token`` (``attempt`` starts at 1)."""
+
+    child: int
+    token: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Acquired:
+    """The result of :meth:`RunStore.acquire`.
+
+    Attributes:
+        leases: Permits granted now, re-dispatches of reclaimed children first.
+        granted_new: How many of the offered new ``ChildSpec`` were granted (a prefix of them).
+        wait_ms: Milliseconds until the earliest lease expires (-1 when no lease is held): the
+            longest the coordinator should block in :meth:`RunStore.wait`.
+        reclaimed: Expired leases reclaimed by this call.
+    """
+
+    leases: list[Lease]
+    granted_new: int
+    wait_ms: int
+    reclaimed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The result of :meth:`RunStore.start`: ``outcome`` is RUN, STALE or ABORTED."""
+
+    outcome: str
+    input: str | None = None
+    attempt: int = 0
+    first: int = 0
+    items: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """The result of :meth:`RunStore.complete`.
+
+    Attributes:
+        recorded: True if this call recorded the child's (first) terminal result.
+        aborted: True if this call pushed the failures over the tolerance and set the abort flag.
+    """
+
+    recorded: bool
+    aborted: bool
+
+
+@dataclass(slots=True)
+class Counts:
+    """AWS's ``itemCounts`` / ``executionCounts`` members, for items or for children."""
+
+    pending: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    timedOut: int = 0  # noqa: N815 - AWS's key
+    aborted: int = 0
+    total: int = 0
+    resultsWritten: int = 0  # noqa: N815 - AWS's key
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts under AWS's key names."""
+        return {
+            "pending": self.pending,
+            "running": self.running,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "timedOut": self.timedOut,
+            "aborted": self.aborted,
+            "total": self.total,
+            "resultsWritten": self.resultsWritten,
+        }
+
+
+@dataclass(slots=True)
+class RunCounts:
+    """Item and child (execution) counts of a Map Run, plus the store's own diagnostics."""
+
+    items: Counts = field(default_factory=Counts)
+    executions: Counts = field(default_factory=Counts)
+    reclaimed: int = 0
+    duplicates: int = 0
+
+
+def exceeds_tolerance(failed: int, total: int | None, count: int, percentage: float) -> bool:
+    """AWS's rule: fail when failed items exceed the count, or exceed the percentage of the total.
+
+    Both comparisons are strict. The percentage is judged only once the total is known
+    (``total`` is None while items are still being read): dmap does not fail fast on a
+    percentage against a partial total, as AWS documents that runs may go on past the threshold.
+    """
+    if failed > count:
+        return True
+    return total is not None and total > 0 and failed * 100 > percentage * total
+
+
+class RunStore(Protocol):
+    """Everything the coordinator and the workers share about Map Runs. All methods are atomic.
+
+    Implementations keep memory bounded by the in-flight window: a child's input is stored
+    from ``acquire`` until it succeeds (kept for failed/aborted ones: redrive reuses them);
+    result records stay until the coordinator takes them with :meth:`take_results`.
+    """
+
+    def create_run(self, run: str, config: RunConfig) -> bool:
+        """Create the run's state if absent. Returns False when it already existed (a resume)."""
+        ...
+
+    def config(self, run: str) -> RunConfig | None:
+        """The run's current configuration, or None if the run is unknown."""
+        ...
+
+    def update_config(
+        self,
+        run: str,
+        *,
+        max_concurrency: int | None = None,
+        tolerated_failure_count: int | None = None,
+        tolerated_failure_percentage: float | None = None,
+    ) -> None:
+        """Change limits of a live run. A lower concurrency limits new grants; running children finish.
+
+        Tolerance changes are re-checked at once (may set the abort flag); a larger concurrency
+        wakes the coordinator.
+        """
+        ...
+
+    def acquire(self, run: str, children: Sequence[ChildSpec], *, dispatch_lease_ms: int) -> Acquired:
+        """Reclaim expired leases, then grant permits: reclaimed children first, then ``children`` in order.
+
+        A reclaimed child whose attempts reached ``max_attempts`` is instead completed FAILED
+        (error ``States.TaskFailed``-free name ``dmap.WorkerLost``... see implementation docs)
+        and counted, so an item that kills its workers cannot loop forever. Granting a new child
+        stores its input and advances the run's cursor to ``spec.cursor`` in the same atomic step.
+        Nothing is granted once the run is aborted.
+        """
+        ...
+
+    def wait(self, run: str, timeout_ms: int) -> str | None:
+        """Block until a permit may be free (a completion, a resize, an abort) or the timeout passes.
+
+        Returns the wake token (``"1"``, ``"ABORT"``...) or None on timeout.
+        """
+        ...
+
+    def start(self, run: str, child: int, token: str, *, lease_ms: int, worker: str = "") -> Started:
+        """A worker asks to run ``child`` with ``token``: RUN (with its input), STALE or ABORTED.
+
+        RUN swaps the dispatch lease for a run lease of ``lease_ms`` and marks the child RUNNING.
+        ABORTED records a queued child of an aborted run as ABORTED (and releases its permit).
+        """
+        ...
+
+    def renew(self, run: str, leases: Sequence[tuple[int, str]], *, lease_ms: int) -> list[bool]:
+        """Extend run leases (heartbeat). False for a lease that was lost (reclaimed or superseded)."""
+        ...
+
+    def complete(self, run: str, child: int, token: str, status: ChildStatus, record: str) -> Completed:
+        """Record a child's terminal ``status`` and ``record`` (JSON text) if it is the first; release its permit.
+
+        Counts move by the child's item count; the tolerance is checked and the abort flag set
+        once. A second completion (duplicate delivery, zombie) changes nothing but the
+        ``duplicates`` diagnostic counter. A completion with a superseded token is still
+        recorded if the child is not terminal yet (the work was done), but releases no permit
+        that is not its own.
+        """
+        ...
+
+    def set_total(self, run: str, *, items: int, children: int) -> bool:
+        """Declare the final totals once the reader is exhausted; returns True if this aborts the run."""
+        ...
+
+    def cursor(self, run: str) -> tuple[int, int, int]:
+        """``(reader_cursor, next_child, next_item)`` as last stored by :meth:`acquire` (zeros if new)."""
+        ...
+
+    def abort(self, run: str, reason: str) -> bool:
+        """Set the abort flag with ``reason`` (``"tolerance"``, ``"stopped"``...) unless set; wakes waiters."""
+        ...
+
+    def aborted(self, run: str) -> str | None:
+        """The abort reason, or None while the run is not aborted."""
+        ...
+
+    def counts(self, run: str) -> RunCounts:
+        """The run's item and execution counts now."""
+        ...
+
+    def statuses(self, run: str, first_child: int, count: int) -> list[ChildStatus]:
+        """The statuses of ``count`` children from ``first_child`` (PENDING beyond the known ones)."""
+        ...
+
+    def take_results(self, run: str, first_child: int, limit: int) -> list[str]:
+        """Remove and return the result records of the *contiguous* finished children from ``first_child``.
+
+        Stops at the first child without a terminal record or after ``limit`` records; bumps
+        ``resultsWritten``. The coordinator streams these into the Map output or the ResultWriter.
+        """
+        ...
+
+    def failures(self, run: str, *, error: str | None = None) -> Iterator[str]:
+        """The records of failed, timed-out and aborted children (JSON text), by child number."""
+        ...
+
+    def child_input(self, run: str, child: int) -> str | None:
+        """The stored input of a child (kept for children that did not succeed)."""
+        ...
+
+    def reset_for_redrive(self, run: str) -> int:
+        """Make every FAILED, TIMED_OUT and ABORTED child PENDING again and re-queue it; clear the abort flag.
+
+        Returns how many children were reset. Their stored inputs are reused; succeeded children are kept.
+        """
+        ...
+
+    def delete_run(self, run: str) -> None:
+        """Remove all state of the run."""
+        ...

@@ -1,0 +1,115 @@
+"""Shared fixtures: a real Redis on loopback, fakeredis with Lua, and moto's S3 over HTTP.
+
+Real-service fixtures skip when the service is missing on a developer machine, but fail under CI
+(``CI`` set): a skipped real-Redis test is not a passed one.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+IN_CI = bool(os.environ.get("CI"))
+REDIS_URL = os.environ.get("DMAP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _real_redis_or_skip() -> Any:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        if IN_CI:
+            raise
+        pytest.skip(f"no redis-server at {REDIS_URL}: {exc}")
+    return client
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A URL of a real, empty Redis database (flushed before and after the test)."""
+    client = _real_redis_or_skip()
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def real_redis(redis_url: str) -> Iterator[Any]:
+    """A redis-py client on the real test database."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def fake_redis() -> Iterator[Any]:
+    """A fakeredis client with Lua support (fast unit tests of the scripts)."""
+    import fakeredis
+
+    client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    yield client
+    client.close()
+
+
+@pytest.fixture(params=["fakeredis", "redis"])
+def any_redis(request: pytest.FixtureRequest) -> Any:
+    """The same test on fakeredis[lua] and on a real redis-server."""
+    name = "fake_redis" if request.param == "fakeredis" else "real_redis"
+    return request.getfixturevalue(name)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto's S3 as a real HTTP endpoint for the whole session; yields its URL."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point boto3 (through its own environment variables) at moto; yields the endpoint URL."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("DMAP_S3_ROOT", raising=False)
+    return moto_server
+
+
+@pytest.fixture
+def s3_client(s3_env: str) -> Any:
+    """A boto3 S3 client talking to moto over HTTP."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=s3_env, region_name="us-east-1")
+
+
+@pytest.fixture
+def bucket(s3_client: Any) -> Iterator[str]:
+    """A fresh, empty bucket in moto; removed with its objects afterwards."""
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    s3_client.create_bucket(Bucket=name)
+    yield name
+    paginator = s3_client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=name):
+        for obj in page.get("Contents", []):
+            s3_client.delete_object(Bucket=name, Key=obj["Key"])
+    s3_client.delete_bucket(Bucket=name)

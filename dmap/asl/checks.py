@@ -3,10 +3,11 @@
 Owns the walk over the raw definition (the top level, Parallel branches, Map ItemProcessors) and
 hands each machine and state to the check modules: ``checks_graph`` (StartAt, Next/End,
 transitions, reachability), ``checks_state`` (query-language fields, JSONata strings, Assign,
-Retry/Catch, Wait/Fail/Task rules), ``checks_choice`` (Choice rules), ``checks_map`` (Map modes,
-ItemReader, ItemBatcher, ResultWriter, Label) and ``checks_paths`` (paths, intrinsics, payload
-templates). It does not own types, unknown fields or plain value ranges: the pydantic models in
-``model.py`` report those, and ``dmap.asl.validate`` merges both lists.
+Wait/Fail/Task rules; Retry/Catch through ``checks_retry``), ``checks_choice`` (Choice rules),
+``checks_map`` (Map modes, ItemReader, ItemBatcher, ResultWriter, Label) and ``checks_paths``
+(paths, intrinsics, payload templates). It does not own JSON types or unknown fields: the
+pydantic models in ``model.py`` report those, and ``dmap.asl.validate`` merges both lists. (A few
+rules, such as retrier value ranges, are checked by both; the check's message is the teaching one.)
 
 The checks run over the raw JSON so that they report even when the schema fails elsewhere; every
 check tolerates wrong types by skipping (the schema reports them), and none raises.

@@ -1,8 +1,8 @@
-"""Per-state checks: query-language fields, JSONata strings, Assign, Retry/Catch, and Wait/Fail/Task rules.
+"""Per-state checks: query-language fields, JSONata strings, Assign names, and Wait/Fail/Task rules.
 
-Owns the rules that relate a state's own fields to each other. It does not own transitions
-(``checks_graph``), Choice rules (``checks_choice``), Map options (``checks_map``) or path and
-payload-template syntax (``checks_paths``).
+Owns the rules that relate a state's own fields to each other, and runs ``checks_retry`` on its
+Retry/Catch. It does not own transitions (``checks_graph``), Choice rules (``checks_choice``),
+Map options (``checks_map``) or path and payload-template syntax (``checks_paths``).
 """
 
 from __future__ import annotations
@@ -12,12 +12,10 @@ from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
+from . import checks_retry
 from .checks_common import (
     EXCLUSIVE,
-    FALLIBLE,
-    INVALID_CATCH,
     INVALID_JSONATA,
-    INVALID_RETRY,
     INVALID_VARIABLE,
     JSONATA,
     JSONPATH,
@@ -30,14 +28,12 @@ from .checks_common import (
     as_mapping,
     exclusive,
     is_int,
-    is_number,
     is_timestamp,
     jsonata_body,
     present,
 )
 
 MAX_VARIABLE_NAME = 80
-MAX_DELAY_SECONDS = 31_622_400
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 #: JSONPath-only state fields and what a JSONata state uses instead.
@@ -92,7 +88,7 @@ def check_state(report: Report, ctx: StateCtx, top_language: str) -> None:
     if ctx.jsonata:
         _check_jsonata_strings(report, ctx.body, ctx.loc)
     _check_assign(report, ctx)
-    _check_retry_catch(report, ctx)
+    checks_retry.check_retry_catch(report, ctx)
     if ctx.type == "Wait":
         _check_wait(report, ctx)
     elif ctx.type == "Fail":
@@ -244,78 +240,6 @@ def _check_variable_name(report: Report, key: str, jsonata: bool, loc: Loc) -> N
     else:
         return
     report.error(INVALID_VARIABLE, f"invalid variable name '{name}': {problem}", loc)
-
-
-def _check_retry_catch(report: Report, ctx: StateCtx) -> None:
-    for name, code in (("Retry", INVALID_RETRY), ("Catch", INVALID_CATCH)):
-        if name not in ctx.body:
-            continue
-        if ctx.type not in FALLIBLE:
-            report.error(
-                SCHEMA,
-                f"'{name}' is only allowed on Task, Parallel and Map states, not on a {ctx.type} state",
-                (*ctx.loc, name),
-            )
-            continue
-        entries = ctx.body[name]
-        if not isinstance(entries, list):
-            continue
-        for i, entry in enumerate(entries):
-            entry_body = as_mapping(entry)
-            if entry_body is None:
-                continue
-            entry_loc = (*ctx.loc, name, i)
-            _check_error_equals(report, entry_body, entry_loc, code, last=i == len(entries) - 1, kind=name)
-            if name == "Retry":
-                _check_retrier(report, entry_body, entry_loc)
-
-
-def _check_error_equals(
-    report: Report, entry: Mapping[str, Any], loc: Loc, code: str, *, last: bool, kind: str
-) -> None:
-    errors = entry.get("ErrorEquals")
-    if not isinstance(errors, list):
-        return
-    at = (*loc, "ErrorEquals")
-    what = "retrier" if kind == "Retry" else "catcher"
-    if not errors:
-        report.error(code, f'ErrorEquals is empty: list the error names this {what} handles (or "States.ALL")', at)
-    elif "States.ALL" in errors and len(errors) > 1:
-        report.error(code, '"States.ALL" must appear alone in its ErrorEquals: remove the other names', at)
-    elif "States.ALL" in errors and not last:
-        report.error(
-            code,
-            f'the {what} with "States.ALL" must be the last one in {kind}: the ones after it can never match',
-            at,
-        )
-
-
-def _check_retrier(report: Report, retrier: Mapping[str, Any], loc: Loc) -> None:
-    rate = retrier.get("BackoffRate")
-    if is_number(rate) and rate < 1:
-        report.error(
-            INVALID_RETRY, f"BackoffRate must be >= 1.0 (it multiplies the interval), got {rate}", (*loc, "BackoffRate")
-        )
-    delay = retrier.get("MaxDelaySeconds")
-    if is_int(delay) and not 0 < delay <= MAX_DELAY_SECONDS:
-        report.error(
-            INVALID_RETRY,
-            f"MaxDelaySeconds must be between 1 and {MAX_DELAY_SECONDS}, got {delay}",
-            (*loc, "MaxDelaySeconds"),
-        )
-    jitter = retrier.get("JitterStrategy")
-    if isinstance(jitter, str) and jitter not in ("FULL", "NONE"):
-        report.error(
-            INVALID_RETRY, f'JitterStrategy must be "FULL" or "NONE", got {jitter!r}', (*loc, "JitterStrategy")
-        )
-    interval = retrier.get("IntervalSeconds")
-    if is_int(interval) and interval < 1:
-        report.error(INVALID_RETRY, f"IntervalSeconds must be >= 1, got {interval}", (*loc, "IntervalSeconds"))
-    attempts = retrier.get("MaxAttempts")
-    if is_int(attempts) and attempts < 0:
-        report.error(
-            INVALID_RETRY, f"MaxAttempts must be >= 0 (0 = never retry), got {attempts}", (*loc, "MaxAttempts")
-        )
 
 
 def _check_wait(report: Report, ctx: StateCtx) -> None:

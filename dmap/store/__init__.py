@@ -17,6 +17,7 @@ message or a zombie worker can never double-count. The first terminal result of 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -56,6 +57,10 @@ ABORTED = "aborted"
 """Do nothing: the Map Run was aborted (the child is recorded ABORTED)."""
 
 
+MAX_PERMITS = 10_000
+"""The permits of a run whose ``max_concurrency`` is 0 (AWS's ceiling of parallel children)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RunConfig:
     """The settings of one Map Run that the store needs.
@@ -65,7 +70,7 @@ class RunConfig:
         tolerated_failure_count: Items that may fail (FAILED or TIMED_OUT) before the run aborts.
         tolerated_failure_percentage: Percent of the total items that may fail, 0-100.
         max_attempts: Dispatch attempts of a child whose lease expires (worker died) before the
-            child is failed with ``States.Runtime``-free cause "worker lost" (poison items).
+            child is failed with :data:`WORKER_LOST_ERROR` (poison items fail instead of looping).
     """
 
     max_concurrency: int = 0
@@ -76,7 +81,7 @@ class RunConfig:
     @property
     def permits(self) -> int:
         """The effective number of concurrent children."""
-        return self.max_concurrency if self.max_concurrency > 0 else 10_000
+        return self.max_concurrency if self.max_concurrency > 0 else MAX_PERMITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,12 +184,37 @@ class Counts:
 
 @dataclass(slots=True)
 class RunCounts:
-    """Item and child (execution) counts of a Map Run, plus the store's own diagnostics."""
+    """Item and child (execution) counts of a Map Run, plus the store's own diagnostics.
+
+    Attributes:
+        items: Counts of items (a child counts for each item it covers).
+        executions: Counts of children (child workflow executions).
+        reclaimed: Expired leases reclaimed so far (workers that died or never started).
+        duplicates: Completions that arrived after the child's first terminal result.
+        leases: Permits held now (dispatched or running children).
+    """
 
     items: Counts = field(default_factory=Counts)
     executions: Counts = field(default_factory=Counts)
     reclaimed: int = 0
     duplicates: int = 0
+    leases: int = 0
+
+
+WORKER_LOST_ERROR = "Runtime.ExitError"
+"""The Error of a child the store fails because its workers kept dying (leases expired ``max_attempts`` times)."""
+
+
+def record_error(record: str) -> str:
+    """The ``Error`` name of a child record (JSON text); empty when absent or unreadable.
+
+    Newlines are replaced by spaces so the name can key an index line.
+    """
+    try:
+        value = json.loads(record).get("Error")
+    except (ValueError, AttributeError):
+        return ""
+    return str(value).replace("\n", " ") if value else ""
 
 
 def exceeds_tolerance(failed: int, total: int | None, count: int, percentage: float) -> bool:
@@ -225,8 +255,11 @@ class RunStore(Protocol):
     ) -> None:
         """Change limits of a live run. A lower concurrency limits new grants; running children finish.
 
-        Tolerance changes are re-checked at once (may set the abort flag); a larger concurrency
-        wakes the coordinator.
+        Tolerance changes are re-checked at once (may set the abort flag); the coordinator is
+        woken so a larger concurrency takes effect at once.
+
+        Raises:
+            NotFoundError: The run does not exist.
         """
         ...
 
@@ -234,30 +267,45 @@ class RunStore(Protocol):
         """Reclaim expired leases, then grant permits: reclaimed children first, then ``children`` in order.
 
         A reclaimed child whose attempts reached ``max_attempts`` is instead completed FAILED
-        (error ``States.TaskFailed``-free name ``dmap.WorkerLost``... see implementation docs)
-        and counted, so an item that kills its workers cannot loop forever. Granting a new child
-        stores its input and advances the run's cursor to ``spec.cursor`` in the same atomic step.
-        Nothing is granted once the run is aborted.
+        (error :data:`WORKER_LOST_ERROR`, cause "The worker running child 12 (items 1200-1299)
+        stopped responding 3 times (lease expired); giving up. Last worker: host:pid") and
+        counted, so an item that kills its workers cannot loop forever; in an aborted run a
+        reclaimed child is completed ABORTED instead. Granting a new child stores its input and
+        advances the run's cursor to ``spec.cursor`` in the same atomic step. A spec whose child
+        is below the stored cursor was granted before (a replaying coordinator): it counts as
+        granted but gets no lease. Nothing is granted once the run is aborted.
+
+        Raises:
+            NotFoundError: The run does not exist.
         """
         ...
 
     def wait(self, run: str, timeout_ms: int) -> str | None:
         """Block until a permit may be free (a completion, a resize, an abort) or the timeout passes.
 
-        Returns the wake token (``"1"``, ``"ABORT"``...) or None on timeout.
+        Returns the wake token (``"1"``, ``"ABORT"``...) or None on timeout; ``timeout_ms <= 0``
+        only takes a waiting token. At most one ``"1"`` waits at a time (it means "look again"),
+        so the caller re-reads :meth:`aborted` and calls :meth:`acquire` after every wake-up.
         """
         ...
 
     def start(self, run: str, child: int, token: str, *, lease_ms: int, worker: str = "") -> Started:
         """A worker asks to run ``child`` with ``token``: RUN (with its input), STALE or ABORTED.
 
-        RUN swaps the dispatch lease for a run lease of ``lease_ms`` and marks the child RUNNING.
-        ABORTED records a queued child of an aborted run as ABORTED (and releases its permit).
+        RUN only if ``token`` is the child's current token, its lease is held and the child is
+        PENDING: swaps the dispatch lease for a run lease of ``lease_ms``, marks the child RUNNING
+        and remembers ``worker`` (``host:pid``) for failure records. ABORTED: the same check passed
+        but the run is aborted, so the child is recorded ABORTED (Error ``""``, a Cause naming the
+        reason) and its permit released. STALE otherwise; a current token of a child that already
+        finished releases its leftover lease.
         """
         ...
 
     def renew(self, run: str, leases: Sequence[tuple[int, str]], *, lease_ms: int) -> list[bool]:
-        """Extend run leases (heartbeat). False for a lease that was lost (reclaimed or superseded)."""
+        """Extend run leases (heartbeat). False for a lease that was lost (reclaimed or superseded).
+
+        A lost lease is never re-created (that would admit one child too many).
+        """
         ...
 
     def complete(self, run: str, child: int, token: str, status: ChildStatus, record: str) -> Completed:
@@ -267,12 +315,20 @@ class RunStore(Protocol):
         once. A second completion (duplicate delivery, zombie) changes nothing but the
         ``duplicates`` diagnostic counter. A completion with a superseded token is still
         recorded if the child is not terminal yet (the work was done), but releases no permit
-        that is not its own.
+        that is not its own. Failed, timed-out and aborted records are also kept for
+        :meth:`failures` (indexed by their ``Error``) until a redrive.
+
+        Raises:
+            ValueError: ``status`` is not terminal.
         """
         ...
 
     def set_total(self, run: str, *, items: int, children: int) -> bool:
-        """Declare the final totals once the reader is exhausted; returns True if this aborts the run."""
+        """Declare the final totals once the reader is exhausted; returns True if this aborts the run.
+
+        Raises:
+            NotFoundError: The run does not exist.
+        """
         ...
 
     def cursor(self, run: str) -> tuple[int, int, int]:
@@ -304,7 +360,10 @@ class RunStore(Protocol):
         ...
 
     def failures(self, run: str, *, error: str | None = None) -> Iterator[str]:
-        """The records of failed, timed-out and aborted children (JSON text), by child number."""
+        """The records of failed, timed-out and aborted children (JSON text), by child number.
+
+        ``error`` keeps only the records whose ``Error`` is exactly that name.
+        """
         ...
 
     def child_input(self, run: str, child: int) -> str | None:
@@ -315,9 +374,19 @@ class RunStore(Protocol):
         """Make every FAILED, TIMED_OUT and ABORTED child PENDING again and re-queue it; clear the abort flag.
 
         Returns how many children were reset. Their stored inputs are reused; succeeded children are kept.
+        Counts move back to pending (and out of ``resultsWritten`` for results already taken), the
+        records leave the results and failures, and each reset child gets a fresh attempt budget.
+        Meant for an idle run (no coordinator running).
+
+        Raises:
+            NotFoundError: The run does not exist.
         """
         ...
 
     def delete_run(self, run: str) -> None:
         """Remove all state of the run."""
+        ...
+
+    def expire_run(self, run: str, seconds: float) -> None:
+        """Remove all state of the run ``seconds`` from now (retention of finished runs)."""
         ...

@@ -1,0 +1,83 @@
+"""Every Redis key name and hash field dmap's run store uses, in one place.
+
+This module owns the key layout of :class:`~dmap.store.redis.RedisRunStore` (and of the Lua scripts
+in ``dmap/lua/``, whose headers repeat it). It does not talk to Redis. All keys of one Map Run are
+``<prefix>:{<run>}:<suffix>``: the ``{run}`` hash tag puts them in one Redis Cluster slot, so the
+multi-key Lua scripts run on a cluster too.
+
+Key layout of one run (KEYS order of every script)::
+
+    1  run    HASH    config, abort flag, final totals, cursor, counters (fields below)
+    2  st     STRING  BITFIELD u4 per child: 0 pending 1 running 2 succeeded 3 failed 4 timed out 5 aborted
+    3  lease  ZSET    child -> lease expiry (ms, Redis TIME); at most one lease per child
+    4  meta   HASH    child -> "first:items:attempt:started_ms:token:worker" (in-flight and unsuccessful children)
+    5  input  HASH    child -> input JSON text (deleted when the child succeeds)
+    6  redo   LIST    children whose lease expired or that were redriven, waiting for a new grant
+    7  wake   LIST    wake tokens for the coordinator's BLPOP ("1", "ABORT"); a few entries at most
+    8  res    HASH    child -> terminal record JSON, until taken by take_results
+    9  fail   HASH    child -> "<error>\\n<record JSON>" for failed, timed-out and aborted children
+    10 fset   ZSET    child -> child: the failed children in child order
+    11 ferr   ZSET    "<error>\\n<child as %012d>" (score 0): the failures by error name (ZRANGEBYLEX)
+"""
+
+from __future__ import annotations
+
+DEFAULT_PREFIX = "dmap"
+"""The default prefix of every run-store key."""
+
+RUN_KEY_SUFFIXES: tuple[str, ...] = (
+    "run",
+    "st",
+    "lease",
+    "meta",
+    "input",
+    "redo",
+    "wake",
+    "res",
+    "fail",
+    "fset",
+    "ferr",
+)
+"""The suffixes of one run's keys, in the KEYS order every Lua script expects."""
+
+WAKE_INDEX = RUN_KEY_SUFFIXES.index("wake")
+"""Where the wake list sits in :func:`run_keys` (the key ``wait`` blocks on)."""
+
+# Fields of the ``run`` hash. Counters are per status code: "i<code>" counts items, "e<code>"
+# counts children (executions), e.g. "i1" = items running, "e3" = children failed.
+F_MAX_CONCURRENCY = "mc"
+F_TOLERATED_COUNT = "tc"
+F_TOLERATED_PERCENTAGE = "tp"
+F_MAX_ATTEMPTS = "ma"
+F_ABORT = "abort"
+F_TOTAL_ITEMS = "it"
+F_TOTAL_CHILDREN = "et"
+F_CURSOR_READER = "cr"
+F_CURSOR_CHILD = "cc"
+F_CURSOR_ITEM = "ci"
+F_WRITTEN_ITEMS = "iw"
+F_WRITTEN_CHILDREN = "ew"
+F_RECLAIMED = "rec"
+F_DUPLICATES = "dup"
+
+FAILURE_INDEX_WIDTH = 12
+"""Digits of the zero-padded child number in ``ferr`` members (lexical order = child order)."""
+
+
+def run_tag(run: str) -> str:
+    """The Redis Cluster hash tag of a run: ``{<run>}``."""
+    return "{" + run + "}"
+
+
+def run_keys(prefix: str, run: str) -> list[str]:
+    """All keys of ``run`` in the order the Lua scripts take them as KEYS.
+
+    Args:
+        prefix: The store's key prefix (``dmap`` unless configured).
+        run: The Map Run id.
+
+    Returns:
+        ``<prefix>:{<run>}:<suffix>`` for every suffix of :data:`RUN_KEY_SUFFIXES`.
+    """
+    base = f"{prefix}:{run_tag(run)}:"
+    return [base + suffix for suffix in RUN_KEY_SUFFIXES]

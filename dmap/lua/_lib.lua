@@ -1,0 +1,151 @@
+-- _lib.lua: helpers shared by every run-store script; RedisRunStore prepends this file to each
+-- script before register_script (Redis has no include). Not a script on its own.
+--
+-- KEYS (the same 11 keys, in this order, for every script; see dmap/keys.py):
+--   1 run HASH, 2 st STRING (BITFIELD u4), 3 lease ZSET, 4 meta HASH, 5 input HASH, 6 redo LIST,
+--   7 wake LIST, 8 res HASH, 9 fail HASH, 10 fset ZSET, 11 ferr ZSET
+--
+-- run HASH fields: mc tc tp ma (config), abort (reason), it et (final totals), cr cc ci (cursor),
+-- i<code>/e<code> (items/children per status code), iw ew (results written), rec, dup.
+-- Status codes: 0 PENDING, 1 RUNNING, 2 SUCCEEDED, 3 FAILED, 4 TIMED_OUT, 5 ABORTED.
+-- Child numbers are always handled as normalised decimal strings (no leading zeros): BITFIELD
+-- rejects offsets like "#007".
+
+local K_RUN, K_ST, K_LEASE, K_META, K_INPUT = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local K_REDO, K_WAKE, K_RES, K_FAIL, K_FSET, K_FERR = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+
+local PENDING, RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED = 0, 1, 2, 3, 4, 5
+local STATUS_NAMES = { [2] = 'SUCCEEDED', [3] = 'FAILED', [4] = 'TIMED_OUT', [5] = 'ABORTED' }
+local MAX_PERMITS = 10000
+local WORKER_LOST_ERROR = 'Runtime.ExitError'
+
+-- The server clock in ms: every lease is judged by one clock, never by client clocks.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function int(n)
+  return string.format('%d', n)
+end
+
+local function get_status(c)
+  return redis.call('BITFIELD', K_ST, 'GET', 'u4', '#' .. c)[1]
+end
+
+local function set_status(c, s)
+  redis.call('BITFIELD', K_ST, 'SET', 'u4', '#' .. c, s)
+end
+
+local function parse_meta(v)
+  local first, items, attempt, started, token, worker = string.match(v, '^(%d+):(%d+):(%d+):(%d+):([^:]*):(.*)$')
+  return {
+    first = tonumber(first), items = tonumber(items), attempt = tonumber(attempt),
+    started = tonumber(started), token = token, worker = worker,
+  }
+end
+
+local function save_meta(c, m)
+  redis.call('HSET', K_META, c,
+    string.format('%d:%d:%d:%d:%s:%s', m.first, m.items, m.attempt, m.started, m.token, m.worker))
+end
+
+-- Wake the coordinator. At most one "1" waits in the list (one wake-up says "look again"); an
+-- ABORT token is always pushed so the coordinator learns of the abort without polling.
+local function wake(token)
+  if token == 'ABORT' then
+    redis.call('LPUSH', K_WAKE, token)
+    redis.call('LTRIM', K_WAKE, 0, 7)
+  elseif redis.call('LLEN', K_WAKE) == 0 then
+    redis.call('LPUSH', K_WAKE, token)
+  end
+end
+
+-- ToleratedFailureCount/Percentage (strict >); the percentage only once the total is known.
+-- Sets the abort flag once; returns 1 if this call set it.
+local function check_tolerance()
+  local v = redis.call('HMGET', K_RUN, 'tc', 'tp', 'it', 'i3', 'i4', 'abort')
+  if v[6] then
+    return 0
+  end
+  local failed = (tonumber(v[4]) or 0) + (tonumber(v[5]) or 0)
+  local over = failed > tonumber(v[1])
+  if not over and v[3] then
+    local total = tonumber(v[3])
+    over = total > 0 and failed * 100 > tonumber(v[2]) * total
+  end
+  if over then
+    redis.call('HSET', K_RUN, 'abort', 'tolerance')
+    wake('ABORT')
+    return 1
+  end
+  return 0
+end
+
+-- Record the first terminal result of child c (meta m). The caller has already moved the
+-- running counters if the child was RUNNING.
+local function finish(c, m, s, record, err)
+  set_status(c, s)
+  redis.call('HINCRBY', K_RUN, 'i' .. s, m.items)
+  redis.call('HINCRBY', K_RUN, 'e' .. s, 1)
+  redis.call('HSET', K_RES, c, record)
+  if s == SUCCEEDED then
+    redis.call('HDEL', K_INPUT, c)
+  else
+    redis.call('HSET', K_FAIL, c, err .. '\n' .. record)
+    redis.call('ZADD', K_FSET, c, c)
+    redis.call('ZADD', K_FERR, 0, err .. '\n' .. string.format('%012d', tonumber(c)))
+  end
+  wake('1')
+end
+
+-- ISO-8601 UTC with milliseconds and "Z" (days-to-civil, H. Hinnant): scripts have no os.date.
+local function iso(ms)
+  local secs = math.floor(ms / 1000)
+  local days = math.floor(secs / 86400)
+  local sod = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local day = doy - math.floor((153 * mp + 2) / 5) + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400
+  if month <= 2 then
+    year = year + 1
+  end
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', year, month, day,
+    math.floor(sod / 3600), math.floor((sod % 3600) / 60), sod % 60, ms - secs * 1000)
+end
+
+-- A child record the store writes itself (worker lost, aborted), in the workers' field order.
+local function store_record(c, m, s, err, cause, stop)
+  local input = redis.call('HGET', K_INPUT, c) or ''
+  local start = m.started > 0 and m.started or stop
+  return '{"Child":' .. c .. ',"Index":' .. int(m.first) .. ',"Items":' .. int(m.items)
+    .. ',"Status":"' .. STATUS_NAMES[s] .. '","Input":' .. cjson.encode(input)
+    .. ',"Error":' .. cjson.encode(err) .. ',"Cause":' .. cjson.encode(cause)
+    .. ',"StartDate":"' .. iso(start) .. '","StopDate":"' .. iso(stop) .. '","Attempts":' .. int(m.attempt)
+    .. ',"Worker":' .. cjson.encode(m.worker) .. '}'
+end
+
+local function items_text(m)
+  if m.items == 1 then
+    return 'item ' .. int(m.first)
+  end
+  return 'items ' .. int(m.first) .. '-' .. int(m.first + m.items - 1)
+end
+
+-- Record a child ABORTED because the run was aborted before it could finish.
+local function finish_aborted(c, m, reason, now, started)
+  local cause
+  if started then
+    cause = 'The Map Run was aborted (' .. reason .. ') and the worker running child ' .. c .. ' ('
+      .. items_text(m) .. ') stopped responding.'
+  else
+    cause = 'The Map Run was aborted (' .. reason .. ') before child ' .. c .. ' (' .. items_text(m) .. ') started.'
+  end
+  finish(c, m, ABORTED, store_record(c, m, ABORTED, '', cause, now), '')
+end

@@ -1,0 +1,139 @@
+-- acquire.lua: reclaim expired leases, then grant permits (redo children first, then new ones).
+--
+-- KEYS: the 11 run keys (see _lib.lua / dmap/keys.py).
+-- ARGV: dispatch_lease_ms, nonce, max_skip, then 5 values per new child:
+--       child, first, items, cursor, input
+--   dispatch_lease_ms  how long a granted child may wait in the queue before START
+--   nonce              random text from the client; tokens are "<attempt>-<nonce><n in hex>"
+--   max_skip           stop after skipping this many stale redo entries (bounded work; grants are
+--                      bounded by the permits)
+--
+-- Returns -1 if the run does not exist, else
+--   {granted_new, wait_ms, reclaimed, child_1, token_1, attempt_1, child_2, ...}
+-- wait_ms is the time until the earliest lease expires (-1 when no lease is held).
+--
+-- Reclaim (at most 256 expired leases per call): an expired lease of a PENDING or RUNNING child
+-- sends it back to PENDING and to the redo list; if its attempts reached max_attempts it is
+-- instead completed FAILED (Runtime.ExitError), and in an aborted run it is completed ABORTED.
+-- Granting a new child stores its meta and input and moves the cursor in the same step
+-- (write-ahead resume). Nothing is granted once the run is aborted.
+
+local now = now_ms()
+local cfg = redis.call('HMGET', K_RUN, 'mc', 'ma', 'abort', 'cc')
+if not cfg[1] then
+  return -1
+end
+local max_attempts = tonumber(cfg[2])
+local aborted = cfg[3]
+
+local dead = redis.call('ZRANGEBYSCORE', K_LEASE, '-inf', now, 'LIMIT', 0, 256)
+for _, c in ipairs(dead) do
+  redis.call('ZREM', K_LEASE, c)
+  local s = get_status(c)
+  local mv = redis.call('HGET', K_META, c)
+  if s < SUCCEEDED and mv then
+    local m = parse_meta(mv)
+    if s == RUNNING then
+      redis.call('HINCRBY', K_RUN, 'i1', -m.items)
+      redis.call('HINCRBY', K_RUN, 'e1', -1)
+    end
+    if aborted then
+      finish_aborted(c, m, aborted, now, s == RUNNING)
+    elseif m.attempt >= max_attempts then
+      local worker = m.worker ~= '' and m.worker or 'none'
+      local times = m.attempt == 1 and ' time' or ' times'
+      local cause = 'The worker running child ' .. c .. ' (' .. items_text(m) .. ') stopped responding '
+        .. int(m.attempt) .. times .. ' (lease expired); giving up. Last worker: ' .. worker
+      finish(c, m, FAILED, store_record(c, m, FAILED, WORKER_LOST_ERROR, cause, now), WORKER_LOST_ERROR)
+      if check_tolerance() == 1 then
+        aborted = 'tolerance'
+      end
+    else
+      if s == RUNNING then
+        set_status(c, PENDING)
+      end
+      redis.call('RPUSH', K_REDO, c)
+    end
+  elseif s == SUCCEEDED and mv and redis.call('HEXISTS', K_RES, c) == 0 then
+    -- A leftover lease of a child another token finished and whose result was taken.
+    redis.call('HDEL', K_META, c)
+  end
+end
+if #dead > 0 then
+  redis.call('HINCRBY', K_RUN, 'rec', #dead)
+end
+
+local out = { 0, -1, #dead }
+if not aborted then
+  local permits = tonumber(cfg[1])
+  if permits <= 0 then
+    permits = MAX_PERMITS
+  end
+  local free = permits - redis.call('ZCARD', K_LEASE)
+  local nonce = ARGV[2]
+  local n = 0
+
+  local skipped = 0
+  local max_skip = tonumber(ARGV[3])
+  while free > 0 and skipped < max_skip do
+    local c = redis.call('LPOP', K_REDO)
+    if not c then
+      break
+    end
+    local mv = redis.call('HGET', K_META, c)
+    -- Skip entries whose child finished meanwhile (a late completion) or is leased again.
+    if not (mv and get_status(c) == PENDING and not redis.call('ZSCORE', K_LEASE, c)) then
+      skipped = skipped + 1
+    else
+      local m = parse_meta(mv)
+      m.attempt = m.attempt + 1
+      n = n + 1
+      m.token = int(m.attempt) .. '-' .. nonce .. string.format('%x', n)
+      save_meta(c, m)
+      redis.call('ZADD', K_LEASE, now + tonumber(ARGV[1]), c)
+      out[#out + 1] = c
+      out[#out + 1] = m.token
+      out[#out + 1] = m.attempt
+      free = free - 1
+    end
+  end
+
+  local next_child = tonumber(cfg[4]) or 0
+  local last = nil
+  local granted_new = 0
+  for i = 4, #ARGV - 4, 5 do
+    local child = tonumber(ARGV[i])
+    if child < next_child then
+      -- Already granted by an earlier call (a replaying coordinator): consume it, grant nothing.
+      granted_new = granted_new + 1
+    elseif free <= 0 then
+      break
+    else
+      local c = int(child)
+      n = n + 1
+      local token = '1-' .. nonce .. string.format('%x', n)
+      save_meta(c, { first = tonumber(ARGV[i + 1]), items = tonumber(ARGV[i + 2]), attempt = 1, started = 0,
+        token = token, worker = '' })
+      redis.call('HSET', K_INPUT, c, ARGV[i + 4])
+      redis.call('ZADD', K_LEASE, now + tonumber(ARGV[1]), c)
+      out[#out + 1] = c
+      out[#out + 1] = token
+      out[#out + 1] = 1
+      free = free - 1
+      granted_new = granted_new + 1
+      next_child = child + 1
+      last = i
+    end
+  end
+  if last then
+    redis.call('HSET', K_RUN, 'cr', ARGV[last + 3], 'cc', int(next_child),
+      'ci', int(tonumber(ARGV[last + 1]) + tonumber(ARGV[last + 2])))
+  end
+  out[1] = granted_new
+end
+
+local first = redis.call('ZRANGE', K_LEASE, 0, 0, 'WITHSCORES')
+if first[2] then
+  out[2] = math.max(0, tonumber(first[2]) - now)
+end
+return out

@@ -1,0 +1,22 @@
+-- renew.lua: heartbeat; extend the leases that are still held by the given tokens.
+--
+-- KEYS: the 11 run keys (see _lib.lua / dmap/keys.py).
+-- ARGV: lease_ms, then pairs child, token (the client sends at most 500 pairs per call)
+--
+-- Returns one 1/0 per pair: 1 = extended to now + lease_ms, 0 = lost (reclaimed, superseded or
+-- released). A lease that is gone is never re-created: that would admit one child too many.
+
+local now = now_ms()
+local expiry = now + tonumber(ARGV[1])
+local out = {}
+for i = 2, #ARGV - 1, 2 do
+  local c = ARGV[i]
+  local ok = 0
+  local mv = redis.call('HGET', K_META, c)
+  if mv and redis.call('ZSCORE', K_LEASE, c) and parse_meta(mv).token == ARGV[i + 1] then
+    redis.call('ZADD', K_LEASE, 'XX', expiry, c)
+    ok = 1
+  end
+  out[#out + 1] = ok
+end
+return out

@@ -1,0 +1,601 @@
+"""The in-process run store: the semaphore, the aggregator and the child records in dicts, under one lock.
+
+This module owns :class:`MemoryRunStore`, the :class:`~dmap.store.RunStore` of the embedded
+``local`` backend. Its semantics are those of :class:`~dmap.store.redis.RedisRunStore` (the same
+behaviour suite runs against both); only the storage differs: plain objects, a binary heap of lease
+expiries on ``time.monotonic()`` and a :class:`threading.Condition` for :meth:`~MemoryRunStore.wait`.
+It does not survive the process and does not talk to Redis. Every call holds the lock for a few
+microseconds: the local backend's budget is thousands of children per second end to end.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+
+from ..errors import NotFoundError
+from . import (
+    ABORTED,
+    RUN,
+    STALE,
+    WORKER_LOST_ERROR,
+    Acquired,
+    ChildSpec,
+    ChildStatus,
+    Completed,
+    Counts,
+    Lease,
+    RunConfig,
+    RunCounts,
+    Started,
+    exceeds_tolerance,
+    record_error,
+)
+
+_PENDING, _RUNNING, _SUCCEEDED, _FAILED, _TIMED_OUT, _ABORTED = range(6)
+_STATUSES = tuple(ChildStatus)
+_STALE = Started(STALE)
+_NOT_RECORDED = Completed(False, False)
+_MAX_WAKE_TOKENS = 8
+
+
+class _Child:
+    """What the store keeps about a granted child until it succeeds (or for good if it did not)."""
+
+    __slots__ = ("first", "items", "attempt", "token", "started", "worker")
+
+    def __init__(self, first: int, items: int, token: str) -> None:
+        self.first = first
+        self.items = items
+        self.attempt = 1
+        self.token = token
+        self.started = 0.0
+        self.worker = ""
+
+
+class _Run:
+    """The state of one Map Run; every field is guarded by the store's lock."""
+
+    __slots__ = (
+        "config",
+        "status",
+        "children",
+        "inputs",
+        "leases",
+        "heap",
+        "redo",
+        "wake",
+        "results",
+        "failures",
+        "items",
+        "execs",
+        "written",
+        "reclaimed",
+        "duplicates",
+        "totals",
+        "cursor",
+        "abort",
+        "expires",
+    )
+
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+        self.status = bytearray()
+        self.children: dict[int, _Child] = {}
+        self.inputs: dict[int, str] = {}
+        self.leases: dict[int, float] = {}  # child -> expiry (monotonic seconds)
+        self.heap: list[tuple[float, int]] = []  # lazy: entries not matching `leases` are stale
+        self.redo: deque[int] = deque()
+        self.wake: deque[str] = deque()
+        self.results: dict[int, str] = {}
+        self.failures: dict[int, tuple[str | None, str]] = {}  # child -> (error if known, record)
+        self.items = [0] * 6  # per status code
+        self.execs = [0] * 6
+        self.written = [0, 0]  # items, children
+        self.reclaimed = 0
+        self.duplicates = 0
+        self.totals: tuple[int, int] | None = None  # items, children
+        self.cursor = (0, 0, 0)
+        self.abort: str | None = None
+        self.expires: float | None = None
+
+    def get(self, child: int) -> int:
+        status = self.status
+        return status[child] if child < len(status) else _PENDING
+
+    def set(self, child: int, value: int) -> None:
+        status = self.status
+        if child >= len(status):
+            status.extend(bytes(max(child + 1, 2 * len(status)) - len(status)))
+        status[child] = value
+
+    def lease(self, child: int, expiry: float) -> None:
+        self.leases[child] = expiry
+        heapq.heappush(self.heap, (expiry, child))
+        if len(self.heap) > 2 * len(self.leases) + 256:
+            # Renewals and releases leave stale entries behind; rebuild before they pile up.
+            self.heap = [(e, c) for c, e in self.leases.items()]
+            heapq.heapify(self.heap)
+
+    def notify(self, token: str) -> None:
+        if token == "ABORT":
+            self.wake.appendleft(token)
+            while len(self.wake) > _MAX_WAKE_TOKENS:
+                self.wake.pop()
+        elif not self.wake:
+            self.wake.appendleft(token)
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _items_text(child: _Child) -> str:
+    if child.items == 1:
+        return f"item {child.first}"
+    return f"items {child.first}-{child.first + child.items - 1}"
+
+
+class MemoryRunStore:
+    """A :class:`~dmap.store.RunStore` in this process's memory (the ``local`` backend).
+
+    Args:
+        clock: Monotonic seconds for lease expiry; injectable so tests can move time.
+        wall_clock: Epoch seconds for the dates of the records the store writes itself.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._clock = clock
+        self._wall = wall_clock
+        self._cond = threading.Condition(threading.Lock())
+        self._runs: dict[str, _Run] = {}
+        self._ids = itertools.count(random.getrandbits(40))
+
+    # -- lookup -------------------------------------------------------------------------------
+
+    def _find(self, run: str) -> _Run | None:
+        r = self._runs.get(run)
+        if r is not None and r.expires is not None and self._clock() >= r.expires:
+            del self._runs[run]
+            return None
+        return r
+
+    def _get(self, run: str) -> _Run:
+        r = self._find(run)
+        if r is None:
+            raise NotFoundError("Map Run", run)
+        return r
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def create_run(self, run: str, config: RunConfig) -> bool:
+        """Create the run's state if absent; False when it already existed (a resume)."""
+        with self._cond:
+            if self._find(run) is not None:
+                return False
+            self._runs[run] = _Run(config)
+            return True
+
+    def config(self, run: str) -> RunConfig | None:
+        """The run's current configuration, or None if the run is unknown."""
+        with self._cond:
+            r = self._find(run)
+            return None if r is None else r.config
+
+    def update_config(
+        self,
+        run: str,
+        *,
+        max_concurrency: int | None = None,
+        tolerated_failure_count: int | None = None,
+        tolerated_failure_percentage: float | None = None,
+    ) -> None:
+        """Change limits of a live run; re-checks the tolerance and wakes the coordinator."""
+        with self._cond:
+            r = self._get(run)
+            c = r.config
+            r.config = RunConfig(
+                c.max_concurrency if max_concurrency is None else max_concurrency,
+                c.tolerated_failure_count if tolerated_failure_count is None else tolerated_failure_count,
+                c.tolerated_failure_percentage
+                if tolerated_failure_percentage is None
+                else tolerated_failure_percentage,
+                c.max_attempts,
+            )
+            self._check_tolerance(r)
+            r.notify("1")
+            self._cond.notify_all()
+
+    def set_total(self, run: str, *, items: int, children: int) -> bool:
+        """Declare the final totals; True if the percentage tolerance now aborts the run."""
+        with self._cond:
+            r = self._get(run)
+            r.totals = (items, children)
+            return self._check_tolerance(r)
+
+    def abort(self, run: str, reason: str) -> bool:
+        """Set the abort flag with ``reason`` unless set; wakes the coordinator."""
+        with self._cond:
+            r = self._find(run)
+            if r is None or r.abort is not None:
+                return False
+            r.abort = reason
+            r.notify("ABORT")
+            self._cond.notify_all()
+            return True
+
+    def aborted(self, run: str) -> str | None:
+        """The abort reason, or None while the run is not aborted."""
+        with self._cond:
+            r = self._find(run)
+            return None if r is None else r.abort
+
+    # -- the semaphore ------------------------------------------------------------------------
+
+    def acquire(self, run: str, children: Sequence[ChildSpec], *, dispatch_lease_ms: int) -> Acquired:
+        """Reclaim expired leases, then grant permits to redo children first, then to ``children``."""
+        with self._cond:
+            r = self._get(run)
+            now = self._clock()
+            reclaimed = self._reclaim(r, now) if r.heap and r.heap[0][0] <= now else 0
+            leases: list[Lease] = []
+            granted_new = 0
+            if r.abort is None:
+                free = r.config.permits - len(r.leases)
+                expiry = now + dispatch_lease_ms / 1000
+                redo = r.redo
+                while free > 0 and redo:
+                    c = redo.popleft()
+                    child = r.children.get(c)
+                    if child is None or c in r.leases or r.get(c) != _PENDING:
+                        continue  # finished meanwhile by a late completion, or leased again
+                    child.attempt += 1
+                    child.token = f"{child.attempt}-{next(self._ids):x}"
+                    r.lease(c, expiry)
+                    leases.append(Lease(c, child.token, child.attempt))
+                    free -= 1
+                next_child = r.cursor[1]
+                last: ChildSpec | None = None
+                for spec in children:
+                    if spec.child < next_child:
+                        granted_new += 1  # granted by an earlier call: a replaying coordinator
+                        continue
+                    if free <= 0:
+                        break
+                    token = f"1-{next(self._ids):x}"
+                    r.children[spec.child] = _Child(spec.first, spec.items, token)
+                    r.inputs[spec.child] = spec.input
+                    r.lease(spec.child, expiry)
+                    leases.append(Lease(spec.child, token, 1))
+                    free -= 1
+                    granted_new += 1
+                    next_child = spec.child + 1
+                    last = spec
+                if last is not None:
+                    r.cursor = (last.cursor, last.child + 1, last.first + last.items)
+            return Acquired(leases, granted_new, self._wait_ms(r, now), reclaimed)
+
+    def _reclaim(self, r: _Run, now: float) -> int:
+        heap, leases = r.heap, r.leases
+        n = 0
+        while heap and heap[0][0] <= now:
+            expiry, c = heapq.heappop(heap)
+            if leases.get(c) != expiry:
+                continue
+            del leases[c]
+            n += 1
+            s = r.get(c)
+            child = r.children.get(c)
+            if child is None:
+                continue
+            if s < _SUCCEEDED:
+                if s == _RUNNING:
+                    r.items[_RUNNING] -= child.items
+                    r.execs[_RUNNING] -= 1
+                if r.abort is not None:
+                    self._finish_aborted(r, c, child, started=s == _RUNNING)
+                elif child.attempt >= r.config.max_attempts:
+                    times = "time" if child.attempt == 1 else "times"
+                    cause = (
+                        f"The worker running child {c} ({_items_text(child)}) stopped responding {child.attempt} "
+                        f"{times} (lease expired); giving up. Last worker: {child.worker or 'none'}"
+                    )
+                    record = self._store_record(r, c, child, _FAILED, WORKER_LOST_ERROR, cause)
+                    self._finish(r, c, child, _FAILED, record, WORKER_LOST_ERROR)
+                    self._check_tolerance(r)
+                else:
+                    if s == _RUNNING:
+                        r.set(c, _PENDING)
+                    r.redo.append(c)
+            elif s == _SUCCEEDED and c not in r.results:
+                del r.children[c]  # a leftover lease of a child another token finished
+        r.reclaimed += n
+        return n
+
+    def _wait_ms(self, r: _Run, now: float) -> int:
+        heap, leases = r.heap, r.leases
+        while heap and leases.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+        if not heap:
+            return -1
+        return max(0, int((heap[0][0] - now) * 1000))
+
+    def wait(self, run: str, timeout_ms: int) -> str | None:
+        """Block until a wake token arrives or ``timeout_ms`` passes (<= 0: do not block)."""
+        with self._cond:
+            r = self._find(run)
+            if r is None:
+                return None
+            if not r.wake and timeout_ms > 0:
+                wake = r.wake
+                self._cond.wait_for(lambda: bool(wake), timeout_ms / 1000)
+            return r.wake.popleft() if r.wake else None
+
+    # -- workers ------------------------------------------------------------------------------
+
+    def start(self, run: str, child: int, token: str, *, lease_ms: int, worker: str = "") -> Started:
+        """RUN (with the input) if ``token`` holds the child's lease and the child is pending; else STALE/ABORTED."""
+        with self._cond:
+            r = self._find(run)
+            if r is None:
+                return _STALE
+            ch = r.children.get(child)
+            if ch is None or ch.token != token or child not in r.leases:
+                return _STALE
+            s = r.get(child)
+            if s >= _SUCCEEDED:
+                del r.leases[child]
+                r.notify("1")
+                self._cond.notify_all()
+                return _STALE
+            if s == _RUNNING:
+                return _STALE  # a redelivered message of a child that already runs
+            if r.abort is not None:
+                del r.leases[child]
+                self._finish_aborted(r, child, ch, started=False)
+                return Started(ABORTED)
+            r.set(child, _RUNNING)
+            r.items[_RUNNING] += ch.items
+            r.execs[_RUNNING] += 1
+            r.lease(child, self._clock() + lease_ms / 1000)
+            ch.started = self._wall()
+            ch.worker = worker
+            return Started(RUN, r.inputs.get(child, ""), ch.attempt, ch.first, ch.items)
+
+    def renew(self, run: str, leases: Sequence[tuple[int, str]], *, lease_ms: int) -> list[bool]:
+        """Extend the leases still held by these tokens; False for a lost one (never re-created)."""
+        with self._cond:
+            r = self._find(run)
+            if r is None:
+                return [False] * len(leases)
+            expiry = self._clock() + lease_ms / 1000
+            out = []
+            for c, token in leases:
+                ch = r.children.get(c)
+                ok = ch is not None and ch.token == token and c in r.leases
+                if ok:
+                    r.lease(c, expiry)
+                out.append(ok)
+            return out
+
+    def complete(self, run: str, child: int, token: str, status: ChildStatus, record: str) -> Completed:
+        """Record the child's first terminal result, release the token's own lease, check the tolerance.
+
+        Raises:
+            ValueError: ``status`` is not terminal.
+        """
+        if not status.terminal:
+            raise ValueError(f"complete needs a terminal status, got {status.name}")
+        with self._cond:
+            r = self._find(run)
+            if r is None:
+                return _NOT_RECORDED
+            ch = r.children.get(child)
+            if ch is not None and ch.token == token and r.leases.pop(child, None) is not None:
+                r.notify("1")
+                self._cond.notify_all()
+            s = r.get(child)
+            if s >= _SUCCEEDED:
+                r.duplicates += 1
+                if ch is not None and s == _SUCCEEDED and child not in r.results and child not in r.leases:
+                    del r.children[child]
+                return _NOT_RECORDED
+            if ch is None:
+                return _NOT_RECORDED  # never granted: nothing to record
+            if s == _RUNNING:
+                r.items[_RUNNING] -= ch.items
+                r.execs[_RUNNING] -= 1
+            code = int(status)
+            self._finish(r, child, ch, code, record, None)
+            aborted = code in (_FAILED, _TIMED_OUT) and self._check_tolerance(r)
+            return Completed(True, aborted)
+
+    # -- accounting ---------------------------------------------------------------------------
+
+    def _finish(self, r: _Run, c: int, child: _Child, s: int, record: str, error: str | None) -> None:
+        r.set(c, s)
+        r.items[s] += child.items
+        r.execs[s] += 1
+        r.results[c] = record
+        if s == _SUCCEEDED:
+            r.inputs.pop(c, None)
+        else:
+            r.failures[c] = (error, record)
+        r.notify("1")
+        self._cond.notify_all()
+
+    def _finish_aborted(self, r: _Run, c: int, child: _Child, *, started: bool) -> None:
+        if started:
+            cause = (
+                f"The Map Run was aborted ({r.abort}) and the worker running child {c} ({_items_text(child)}) "
+                "stopped responding."
+            )
+        else:
+            cause = f"The Map Run was aborted ({r.abort}) before child {c} ({_items_text(child)}) started."
+        self._finish(r, c, child, _ABORTED, self._store_record(r, c, child, _ABORTED, "", cause), "")
+
+    def _store_record(self, r: _Run, c: int, child: _Child, s: int, error: str, cause: str) -> str:
+        stop = self._wall()
+        record = {
+            "Child": c,
+            "Index": child.first,
+            "Items": child.items,
+            "Status": _STATUSES[s].name,
+            "Input": r.inputs.get(c, ""),
+            "Error": error,
+            "Cause": cause,
+            "StartDate": _iso(child.started or stop),
+            "StopDate": _iso(stop),
+            "Attempts": child.attempt,
+            "Worker": child.worker,
+        }
+        return json.dumps(record, separators=(",", ":"))
+
+    def _check_tolerance(self, r: _Run) -> bool:
+        if r.abort is not None:
+            return False
+        c = r.config
+        failed = r.items[_FAILED] + r.items[_TIMED_OUT]
+        total = None if r.totals is None else r.totals[0]
+        if not exceeds_tolerance(failed, total, c.tolerated_failure_count, c.tolerated_failure_percentage):
+            return False
+        r.abort = "tolerance"
+        r.notify("ABORT")
+        self._cond.notify_all()
+        return True
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def cursor(self, run: str) -> tuple[int, int, int]:
+        """``(reader_cursor, next_child, next_item)`` as last stored by :meth:`acquire`."""
+        with self._cond:
+            r = self._find(run)
+            return (0, 0, 0) if r is None else r.cursor
+
+    def counts(self, run: str) -> RunCounts:
+        """The run's item and execution counts now (zeros for an unknown run)."""
+        with self._cond:
+            r = self._find(run)
+            if r is None:
+                return RunCounts()
+            totals = r.totals if r.totals is not None else (r.cursor[2], r.cursor[1])
+            return RunCounts(
+                items=_counts(r.items, totals[0], r.written[0]),
+                executions=_counts(r.execs, totals[1], r.written[1]),
+                reclaimed=r.reclaimed,
+                duplicates=r.duplicates,
+                leases=len(r.leases),
+            )
+
+    def statuses(self, run: str, first_child: int, count: int) -> list[ChildStatus]:
+        """The statuses of ``count`` children from ``first_child`` (PENDING beyond the known ones)."""
+        with self._cond:
+            r = self._find(run)
+            raw = b"" if r is None else bytes(r.status[first_child : first_child + count])
+        return [_STATUSES[s] for s in raw] + [ChildStatus.PENDING] * (count - len(raw))
+
+    def take_results(self, run: str, first_child: int, limit: int) -> list[str]:
+        """Remove and return the records of the contiguous finished children from ``first_child``."""
+        with self._cond:
+            r = self._find(run)
+            out: list[str] = []
+            if r is None:
+                return out
+            c = first_child
+            while len(out) < limit:
+                record = r.results.pop(c, None)
+                if record is None:
+                    break
+                out.append(record)
+                child = r.children.get(c)
+                if child is not None:
+                    r.written[0] += child.items
+                    if r.get(c) == _SUCCEEDED and c not in r.leases:
+                        del r.children[c]
+                r.written[1] += 1
+                c += 1
+            return out
+
+    def failures(self, run: str, *, error: str | None = None) -> Iterator[str]:
+        """The records of failed, timed-out and aborted children by child number (``error`` filters)."""
+        with self._cond:
+            r = self._find(run)
+            if r is None:
+                return iter(())
+            snapshot = sorted(r.failures.items())
+        return (
+            record
+            for _, (e, record) in snapshot
+            if error is None or (e if e is not None else record_error(record)) == error
+        )
+
+    def child_input(self, run: str, child: int) -> str | None:
+        """The stored input of a child (kept for children that did not succeed)."""
+        with self._cond:
+            r = self._find(run)
+            return None if r is None else r.inputs.get(child)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def reset_for_redrive(self, run: str) -> int:
+        """Make every FAILED, TIMED_OUT and ABORTED child PENDING again, re-queue it, clear the abort flag."""
+        with self._cond:
+            r = self._get(run)
+            r.abort = None
+            r.wake.clear()
+            for c in sorted(r.failures):
+                s = r.get(c)
+                child = r.children[c]
+                r.set(c, _PENDING)
+                r.items[s] -= child.items
+                r.execs[s] -= 1
+                if r.results.pop(c, None) is None:
+                    r.written[0] -= child.items
+                    r.written[1] -= 1
+                r.leases.pop(c, None)
+                child.attempt = 0
+                r.redo.append(c)
+            n = len(r.failures)
+            r.failures.clear()
+            if n:
+                r.notify("1")
+                self._cond.notify_all()
+            return n
+
+    def delete_run(self, run: str) -> None:
+        """Remove all state of the run."""
+        with self._cond:
+            self._runs.pop(run, None)
+
+    def expire_run(self, run: str, seconds: float) -> None:
+        """Forget the run ``seconds`` from now (retention); no-op for an unknown run."""
+        with self._cond:
+            r = self._find(run)
+            if r is not None:
+                r.expires = self._clock() + seconds
+
+
+def _counts(by_status: list[int], total: int, written: int) -> Counts:
+    running, succeeded, failed, timed_out, aborted = by_status[1:]
+    return Counts(
+        pending=total - running - succeeded - failed - timed_out - aborted,
+        running=running,
+        succeeded=succeeded,
+        failed=failed,
+        timedOut=timed_out,
+        aborted=aborted,
+        total=total,
+        resultsWritten=written,
+    )

@@ -1,0 +1,377 @@
+"""The Redis run store: the semaphore, the aggregator and the child records as Lua scripts on Redis.
+
+This module owns :class:`RedisRunStore`, the :class:`~dmap.store.RunStore` of the celery backend
+and of anything that must survive a process crash. Every mutation is one Lua script from
+``dmap/lua/`` (atomic, timed by the Redis ``TIME`` clock, never a client clock); reads are plain
+commands. Key names come from :mod:`dmap.keys`; all keys of a run share a ``{run}`` hash tag so a
+Redis Cluster keeps them in one slot. The scripts bound their work per call (256 reclaims, 500
+renewals or results, 8,192 statuses scanned by a redrive step); this module splits larger requests.
+It does not dispatch Celery tasks and keeps no state of its own besides cached key names.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import redis
+
+from ..errors import ConfigurationError, NotFoundError
+from ..keys import DEFAULT_PREFIX, WAKE_INDEX, run_keys
+from . import (
+    ABORTED,
+    RUN,
+    STALE,
+    Acquired,
+    ChildSpec,
+    ChildStatus,
+    Completed,
+    Counts,
+    Lease,
+    RunConfig,
+    RunCounts,
+    Started,
+    record_error,
+)
+
+_SCRIPTS = (
+    "create",
+    "update_config",
+    "acquire",
+    "start",
+    "renew",
+    "complete",
+    "set_total",
+    "abort",
+    "take_results",
+    "redrive",
+    "expire",
+)
+_RENEW_BATCH = 500
+_RESULTS_BATCH = 500
+_FAILURES_BATCH = 500
+_REDRIVE_CHUNK = 8192  # children per redrive step (even: one status byte holds two children)
+_MAX_REDO_SKIPS = 1000
+_STATUSES = tuple(ChildStatus)
+_STALE = Started(STALE)
+_COUNT_KEYS = ("running", "succeeded", "failed", "timedOut", "aborted")
+
+
+@cache
+def _script_text(name: str) -> str:
+    lua = resources.files("dmap") / "lua"
+    return (lua / "_lib.lua").read_text("utf-8") + "\n" + (lua / f"{name}.lua").read_text("utf-8")
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return default if value is None else int(value)
+
+
+class RedisRunStore:
+    """A :class:`~dmap.store.RunStore` on Redis (standalone, TLS or a Cluster: one slot per run).
+
+    Args:
+        client: A redis-py client that returns bytes (``decode_responses=False``, the default):
+            the per-child statuses are binary.
+        prefix: The prefix of every key (several dmap installations may share one Redis).
+
+    Raises:
+        ConfigurationError: The client decodes responses.
+    """
+
+    def __init__(self, client: redis.Redis, prefix: str = DEFAULT_PREFIX) -> None:
+        if client.get_encoder().decode_responses:
+            raise ConfigurationError("RedisRunStore needs a Redis client with decode_responses=False")
+        self.client = client
+        self.prefix = prefix
+        self._scripts = {name: client.register_script(_script_text(name)) for name in _SCRIPTS}
+        self._keys: dict[str, list[str]] = {}
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX, **kwargs: Any) -> RedisRunStore:
+        """A store on the Redis at ``url`` (``redis://``, ``rediss://`` TLS, passwords, ``/db``).
+
+        Args:
+            url: Any URL :meth:`redis.Redis.from_url` accepts.
+            prefix: The prefix of every key.
+            **kwargs: More client options (``socket_timeout``, ``ssl_ca_certs``...).
+        """
+        return cls(redis.Redis.from_url(url, **kwargs), prefix)
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self.client.close()
+
+    def _k(self, run: str) -> list[str]:
+        keys = self._keys.get(run)
+        if keys is None:
+            if len(self._keys) > 1024:
+                self._keys.clear()
+            keys = self._keys[run] = run_keys(self.prefix, run)
+        return keys
+
+    def _call(self, name: str, run: str, *args: Any) -> Any:
+        return self._scripts[name](keys=self._k(run), args=args)
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def create_run(self, run: str, config: RunConfig) -> bool:
+        """Create the run's state if absent; False when it already existed (a resume)."""
+        c = config
+        args = (c.max_concurrency, c.tolerated_failure_count, repr(float(c.tolerated_failure_percentage)))
+        return bool(self._call("create", run, *args, c.max_attempts))
+
+    def config(self, run: str) -> RunConfig | None:
+        """The run's current configuration, or None if the run is unknown."""
+        mc, tc, tp, ma = self.client.hmget(self._k(run)[0], ["mc", "tc", "tp", "ma"])
+        if mc is None:
+            return None
+        return RunConfig(int(mc), _int(tc), float(tp or 0), _int(ma, 3))
+
+    def update_config(
+        self,
+        run: str,
+        *,
+        max_concurrency: int | None = None,
+        tolerated_failure_count: int | None = None,
+        tolerated_failure_percentage: float | None = None,
+    ) -> None:
+        """Change limits of a live run; re-checks the tolerance and wakes the coordinator.
+
+        Raises:
+            NotFoundError: The run does not exist.
+        """
+        pct = "" if tolerated_failure_percentage is None else repr(float(tolerated_failure_percentage))
+        mc = "" if max_concurrency is None else max_concurrency
+        tc = "" if tolerated_failure_count is None else tolerated_failure_count
+        if self._call("update_config", run, mc, tc, pct) == -1:
+            raise NotFoundError("Map Run", run)
+
+    def set_total(self, run: str, *, items: int, children: int) -> bool:
+        """Declare the final totals; True if the percentage tolerance now aborts the run.
+
+        Raises:
+            NotFoundError: The run does not exist.
+        """
+        result = self._call("set_total", run, items, children)
+        if result == -1:
+            raise NotFoundError("Map Run", run)
+        return bool(result)
+
+    def abort(self, run: str, reason: str) -> bool:
+        """Set the abort flag with ``reason`` unless set; wakes the coordinator."""
+        return bool(self._call("abort", run, reason))
+
+    def aborted(self, run: str) -> str | None:
+        """The abort reason, or None while the run is not aborted."""
+        value = self.client.hget(self._k(run)[0], "abort")
+        return None if value is None else _text(value)
+
+    # -- the semaphore ------------------------------------------------------------------------
+
+    def acquire(self, run: str, children: Sequence[ChildSpec], *, dispatch_lease_ms: int) -> Acquired:
+        """Reclaim expired leases, then grant permits to redo children first, then to ``children``.
+
+        Raises:
+            NotFoundError: The run does not exist.
+        """
+        args: list[Any] = [dispatch_lease_ms, secrets.token_hex(4), _MAX_REDO_SKIPS]
+        for s in children:
+            args += (s.child, s.first, s.items, s.cursor, s.input)
+        out = self._call("acquire", run, *args)
+        if out == -1:
+            raise NotFoundError("Map Run", run)
+        leases = [Lease(int(out[i]), _text(out[i + 1]), int(out[i + 2])) for i in range(3, len(out), 3)]
+        return Acquired(leases, int(out[0]), int(out[1]), int(out[2]))
+
+    def wait(self, run: str, timeout_ms: int) -> str | None:
+        """Block on the run's wake list (``BLPOP``) until a token arrives or ``timeout_ms`` passes.
+
+        ``timeout_ms <= 0`` does not block. A client ``socket_timeout`` shorter than the wait is
+        respected by blocking in shorter slices.
+        """
+        key = self._k(run)[WAKE_INDEX]
+        if timeout_ms <= 0:
+            value = self.client.lpop(key)
+            return None if value is None else _text(value)
+        remaining = timeout_ms / 1000
+        socket_timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
+        slice_s = max(0.01, socket_timeout - 0.5) if socket_timeout else remaining
+        while remaining > 0:
+            step = min(remaining, slice_s)
+            popped = self.client.blpop([key], timeout=max(step, 0.001))
+            if popped is not None:
+                return _text(popped[1])
+            remaining -= step
+        return None
+
+    # -- workers ------------------------------------------------------------------------------
+
+    def start(self, run: str, child: int, token: str, *, lease_ms: int, worker: str = "") -> Started:
+        """RUN (with the input) if ``token`` holds the child's lease and the child is pending; else STALE/ABORTED."""
+        out = self._call("start", run, child, token, lease_ms, worker)
+        code = int(out[0])
+        if code == 1:
+            return Started(RUN, _text(out[1]), int(out[2]), int(out[3]), int(out[4]))
+        return Started(ABORTED) if code == 2 else _STALE
+
+    def renew(self, run: str, leases: Sequence[tuple[int, str]], *, lease_ms: int) -> list[bool]:
+        """Extend the leases still held by these tokens; False for a lost one (never re-created)."""
+        result: list[bool] = []
+        for i in range(0, len(leases), _RENEW_BATCH):
+            args: list[Any] = [lease_ms]
+            for child, token in leases[i : i + _RENEW_BATCH]:
+                args += (child, token)
+            result += [bool(v) for v in self._call("renew", run, *args)]
+        return result
+
+    def complete(self, run: str, child: int, token: str, status: ChildStatus, record: str) -> Completed:
+        """Record the child's first terminal result, release the token's own lease, check the tolerance.
+
+        Raises:
+            ValueError: ``status`` is not terminal.
+        """
+        if not status.terminal:
+            raise ValueError(f"complete needs a terminal status, got {status.name}")
+        error = "" if status is ChildStatus.SUCCEEDED else record_error(record)
+        recorded, aborted = self._call("complete", run, child, token, int(status), record, error)
+        return Completed(bool(recorded), bool(aborted))
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def cursor(self, run: str) -> tuple[int, int, int]:
+        """``(reader_cursor, next_child, next_item)`` as last stored by :meth:`acquire`."""
+        cr, cc, ci = self.client.hmget(self._k(run)[0], ["cr", "cc", "ci"])
+        return _int(cr), _int(cc), _int(ci)
+
+    def counts(self, run: str) -> RunCounts:
+        """The run's item and execution counts now (zeros for an unknown run), read atomically."""
+        keys = self._k(run)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hgetall(keys[0])
+        pipe.zcard(keys[2])
+        raw, leases = pipe.execute()
+        h = {_text(k): int(float(v)) for k, v in raw.items() if _text(k) not in ("abort", "tp", "cr")}
+        if "mc" not in h:
+            return RunCounts()
+        items_total = h["it"] if "it" in h else h.get("ci", 0)
+        children_total = h["et"] if "et" in h else h.get("cc", 0)
+        return RunCounts(
+            items=_counts(h, "i", items_total),
+            executions=_counts(h, "e", children_total),
+            reclaimed=h.get("rec", 0),
+            duplicates=h.get("dup", 0),
+            leases=int(leases),
+        )
+
+    def statuses(self, run: str, first_child: int, count: int) -> list[ChildStatus]:
+        """The statuses of ``count`` children from ``first_child`` (PENDING beyond the known ones)."""
+        if count <= 0:
+            return []
+        last = first_child + count - 1
+        raw: bytes = self.client.getrange(self._k(run)[1], first_child // 2, last // 2) or b""  # type: ignore[assignment]
+        out = []
+        for c in range(first_child, last + 1):
+            i = c // 2 - first_child // 2
+            byte = raw[i] if i < len(raw) else 0
+            out.append(_STATUSES[byte >> 4 if c % 2 == 0 else byte & 15])
+        return out
+
+    def take_results(self, run: str, first_child: int, limit: int) -> list[str]:
+        """Remove and return the records of the contiguous finished children from ``first_child``."""
+        out: list[str] = []
+        while len(out) < limit:
+            want = min(_RESULTS_BATCH, limit - len(out))
+            batch = self._call("take_results", run, first_child + len(out), want)
+            out += [_text(r) for r in batch]
+            if len(batch) < want:
+                break
+        return out
+
+    def failures(self, run: str, *, error: str | None = None) -> Iterator[str]:
+        """The records of failed, timed-out and aborted children by child number (``error`` filters)."""
+        keys = self._k(run)
+        if error is None:
+            low: str = "-inf"
+            while True:
+                children: list[Any] = self.client.zrangebyscore(keys[9], low, "+inf", start=0, num=_FAILURES_BATCH)
+                yield from self._failure_records(keys, children)
+                if len(children) < _FAILURES_BATCH:
+                    return
+                low = "(" + _text(children[-1])
+        else:
+            name = error.replace("\n", " ") + "\n"
+            lex_low = "[" + name
+            while True:
+                high = "[" + name + "\xff"
+                members: list[Any] = self.client.zrangebylex(keys[10], lex_low, high, start=0, num=_FAILURES_BATCH)
+                yield from self._failure_records(keys, [_text(m)[len(name) :].lstrip("0") or "0" for m in members])
+                if len(members) < _FAILURES_BATCH:
+                    return
+                lex_low = "(" + _text(members[-1])
+
+    def _failure_records(self, keys: list[str], children: Sequence[Any]) -> Iterator[str]:
+        if not children:
+            return
+        for value in self.client.hmget(keys[8], [_text(c) for c in children]):
+            if value is not None:
+                yield _text(value).split("\n", 1)[1]
+
+    def child_input(self, run: str, child: int) -> str | None:
+        """The stored input of a child (kept for children that did not succeed)."""
+        value = self.client.hget(self._k(run)[4], str(child))
+        return None if value is None else _text(value)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def reset_for_redrive(self, run: str) -> int:
+        """Make every FAILED, TIMED_OUT and ABORTED child PENDING again, re-queue it, clear the abort flag.
+
+        Scans the status bitfield in chunks (one atomic script per chunk), so memory and script
+        time stay bounded however many children the run has. Run it while no coordinator runs.
+
+        Raises:
+            NotFoundError: The run does not exist.
+        """
+        keys = self._k(run)
+        cc, et = self.client.hmget(keys[0], ["cc", "et"])
+        end = max(_int(cc), _int(et), 2 * int(self.client.strlen(keys[1])))
+        reset = 0
+        first = 0
+        while True:
+            n = self._call("redrive", run, first, _REDRIVE_CHUNK, "1" if first == 0 else "0")
+            if n == -1:
+                raise NotFoundError("Map Run", run)
+            reset += int(n)
+            first += _REDRIVE_CHUNK
+            if first >= end:
+                return reset
+
+    def delete_run(self, run: str) -> None:
+        """Remove all state of the run (one ``DEL`` of its keys)."""
+        self.client.delete(*self._k(run))
+
+    def expire_run(self, run: str, seconds: float) -> None:
+        """Let every key of the run expire ``seconds`` from now (retention of finished runs)."""
+        self._call("expire", run, max(1, int(seconds)))
+
+
+def _counts(h: dict[str, int], kind: str, total: int) -> Counts:
+    running, succeeded, failed, timed_out, aborted = (h.get(f"{kind}{code}", 0) for code in range(1, 6))
+    return Counts(
+        pending=total - running - succeeded - failed - timed_out - aborted,
+        running=running,
+        succeeded=succeeded,
+        failed=failed,
+        timedOut=timed_out,
+        aborted=aborted,
+        total=total,
+        resultsWritten=h.get(f"{kind}w", 0),
+    )

@@ -11,14 +11,14 @@ handler's exception class) and a cause string. The interpreter turns them into t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .asl.diagnostics import Diagnostic
 
 
-class ErrorName(str, Enum):
+class ErrorName(StrEnum):
     """The predefined ASL error names, valued as the literal strings AWS uses."""
 
     ALL = "States.ALL"
@@ -38,9 +38,6 @@ class ErrorName(str, Enum):
     RESULT_PATH_MATCH_FAILURE = "States.ResultPathMatchFailure"
     INTRINSIC_FAILURE = "States.IntrinsicFailure"
     HTTP_SOCKET = "States.Http.Socket"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 #: Errors that ``States.ALL`` does not match (AWS: terminal, not retriable, not catchable).

@@ -1,0 +1,92 @@
+"""The Python API: ``dmap.run`` and friends (DESIGN §2).
+
+``run`` loads and validates the definition, checks that every Task resource resolves to a
+registered handler, then runs the top-level states with the interpreter in the caller; DISTRIBUTED
+Maps are handed to the backend's coordinator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .asl import DefinitionSource, load
+from .asl.model import StateMachine
+from .errors import DefinitionError
+from .interpreter import ExecutionInfo, Runtime, execute
+from .interpreter.context import iso_now
+from .interpreter.tasks import check_resources, registry
+from .records import Execution, ExecutionStatus, new_execution
+
+Manifest = str | Path | Iterable[Any] | None
+
+
+def state_machine_name(definition: DefinitionSource | StateMachine) -> str:
+    """The name executions of a definition are filed under: the file's stem, else ``dmap``."""
+    if isinstance(definition, Path) or (isinstance(definition, str) and definition.rstrip().endswith(".json")):
+        name = Path(definition).name
+        for suffix in (".json", ".asl"):
+            name = name.removesuffix(suffix)
+        return name or "dmap"
+    return "dmap"
+
+
+def prepare(definition: DefinitionSource | StateMachine) -> StateMachine:
+    """Load and validate a definition and resolve its Task resources; raise DefinitionError on any problem."""
+    machine = load(definition)
+    unresolved = check_resources(machine, registry)
+    if unresolved:
+        raise DefinitionError(unresolved)
+    return machine
+
+
+def run(
+    definition: DefinitionSource | StateMachine,
+    manifest: Manifest = None,
+    *,
+    input: Any = None,
+    backend: Any = None,
+    name: str | None = None,
+    wait: bool = True,
+    max_concurrency: int | None = None,
+) -> Execution:
+    """Run a state machine and return its execution (it does not raise for a FAILED execution).
+
+    Args:
+        definition: A dict, JSON text, or the path of a definition file.
+        manifest: The item source of the first DISTRIBUTED Map: ``"s3://bucket/key"``, ``"s3://bucket/prefix/"``
+            (a listing), a local JSON/JSONL file, or an iterable of items.
+        input: The execution input (default ``{}``).
+        backend: ``"local"`` (default), ``"celery"``, or a Backend instance.
+        name: The execution name; running a name again resumes it.
+        wait: False returns at once (celery backend); poll with :func:`dmap.describe_execution`.
+        max_concurrency: Overrides ``MaxConcurrency`` of the Map Runs.
+
+    Raises:
+        DefinitionError: The definition is invalid or names unregistered handlers (before anything runs).
+        DmapError: An infrastructure fault (Redis unreachable...).
+    """
+    machine = prepare(definition)
+    execution = new_execution(state_machine_name(definition), name, {} if input is None else input)
+    from .backends import get_backend
+
+    engine = get_backend(backend)
+    return engine.run(machine, execution, manifest=manifest, max_concurrency=max_concurrency, wait=wait)
+
+
+def execute_in_process(machine: StateMachine, execution: Execution, runtime: Runtime) -> Execution:
+    """Run the top-level states of ``execution`` here and fill in its outcome."""
+    info = ExecutionInfo(
+        name=execution.name,
+        state_machine_name=execution.state_machine_name,
+        input=execution.input,
+        start_time=execution.start_date,
+        redrive_count=execution.redrive_count,
+        arn=execution.execution_arn,
+    )
+    result = execute(machine, execution.input, runtime=runtime, info=info)
+    execution.status = ExecutionStatus(result.status)
+    execution.output, execution.error, execution.cause = result.output, result.error, result.cause
+    execution.stop_date = iso_now()
+    return execution

@@ -1,0 +1,91 @@
+"""The ASL interpreter: runs ONE workflow execution in-process and returns its result.
+
+It serves the top level of :func:`dmap.run`, inline Maps, Parallel branches and every distributed
+child alike. It is synchronous and knows nothing of Redis, Celery or S3: DISTRIBUTED Maps are
+handed to ``Runtime.distributed_map``, the host's coordinator.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from ..asl.model import Branch, StateMachine
+from ..errors import ErrorName, StatesError
+from .context import ExecutionInfo, FakeClock, MapInvocation, Runtime, SystemClock, iso_now
+from .executor import Aborted, Executor
+from .tasks import Registry, TaskContext, registry, task
+
+__all__ = [
+    "ExecutionInfo",
+    "ExecutionResult",
+    "FakeClock",
+    "MapInvocation",
+    "Registry",
+    "Runtime",
+    "SystemClock",
+    "TaskContext",
+    "execute",
+    "registry",
+    "task",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    """How an execution ended.
+
+    Attributes:
+        status: ``SUCCEEDED``, ``FAILED``, ``TIMED_OUT`` or ``ABORTED``.
+        output: The final output (SUCCEEDED only).
+        error: The error name (FAILED/TIMED_OUT), None when the Fail state gave none.
+        cause: The cause string, None when none was given.
+    """
+
+    status: str
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+
+
+def execute(
+    machine: StateMachine | Branch,
+    input: Any = None,
+    *,
+    runtime: Runtime | None = None,
+    info: ExecutionInfo | None = None,
+    language: str | None = None,
+) -> ExecutionResult:
+    """Run a state machine (or a Map's ItemProcessor) on ``input``.
+
+    Args:
+        machine: A loaded :class:`StateMachine`, or a :class:`Branch` (a child workflow).
+        input: The execution input (JSON value); ``{}`` when None.
+        runtime: Handlers, clock, limits and hooks; defaults to the global registry and the real clock.
+        info: ``$$.Execution``/``$$.StateMachine`` data; generated when None.
+        language: The inherited query language (a child of a JSONata machine).
+
+    Returns:
+        The :class:`ExecutionResult`. Failures are results, never exceptions.
+    """
+    runtime = runtime or Runtime()
+    value = {} if input is None else input
+    info = info or ExecutionInfo(name=str(uuid.uuid4()), state_machine_name="dmap", input=value, start_time=iso_now())
+    branch = machine.as_branch() if isinstance(machine, StateMachine) else machine
+    executor = Executor(runtime, info, language=branch.query_language or language or "JSONPath")
+    try:
+        output = executor.run_branch(branch, value)
+        executor.check_size(output, _top_env(branch))
+    except Aborted:
+        return ExecutionResult("ABORTED", error="States.Aborted", cause="The execution was stopped")
+    except StatesError as exc:
+        status = "TIMED_OUT" if exc.name == ErrorName.TIMEOUT.value and "execution timed out" in exc.cause else "FAILED"
+        return ExecutionResult(status, error=exc.name or None, cause=exc.cause or None)
+    return ExecutionResult("SUCCEEDED", output=output)
+
+
+def _top_env(branch: Branch) -> Any:
+    from .executor import Env
+
+    return Env(name=branch.start_at, context={}, variables={}, language="JSONPath", entered_event=0)

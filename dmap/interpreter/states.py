@@ -1,0 +1,329 @@
+"""One function per state type (JSONPath). Each takes the raw state input and returns ``(output, next)``.
+
+JSONata states are delegated to ``jsonata_flow``; both share the Task invocation, the branch
+runner and the executor's Retry/Catch.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from datetime import datetime
+from threading import Event
+from typing import Any
+
+from ..asl.model import (
+    Branch,
+    ChoiceState,
+    FailState,
+    MapState,
+    ParallelState,
+    PassState,
+    SucceedState,
+    TaskState,
+    WaitState,
+)
+from ..errors import ErrorName, StatesError
+from . import choice, dataflow, mapfields
+from .context import MapInvocation
+from .executor import Env, Executor
+from .tasks import LAMBDA_INVOKE, TaskContext, call_handler, marshal, unresolved, wrap_lambda_result
+
+Runner = Callable[[Executor, Any, Any, Env], tuple[Any, str | None]]
+
+
+def _jsonata(kind: str) -> Runner:
+    from . import jsonata_flow
+
+    runner: Runner = jsonata_flow.RUNNERS[kind]
+    return runner
+
+
+def _assign(assign: Mapping[str, Any] | None, value: Any, env: Env) -> dict[str, Any]:
+    if not assign:
+        return {}
+    result = dataflow.template(dict(assign), value, env.context, env.variables)
+    return dict(result) if isinstance(result, Mapping) else {}
+
+
+def _finish(state: Any, raw: Any, result: Any, env: Env) -> tuple[Any, dict[str, Any]]:
+    """ResultSelector -> Assign -> ResultPath -> OutputPath for Task, Parallel and Map."""
+    if state.result_selector is not None:
+        result = dataflow.template(state.result_selector, result, env.context, env.variables)
+    assignments = _assign(state.assign, result, env)
+    combined = dataflow.result_path(state.result_path, raw, result)
+    return dataflow.output_path(state.output_path, combined, env.context, env.variables), assignments
+
+
+def run_pass(ex: Executor, state: PassState, raw: Any, env: Env) -> tuple[Any, str | None]:
+    """``Pass``: Result (or Parameters, or the input) placed by ResultPath."""
+    if env.language == "JSONata":
+        return _jsonata("Pass")(ex, state, raw, env)
+    data = dataflow.input_path(state.input_path, raw, env.context, env.variables)
+    if state.parameters is not None:
+        data = dataflow.template(state.parameters, data, env.context, env.variables)
+    result = state.result if "result" in state.model_fields_set else data
+    env.variables.update(_assign(state.assign, result, env))
+    combined = dataflow.result_path(state.result_path, raw, result)
+    return dataflow.output_path(state.output_path, combined, env.context, env.variables), state.next
+
+
+def run_task(ex: Executor, state: TaskState, raw: Any, env: Env) -> tuple[Any, str | None]:
+    """``Task``: call the resolved handler under Retry/Catch."""
+    if env.language == "JSONata":
+        return _jsonata("Task")(ex, state, raw, env)
+
+    def body() -> tuple[Any, dict[str, Any]]:
+        data = dataflow.input_path(state.input_path, raw, env.context, env.variables)
+        args = (
+            data if state.parameters is None else dataflow.template(state.parameters, data, env.context, env.variables)
+        )
+        timeout = _seconds(state.timeout_seconds, state.timeout_seconds_path, "TimeoutSecondsPath", data, env)
+        heartbeat = _seconds(state.heartbeat_seconds, state.heartbeat_seconds_path, "HeartbeatSecondsPath", data, env)
+        result = invoke(ex, state, args, env, timeout=timeout, heartbeat=heartbeat)
+        return _finish(state, raw, result, env)
+
+    return ex.with_retry(state, raw, env, body)
+
+
+def invoke(
+    ex: Executor, state: TaskState, args: Any, env: Env, *, timeout: float | None, heartbeat: float | None
+) -> Any:
+    """Resolve the Task's resource against the registry and call it; the raw result (wrapped for lambda:invoke)."""
+    registry = ex.runtime.registry
+    wrap = state.resource.startswith(LAMBDA_INVOKE)
+    if wrap:
+        function = args.get("FunctionName") if isinstance(args, Mapping) else None
+        payload = args.get("Payload") if isinstance(args, Mapping) else None
+        found = registry.lookup(function) if isinstance(function, str) else None
+    else:
+        function, payload = None, args
+        found = registry.lookup(state.resource)
+    if found is None:
+        raise unresolved(state.resource, function, registry.names())
+    name, handler = found
+    context = TaskContext(
+        function_name=name,
+        state_name=env.name,
+        execution_arn=ex.info.execution_arn,
+        aws_request_id=str(uuid.uuid4()),
+        item_index=ex.runtime.item_index,
+    )
+    ex.next_event(3)  # TaskScheduled, TaskStarted, TaskSucceeded/Failed
+    result = marshal(call_handler(handler, payload, context, timeout=timeout, heartbeat=heartbeat), name)
+    result = wrap_lambda_result(result) if wrap else result
+    return ex.check_size(result, env)
+
+
+def _seconds(literal: Any, path: str | None, field: str, data: Any, env: Env) -> float | None:
+    if path is not None:
+        value = dataflow.select(path, data, env.context, env.variables, field)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise StatesError(
+                ErrorName.RUNTIME, f"The {field} field refers to value {value!r}, not a positive integer: {path}"
+            )
+        return float(value)
+    return float(literal) if isinstance(literal, int | float) else None
+
+
+def run_choice(ex: Executor, state: ChoiceState, raw: Any, env: Env) -> tuple[Any, str | None]:
+    """``Choice``: the Next of the first matching rule, else Default, else ``States.NoChoiceMatched``."""
+    if env.language == "JSONata":
+        return _jsonata("Choice")(ex, state, raw, env)
+    data = dataflow.input_path(state.input_path, raw, env.context, env.variables)
+    target = next((r for r in state.choices if choice.evaluate(r, data, env.context, env.variables)), None)
+    if target is None and state.default is None:
+        raise StatesError(ErrorName.NO_CHOICE_MATCHED, f"No Matches! in Choice state '{env.name}'")
+    assignments = _assign(state.assign, data, env)
+    if target is not None:
+        assignments.update(_assign(target.assign, data, env))
+    env.variables.update(assignments)
+    output = dataflow.output_path(state.output_path, data, env.context, env.variables)
+    return output, target.next if target is not None else state.default
+
+
+def run_wait(ex: Executor, state: WaitState, raw: Any, env: Env) -> tuple[Any, str | None]:
+    """``Wait``: by Seconds, SecondsPath, Timestamp or TimestampPath."""
+    if env.language == "JSONata":
+        return _jsonata("Wait")(ex, state, raw, env)
+    data = dataflow.input_path(state.input_path, raw, env.context, env.variables)
+    if state.seconds_path is not None:
+        sleep_seconds(ex, wait_seconds_from_path(state.seconds_path, data, env))
+    elif state.timestamp_path is not None:
+        value = dataflow.select(state.timestamp_path, data, env.context, env.variables, "TimestampPath")
+        wait_until(
+            ex,
+            value,
+            "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time "
+            f"format string: {state.timestamp_path} == {value}",
+        )
+    elif state.timestamp is not None:
+        wait_until(ex, state.timestamp, f"Invalid Timestamp: {state.timestamp}")
+    elif isinstance(state.seconds, int):
+        sleep_seconds(ex, state.seconds)
+    env.variables.update(_assign(state.assign, data, env))
+    return dataflow.output_path(state.output_path, data, env.context, env.variables), state.next
+
+
+def wait_seconds_from_path(path: str, data: Any, env: Env) -> int:
+    """``SecondsPath``'s value, checked as AWS does."""
+    value = dataflow.select(path, data, env.context, env.variables, "SecondsPath")
+    shown = dataflow.compact(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
+        raise StatesError(
+            ErrorName.RUNTIME, f"The SecondsPath parameter cannot be parsed as a long value: {path} == {shown}"
+        )
+    if value < 0:
+        raise StatesError(
+            ErrorName.RUNTIME, f"The SecondsPath parameter references a negative value: {path} == {shown}"
+        )
+    return int(value)
+
+
+def sleep_seconds(ex: Executor, seconds: float) -> None:
+    """Sleep on the runtime's clock, in slices when the execution can be aborted meanwhile."""
+    if ex.runtime.should_abort is None:
+        ex.runtime.clock.sleep(seconds)
+        return
+    remaining = float(seconds)
+    while remaining > 0:
+        ex.runtime.clock.sleep(min(1.0, remaining))
+        remaining -= 1.0
+        ex._check_alive()
+
+
+def wait_until(ex: Executor, value: Any, message: str) -> None:
+    """Sleep until an RFC 3339 timestamp (no sleep if it is past)."""
+    moment = choice.parse_timestamp(value)
+    if moment is None:
+        raise StatesError(ErrorName.RUNTIME, message)
+    now: datetime = ex.runtime.clock.now()
+    sleep_seconds(ex, max(0.0, (moment - now).total_seconds()))
+
+
+def run_succeed(ex: Executor, state: SucceedState, raw: Any, env: Env) -> tuple[Any, str | None]:
+    """``Succeed``: InputPath then OutputPath; ends the workflow."""
+    if env.language == "JSONata":
+        return _jsonata("Succeed")(ex, state, raw, env)
+    data = dataflow.input_path(state.input_path, raw, env.context, env.variables)
+    return dataflow.output_path(state.output_path, data, env.context, env.variables), None
+
+
+def run_fail(ex: Executor, state: FailState, raw: Any, env: Env) -> tuple[Any, str | None]:
+    """``Fail``: raise the state's error and cause (literal, path or intrinsic)."""
+    if env.language == "JSONata":
+        return _jsonata("Fail")(ex, state, raw, env)
+    error = dataflow.string_or_path(state.error, state.error_path, raw, env.context, env.variables)
+    cause = dataflow.string_or_path(state.cause, state.cause_path, raw, env.context, env.variables)
+    raise StatesError(error or "", cause or "")
+
+
+def run_parallel(ex: Executor, state: ParallelState, raw: Any, env: Env) -> tuple[Any, str | None]:
+    """``Parallel``: every branch on the same input; the result is their outputs in branch order."""
+    if env.language == "JSONata":
+        return _jsonata("Parallel")(ex, state, raw, env)
+
+    def body() -> tuple[Any, dict[str, Any]]:
+        data = dataflow.input_path(state.input_path, raw, env.context, env.variables)
+        args = (
+            data if state.parameters is None else dataflow.template(state.parameters, data, env.context, env.variables)
+        )
+        result = run_branches(ex, [(b, args) for b in state.branches], env, len(state.branches))
+        return _finish(state, raw, ex.check_size(result, env), env)
+
+    return ex.with_retry(state, raw, env, body)
+
+
+def run_map(ex: Executor, state: MapState, raw: Any, env: Env) -> tuple[Any, str | None]:
+    """``Map``: inline iterations here; DISTRIBUTED ones through the runtime's coordinator."""
+    if env.language == "JSONata":
+        return _jsonata("Map")(ex, state, raw, env)
+
+    def body() -> tuple[Any, dict[str, Any]]:
+        data = dataflow.input_path(state.input_path, raw, env.context, env.variables)
+        if state.distributed:
+            result = run_distributed(ex, state, data, env)
+        else:
+            items = map_items(state, data, env)
+            limit = mapfields.max_concurrency(state, data, env.context, env.variables)
+            jobs = [(state.processor, _item_input(state, data, i, item, env)) for i, item in enumerate(items)]
+            result = run_branches(ex, jobs, env, limit or mapfields.INLINE_DEFAULT_CONCURRENCY)
+        return _finish(state, raw, ex.check_size(result, env), env)
+
+    return ex.with_retry(state, raw, env, body)
+
+
+def map_items(state: MapState, data: Any, env: Env) -> list[Any]:
+    """The items of a JSONPath Map: ItemsPath's array (an object iterates as ``{"Key", "Value"}`` pairs)."""
+    items = dataflow.select(state.items_path or "$", data, env.context, env.variables, "ItemsPath")
+    if isinstance(items, dict):
+        return [{"Key": k, "Value": v} for k, v in items.items()]
+    if not isinstance(items, list):
+        raise StatesError(
+            ErrorName.RUNTIME,
+            f"Map state input must be an array but was: {dataflow.compact(items)} (ItemsPath {state.items_path})",
+        )
+    return items
+
+
+def _item_input(state: MapState, data: Any, index: int, item: Any, env: Env) -> Any:
+    if state.selector is None:
+        return item
+    context = {**env.context, "Map": {"Item": {"Index": index, "Value": item}}}
+    return dataflow.template(state.selector, data, context, env.variables)
+
+
+def run_distributed(ex: Executor, state: MapState, data: Any, env: Env) -> Any:
+    """Hand a DISTRIBUTED Map to the runtime's coordinator."""
+    if ex.runtime.distributed_map is None:
+        raise StatesError(ErrorName.RUNTIME, f"The DISTRIBUTED Map '{env.name}' cannot run here: no backend was given")
+    invocation = MapInvocation(env.name, state, data, env.context, dict(env.variables), env.language, env.entered_event)
+    return ex.runtime.distributed_map(invocation)
+
+
+def run_branches(ex: Executor, jobs: list[tuple[Branch, Any]], env: Env, concurrency: int) -> list[Any]:
+    """Run branches (Parallel) or iterations (inline Map), in threads when they can block; outputs in order.
+
+    The first failure cancels the rest (they stop before their next state) and is raised.
+    """
+    if not jobs:
+        return []
+    cancel = Event()
+    distinct = {id(branch): branch for branch, _ in jobs}.values()
+    if concurrency <= 1 or len(jobs) == 1 or not any(_blocks(branch) for branch in distinct):
+        return [ex.run_branch(b, value, dict(env.variables), env.language, cancel) for b, value in jobs]
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(jobs)), thread_name_prefix="dmap-branch") as pool:
+        futures = [pool.submit(ex.run_branch, b, value, dict(env.variables), env.language, cancel) for b, value in jobs]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((f for f in futures if f.done() and f.exception() is not None), None)
+        if failed is not None:
+            cancel.set()
+            for f in futures:
+                f.cancel()
+            raise failed.exception()  # type: ignore[misc]
+        return [f.result() for f in futures]
+
+
+def _blocks(branch: Branch) -> bool:
+    """True if a branch can block (Task, Wait, or nested concurrency), so threads pay off."""
+    for state in branch.states.values():
+        if isinstance(state, TaskState | WaitState):
+            return True
+        if isinstance(state, ParallelState) and any(_blocks(b) for b in state.branches):
+            return True
+        if isinstance(state, MapState) and (state.distributed or _blocks(state.processor)):
+            return True
+    return False
+
+
+RUNNERS: dict[str, Runner] = {
+    "Pass": run_pass,
+    "Task": run_task,
+    "Choice": run_choice,
+    "Wait": run_wait,
+    "Succeed": run_succeed,
+    "Fail": run_fail,
+    "Parallel": run_parallel,
+    "Map": run_map,
+}

@@ -1,0 +1,269 @@
+"""Task handlers: the ``@dmap.task`` registry and how a ``Resource`` resolves to a Python callable.
+
+Only registered handlers can be invoked by a definition (and, in later parts, explicitly enabled
+service integrations). Resolution follows DESIGN §2: a direct Lambda function ARN
+(``arn:aws:lambda:<region>:<acct>:function:NAME[:qualifier]``), the optimized
+``arn:aws:states:::lambda:invoke`` integration with ``Parameters.FunctionName`` (its result wrapped
+like AWS's), or the registered name itself. A handler's exception becomes a Lambda-style error:
+``Error`` = the exception's class name, ``Cause`` = ``{"errorMessage", "errorType", "stackTrace"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ..errors import ErrorName, StatesError
+
+Handler = Callable[[Any, "TaskContext"], Any]
+F = TypeVar("F", bound=Callable[..., Any])
+
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+_LAMBDA_ARN_PREFIX = "arn:aws:lambda:"
+
+
+@dataclass
+class TaskContext:
+    """What a handler receives as its second argument: a Lambda-style context plus dmap's extras.
+
+    Attributes:
+        function_name: The registered name the resource resolved to.
+        state_name: The Task state running the handler.
+        execution_arn: The execution (or child execution) ARN.
+        aws_request_id: A unique id of this invocation.
+        item_index: The item index when running inside a distributed Map child (else None).
+        deadline: ``time.monotonic()`` value at which TimeoutSeconds expires (None = no timeout).
+    """
+
+    function_name: str
+    state_name: str
+    execution_arn: str
+    aws_request_id: str
+    item_index: int | None = None
+    deadline: float | None = None
+    _last_heartbeat: float = field(default_factory=time.monotonic, repr=False)
+    _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds until the Task's TimeoutSeconds (a large number when it has none), like Lambda's."""
+        if self.deadline is None:
+            return 900_000
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+    def heartbeat(self) -> None:
+        """Tell dmap the handler is alive (for ``HeartbeatSeconds``)."""
+        self._last_heartbeat = time.monotonic()
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the execution was stopped or timed out; long handlers should check it and return."""
+        return self._cancelled.is_set()
+
+
+class Registry:
+    """Maps resource names to handlers. The module-level :data:`registry` is what ``@dmap.task`` fills."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def register(self, name: str, handler: Handler) -> None:
+        """Register ``handler`` under ``name`` (a function name or a full Lambda ARN)."""
+        self._handlers[name] = handler
+
+    def unregister(self, name: str) -> None:
+        """Remove a registration (tests use this)."""
+        self._handlers.pop(name, None)
+
+    def names(self) -> list[str]:
+        """The registered names, sorted."""
+        return sorted(self._handlers)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._handlers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._handlers))
+
+    def lookup(self, function: str) -> tuple[str, Handler] | None:
+        """Find the handler of a function name or Lambda ARN (qualifier ignored when not registered as such)."""
+        if function in self._handlers:
+            return function, self._handlers[function]
+        name = _function_name(function)
+        if name is not None and name in self._handlers:
+            return name, self._handlers[name]
+        return None
+
+    def resolve(self, resource: str, parameters: Any = None) -> Resolved | None:
+        """Resolve a Task ``Resource`` (and, for ``lambda:invoke``, its static FunctionName) to a handler.
+
+        Returns None when nothing registered matches. For ``lambda:invoke`` with a dynamic
+        ``FunctionName.$`` the check is deferred to run time and a placeholder is returned.
+        """
+        if resource.startswith(LAMBDA_INVOKE):
+            if isinstance(parameters, Mapping) and "FunctionName.$" in parameters:
+                return Resolved(name="", handler=None, wrap=True)
+            function = parameters.get("FunctionName") if isinstance(parameters, Mapping) else None
+            found = self.lookup(function) if isinstance(function, str) else None
+            return Resolved(found[0], found[1], wrap=True) if found else None
+        found = self.lookup(resource)
+        return Resolved(found[0], found[1], wrap=False) if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A resolved resource: the handler and whether its result is wrapped like ``lambda:invoke``'s."""
+
+    name: str
+    handler: Handler | None
+    wrap: bool
+
+
+registry = Registry()
+
+
+def task(name: str, *, registry_: Registry | None = None) -> Callable[[F], F]:
+    """Register a function as the handler of a Task resource.
+
+    Args:
+        name: A function name (``"MyProcessorFunction"``) or a full Lambda ARN.
+
+    Example::
+
+        @dmap.task("MyProcessorFunction")
+        def process(event: dict, context: dmap.TaskContext) -> dict:
+            return {"ok": True}
+    """
+
+    def decorate(fn: F) -> F:
+        (registry_ or registry).register(name, fn)
+        return fn
+
+    return decorate
+
+
+def _function_name(function: str) -> str | None:
+    """``NAME`` from ``arn:aws:lambda:region:acct:function:NAME[:qualifier]``, or the bare name."""
+    if function.startswith(_LAMBDA_ARN_PREFIX):
+        parts = function.split(":")
+        return parts[6] if len(parts) >= 7 and parts[5] == "function" else None
+    return function.split(":")[0] if function else None
+
+
+def lambda_error(exc: BaseException) -> StatesError:
+    """A handler exception as AWS reports a Lambda function error (Error = class name, Cause = JSON)."""
+    error_type = type(exc).__name__
+    stack = [line.rstrip("\n") for line in traceback.format_tb(exc.__traceback__)][-10:]
+    cause = {"errorMessage": str(exc), "errorType": error_type, "requestId": "", "stackTrace": stack}
+    return StatesError(error_type, json.dumps(cause))
+
+
+def marshal(value: Any, function: str) -> Any:
+    """Check a handler's return value is JSON (no NaN, bytes, sets, cycles); AWS's ``Runtime.MarshalError`` if not."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        message = f"Unable to marshal response: {exc}"
+        cause = {"errorMessage": message, "errorType": "Runtime.MarshalError", "requestId": "", "stackTrace": []}
+        raise StatesError("Runtime.MarshalError", json.dumps(cause)) from None
+    if isinstance(value, float) and not math.isfinite(value):  # pragma: no cover - caught by allow_nan
+        raise StatesError("Runtime.MarshalError", f"{function} returned {value}")
+    return value
+
+
+def wrap_lambda_result(payload: Any) -> dict[str, Any]:
+    """The result of ``arn:aws:states:::lambda:invoke``, shaped like AWS's."""
+    return {"ExecutedVersion": "$LATEST", "Payload": payload, "StatusCode": 200}
+
+
+def unresolved(resource: str, function: str | None, names: list[str]) -> StatesError:
+    """The error for a resource that resolves to no registered handler (a run-time FunctionName.$)."""
+    what = f"function {function!r}" if function else f"resource {resource!r}"
+    listing = ", ".join(names) if names else "none"
+    return StatesError(
+        ErrorName.TASK_FAILED,
+        f"{what} is not a registered dmap task handler (registered: {listing}); "
+        "register it with @dmap.task(name) in a module the workers import (--import/DMAP_IMPORTS)",
+    )
+
+
+def call_handler(
+    handler: Handler,
+    payload: Any,
+    context: TaskContext,
+    *,
+    timeout: float | None,
+    heartbeat: float | None,
+) -> Any:
+    """Call a handler; enforce TimeoutSeconds/HeartbeatSeconds; turn its exception into a Lambda-style error.
+
+    Without limits the handler runs in the calling thread. With limits it runs in a daemon thread the
+    caller waits on: Python cannot kill a thread, so a handler that hangs past its timeout is abandoned
+    (its :attr:`TaskContext.cancelled` is set) and the state fails with ``States.Timeout`` at once —
+    the slot comes back; long handlers should check ``context.cancelled``.
+    """
+    if timeout is None and heartbeat is None:
+        try:
+            return handler(payload, context)
+        except (Exception, SystemExit) as exc:
+            raise lambda_error(exc) from None
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["result"] = handler(payload, context)
+        except BaseException as exc:  # noqa: B036 - report everything the handler raised, never kill the worker
+            box["error"] = exc
+        finally:
+            done.set()
+
+    start = time.monotonic()
+    context.deadline = start + timeout if timeout is not None else None
+    context.heartbeat()
+    threading.Thread(target=target, name=f"dmap-task-{context.state_name}", daemon=True).start()
+    while True:
+        limits = [t for t in (context.deadline, context._last_heartbeat + heartbeat if heartbeat else None) if t]
+        if done.wait(max(0.0, min(limits) - time.monotonic())):
+            break
+        now = time.monotonic()
+        if context.deadline is not None and now >= context.deadline:
+            context._cancelled.set()
+            raise StatesError(ErrorName.TIMEOUT, f"Task '{context.state_name}' timed out after {timeout:g} seconds")
+        if heartbeat is not None and now >= context._last_heartbeat + heartbeat:
+            context._cancelled.set()
+            raise StatesError(
+                ErrorName.HEARTBEAT_TIMEOUT,
+                f"Task '{context.state_name}' sent no heartbeat for {heartbeat:g} seconds",
+            )
+    if "error" in box:
+        raise lambda_error(box["error"])
+    return box["result"]
+
+
+def check_resources(machine: Any, handlers: Registry) -> list[Any]:
+    """Diagnostics for every Task whose resource resolves to no registered handler (checked before a run).
+
+    ``lambda:invoke`` with a dynamic ``FunctionName.$`` can only be checked when it runs.
+    """
+    from ..asl.diagnostics import Diagnostic, Severity, pointer
+    from ..asl.model import TaskState, iter_states
+
+    found = []
+    for where, name, state in iter_states(machine):
+        if not isinstance(state, TaskState) or handlers.resolve(state.resource, state.parameters or state.arguments):
+            continue
+        listing = ", ".join(handlers.names()) or "none"
+        function = state.parameters.get("FunctionName") if isinstance(state.parameters, Mapping) else None
+        what = f"function {function!r} of resource {state.resource!r}" if function else f"resource {state.resource!r}"
+        message = (
+            f"state '{name}' uses {what}, which is not a registered dmap task handler (registered: {listing}); "
+            "register it with @dmap.task(...) in a module given to --import or DMAP_IMPORTS"
+        )
+        found.append(Diagnostic(Severity.ERROR, "UNRESOLVED_RESOURCE", message, pointer(*where, "Resource")))
+    return found

@@ -1,0 +1,198 @@
+"""One child execution of a Map Run, on whichever worker picked it up.
+
+The worker side of the engine: fenced start through the run store, the ItemProcessor run by the
+same interpreter as everything else, and one atomic completion that records the first terminal
+result. A :class:`ChildPlan` is everything a worker needs to know about a Map Run, published once
+per run by the coordinator (so each dispatch message carries only ``(run, child, token)``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import Any
+
+from .asl.model import Branch
+from .errors import ErrorName
+from .interpreter import ExecutionInfo, Runtime, execute
+from .interpreter.context import ACCOUNT, REGION, iso_now
+from .interpreter.dataflow import compact
+from .interpreter.tasks import Registry, registry
+from .store import RUN, ChildStatus, RunStore, Started
+from .writers import child_execution_name
+
+logger = logging.getLogger(__name__)
+
+EXPRESS_LIMIT_SECONDS = 300.0
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+_STATUS = {
+    "SUCCEEDED": ChildStatus.SUCCEEDED,
+    "FAILED": ChildStatus.FAILED,
+    "TIMED_OUT": ChildStatus.TIMED_OUT,
+    "ABORTED": ChildStatus.ABORTED,
+}
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process (recomputed after a fork)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class ChildPlan:
+    """What every child of one Map Run shares.
+
+    Attributes:
+        run_id: The Map Run id (the UUID at the end of its ARN).
+        map_run_arn: The Map Run ARN.
+        state_machine_name: The parent state machine's name.
+        label: The Map Run label (children run as state machine ``<name>/<label>``).
+        processor: The ItemProcessor definition as JSON (AWS field names).
+        language: The inherited query language.
+        execution_type: STANDARD or EXPRESS (EXPRESS children time out after 5 minutes).
+        payload_limit: Max bytes of a child's output.
+        lease_ms: The run lease a worker holds (renewed by its heartbeat).
+        blocking: Whether the processor can block (Task/Wait); the local backend runs others inline.
+    """
+
+    run_id: str
+    map_run_arn: str
+    state_machine_name: str
+    label: str
+    processor: dict[str, Any]
+    language: str = "JSONPath"
+    execution_type: str = "STANDARD"
+    payload_limit: int = 256 * 1024
+    lease_ms: int = 30_000
+    blocking: bool = True
+    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_json(self) -> str:
+        """The plan as JSON text (for Redis)."""
+        data = asdict(self)
+        data.pop("_cache")
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ChildPlan:
+        """Read a plan written by :meth:`to_json`."""
+        return cls(**json.loads(text))
+
+    @cached_property
+    def branch(self) -> Branch:
+        """The ItemProcessor as a model (parsed once per plan)."""
+        return Branch.model_validate(self.processor)
+
+    def child_name(self, child: int) -> str:
+        """A child's execution name: a UUID stable across attempts and resumes (the same the ResultWriter prints)."""
+        return child_execution_name(self.run_id, child)
+
+    def child_arn(self, child: int) -> str:
+        """A child's execution ARN, shaped as AWS's (``…:execution:<sm>/<label>:<name>``)."""
+        machine = f"{self.state_machine_name}/{self.label}"
+        return f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{machine}:{self.child_name(child)}"
+
+
+class AbortWatch:
+    """``should_abort`` for a child: asks the store at most every ``interval`` seconds."""
+
+    def __init__(self, store: RunStore, run: str, interval: float = 0.25) -> None:
+        self._store, self._run, self._interval = store, run, interval
+        self._next = 0.0
+        self._aborted = False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if not self._aborted and now >= self._next:
+            self._aborted = self._store.aborted(self._run) is not None
+            self._next = now + self._interval
+        return self._aborted
+
+
+def run_child(
+    store: RunStore,
+    plan: ChildPlan,
+    child: int,
+    token: str,
+    *,
+    handlers: Registry | None = None,
+    heartbeat: Any = None,
+    engine: Any = None,
+) -> str:
+    """Run one child if its token is current; record its result. Returns the start outcome.
+
+    Never raises for anything a definition or a handler does: every failure becomes the child's
+    recorded FAILED result with an AWS error name and cause. ``engine`` (a backend) lets the child
+    coordinate a nested DISTRIBUTED Map of its own.
+    """
+    me = worker_id()
+    started = store.start(plan.run_id, child, token, lease_ms=plan.lease_ms, worker=me)
+    if started.outcome != RUN:
+        return started.outcome
+    if heartbeat is not None:
+        heartbeat.add(store, plan.run_id, child, token, plan.lease_ms)
+    start_date = iso_now()
+    record: dict[str, Any] = {"Child": child, "Index": started.first, "Items": started.items, "Input": started.input}
+    try:
+        status, fields = _execute(store, plan, child, started, handlers or registry, engine)
+    except Exception as exc:  # the interpreter reports failures as results; this is a bug guard
+        logger.exception("child %s of map run %s crashed the interpreter", child, plan.run_id)
+        status, fields = ChildStatus.FAILED, {"Error": ErrorName.RUNTIME.value, "Cause": f"internal error: {exc!r}"}
+    finally:
+        if heartbeat is not None:
+            heartbeat.remove(plan.run_id, child, token)
+    record.update(fields)
+    record.update(
+        {
+            "Status": status.name,
+            "StartDate": start_date,
+            "StopDate": iso_now(),
+            "Attempts": started.attempt,
+            "Worker": me,
+        }
+    )
+    store.complete(plan.run_id, child, token, status, compact(record))
+    return started.outcome
+
+
+def _execute(
+    store: RunStore, plan: ChildPlan, child: int, started: Started, handlers: Registry, engine: Any
+) -> tuple[ChildStatus, dict[str, Any]]:
+    value = json.loads(started.input or "null")
+    first = started.first
+    deadline = time.monotonic() + EXPRESS_LIMIT_SECONDS if plan.execution_type == "EXPRESS" else None
+    runtime = Runtime(
+        registry=handlers,
+        payload_limit=plan.payload_limit,
+        should_abort=AbortWatch(store, plan.run_id),
+        deadline=deadline,
+        item_index=first,
+    )
+    info = ExecutionInfo(
+        name=plan.child_name(child),
+        state_machine_name=f"{plan.state_machine_name}/{plan.label}",
+        input=value,
+        arn=plan.child_arn(child),
+    )
+    if engine is not None:
+        from .coordinator import MapRunner
+        from .records import Execution
+
+        me = Execution(info.execution_arn, info.name, info.state_machine_name, input=value, start_date=info.start_time)
+        runtime.distributed_map = MapRunner(engine, me)
+    result = execute(plan.branch, value, runtime=runtime, info=info, language=plan.language)
+    if result.status == "SUCCEEDED":
+        output = compact(result.output)
+        if len(output.encode("utf-8")) > plan.payload_limit:
+            cause = (
+                f"The state/task 'ItemProcessor' of child {child} (item {first}) returned a result of "
+                f"{len(output.encode('utf-8'))} bytes, exceeding the payload limit of {plan.payload_limit} bytes."
+            )
+            return ChildStatus.FAILED, {"Error": ErrorName.DATA_LIMIT_EXCEEDED.value, "Cause": cause}
+        return ChildStatus.SUCCEEDED, {"Output": output}
+    return _STATUS[result.status], {"Error": result.error or "", "Cause": result.cause or ""}

@@ -1,0 +1,386 @@
+"""The coordinator: one Map Run from its first item to its result.
+
+read -> ItemSelector -> ItemBatcher -> acquire permits -> dispatch -> collect -> tolerance -> write.
+
+It owns the lifecycle of a Map Run and nothing else: items come from ``sources``/``readers``,
+permits and counts from the run store, children run wherever the backend sends them, results go
+to the inline output or the ResultWriter. It holds a bounded window of pending children in memory
+(never the manifest), and its only durable state is in the run store, so a coordinator killed at
+any moment and started again with the same execution name resumes: the cursor was advanced in the
+same atomic step that granted the permits, expired leases are reclaimed and re-dispatched, and
+finished children are never run again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import batching, sources
+from .asl.model import MapState, TaskState, WaitState, iter_states
+from .child import ChildPlan
+from .config import Settings
+from .errors import ErrorName, StatesError
+from .interpreter import dataflow, mapfields
+from .interpreter.context import MapInvocation, iso_now, state_machine_arn
+from .interpreter.executor import Aborted
+from .records import Execution, MapRun, MapRunStatus, map_run_arn, new_run_id
+from .storage import Storage
+from .store import ChildSpec, ChildStatus, Lease, RunConfig, RunStore
+
+logger = logging.getLogger(__name__)
+
+WINDOW = 256
+"""Children built ahead of their permits (the coordinator's whole item memory)."""
+RESULT_CHUNK = 500
+THRESHOLD_CAUSE = "The specified tolerated failure threshold was exceeded"
+
+
+class Engine(Protocol):
+    """What the coordinator needs from a backend."""
+
+    store: RunStore
+    settings: Settings
+
+    def publish_plan(self, plan: ChildPlan) -> None:
+        """Make the plan of a Map Run available to every worker."""
+        ...
+
+    def dispatch(self, plan: ChildPlan, leases: Sequence[Lease]) -> None:
+        """Send granted children to workers."""
+        ...
+
+    def storage(self) -> Storage:
+        """Object storage for readers and writers."""
+        ...
+
+
+class MapRunner:
+    """The ``Runtime.distributed_map`` hook of one execution: a new Coordinator per Map Run."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        execution: Execution,
+        *,
+        manifest: str | Path | Iterable[Any] | None = None,
+        manifest_state: str | None = None,
+        max_concurrency: int | None = None,
+    ) -> None:
+        self.engine, self.execution = engine, execution
+        self.manifest, self.manifest_state = manifest, manifest_state
+        self.max_concurrency = max_concurrency
+        self._attempts: dict[str, int] = {}
+
+    def __call__(self, invocation: MapInvocation) -> Any:
+        attempt = self._attempts.get(invocation.state_name, 0)
+        self._attempts[invocation.state_name] = attempt + 1
+        manifest = self.manifest if invocation.state_name == self.manifest_state else None
+        coordinator = Coordinator(
+            self.engine,
+            self.execution,
+            invocation,
+            attempt=attempt,
+            manifest=manifest,
+            max_concurrency=self.max_concurrency,
+        )
+        return coordinator.run()
+
+
+class Coordinator:
+    """Runs one Map Run. Use :meth:`run`; it returns the Map's result or raises StatesError/Aborted."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        execution: Execution,
+        invocation: MapInvocation,
+        *,
+        attempt: int = 0,
+        manifest: str | Path | Iterable[Any] | None = None,
+        max_concurrency: int | None = None,
+    ) -> None:
+        self.engine, self.store, self.settings = engine, engine.store, engine.settings
+        self.execution, self.inv, self.state = execution, invocation, invocation.state
+        self.manifest = manifest
+        self._override = max_concurrency
+        self.run_id = new_run_id(execution.execution_arn, invocation.state_name, attempt)
+        self.label = self.state.label or str(uuid.uuid5(uuid.NAMESPACE_URL, self.run_id))
+        self.map_run = MapRun(
+            map_run_arn=map_run_arn(execution.state_machine_name, self.label, self.run_id),
+            execution_arn=execution.execution_arn,
+            state_name=invocation.state_name,
+            label=self.label,
+            start_date=iso_now(),
+        )
+        self._oversize: set[int] = set()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def run(self) -> Any:
+        """Run the Map Run to its end and return the Map state's result."""
+        data, context, variables = self.inv.input, self.inv.context, self.inv.variables
+        state = self.state
+        config = RunConfig(
+            max_concurrency=self._override
+            if self._override is not None
+            else mapfields.max_concurrency(state, data, context, variables),
+            tolerated_failure_count=mapfields.tolerated_failure_count(state, data, context, variables),
+            tolerated_failure_percentage=mapfields.tolerated_failure_percentage(state, data, context, variables),
+            max_attempts=self.settings.max_attempts,
+        )
+        self.batch = batching.resolve(state, data, context, variables, self.settings.payload_limit)
+        self.plan = self._plan()
+        self.writer = self._writer()
+        self.engine.publish_plan(self.plan)
+        if not self.store.create_run(self.run_id, config):
+            config = self.store.config(self.run_id) or config
+            logger.info("resuming map run %s", self.map_run.map_run_arn)
+        self.map_run.max_concurrency = config.max_concurrency
+        self.map_run.tolerated_failure_count = config.tolerated_failure_count
+        self.map_run.tolerated_failure_percentage = config.tolerated_failure_percentage
+        self.execution.map_runs.append(self.map_run)
+        failure: StatesError | None = None
+        try:
+            self._dispatch_all()
+        except StatesError as exc:
+            failure = exc
+            self.store.abort(self.run_id, "failed")
+        self._settle()
+        return self._finish(failure)
+
+    def _plan(self) -> ChildPlan:
+        processor = self.state.processor
+        blocking = any(
+            isinstance(s, TaskState | WaitState) or (isinstance(s, MapState) and s.distributed)
+            for _, _, s in iter_states(processor)
+        )
+        return ChildPlan(
+            run_id=self.run_id,
+            map_run_arn=self.map_run.map_run_arn,
+            state_machine_name=self.execution.state_machine_name,
+            label=self.label,
+            processor=processor.model_dump(by_alias=True, exclude_unset=True, mode="json"),
+            language=self.inv.language,
+            execution_type=(processor.processor_config.execution_type if processor.processor_config else None)
+            or "STANDARD",
+            payload_limit=self.settings.payload_limit,
+            lease_ms=int(self.settings.lease_seconds * 1000),
+            blocking=blocking,
+        )
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def _children(self, next_item: int, next_child: int) -> Iterator[ChildSpec]:
+        items = sources.open_source(
+            self.state, self.inv.input, self.inv.context, self.inv.variables, manifest=self.manifest, start=next_item
+        )
+        selected = ((item.index, self._select(item)) for item in items)
+        grouped = batching.batches(selected, self.batch) if self.batch else batching.single(selected)
+        for number, child in enumerate(grouped, start=next_child):
+            if len(child.text.encode("utf-8")) > self.settings.payload_limit:
+                self._oversize.add(number)
+            yield ChildSpec(number, child.first, child.items, child.text, cursor=child.first + child.items)
+
+    def _select(self, item: Any) -> str:
+        state, value = self.state, item.value
+        if self.inv.language == "JSONata":
+            from .interpreter import jsonata_flow
+
+            value = jsonata_flow.select_item(
+                state, self.inv.input, self.inv.context, self.inv.variables, item.index, value, item.source, item.key
+            )
+        elif state.selector is not None:
+            entry = {"Index": item.index, "Value": value, "Source": item.source}
+            if item.key is not None:
+                entry["Key"] = item.key
+            context = {**self.inv.context, "Map": {"Item": entry}}
+            value = dataflow.template(state.selector, self.inv.input, context, self.inv.variables)
+        return dataflow.compact(value)
+
+    def _dispatch_all(self) -> None:
+        """Offer children for permits until every child has a terminal result or the run is aborted."""
+        store, run = self.store, self.run_id
+        _, next_child, next_item = store.cursor(run)
+        children = self._children(next_item, next_child)
+        pending: deque[ChildSpec] = deque()
+        exhausted = totals_set = False
+        end_child, end_item = next_child, next_item
+        lease_ms = int(self.settings.dispatch_lease_seconds * 1000)
+        while store.aborted(run) is None:
+            while not exhausted and len(pending) < WINDOW:
+                spec = next(children, None)
+                if spec is None:
+                    exhausted = True
+                    break
+                pending.append(spec)
+                end_child, end_item = spec.child + 1, spec.first + spec.items
+            if exhausted and not pending and not totals_set:
+                totals_set = True
+                if store.set_total(run, items=end_item, children=end_child):
+                    break
+            acquired = store.acquire(run, list(pending), dispatch_lease_ms=lease_ms)
+            for _ in range(acquired.granted_new):
+                pending.popleft()
+            self._dispatch(acquired.leases)
+            if totals_set and self._all_done():
+                break
+            if not acquired.leases:
+                wait_ms = 1000 if acquired.wait_ms < 0 else max(5, min(acquired.wait_ms, 1000))
+                store.wait(run, wait_ms)
+
+    def _dispatch(self, leases: Sequence[Lease]) -> None:
+        if not leases:
+            return
+        oversize = [lease for lease in leases if lease.child in self._oversize]
+        for lease in oversize:
+            self._fail_oversize(lease)
+        normal = [lease for lease in leases if lease.child not in self._oversize] if oversize else leases
+        if normal:
+            self.engine.dispatch(self.plan, normal)
+
+    def _fail_oversize(self, lease: Lease) -> None:
+        """A child input over the payload limit fails that child (and only it), naming the item and size."""
+        started = self.store.start(self.run_id, lease.child, lease.token, lease_ms=60_000, worker="coordinator")
+        if started.outcome != "run":
+            return
+        size = len((started.input or "").encode("utf-8"))
+        cause = (
+            f"The child input of Map state '{self.inv.state_name}' for item {started.first}"
+            f"{'' if started.items == 1 else f' (batch of {started.items} items)'} is {size} bytes, "
+            f"over the payload limit of {self.settings.payload_limit} bytes (DMAP_PAYLOAD_LIMIT); "
+            "use ItemSelector to pass less data to each child."
+        )
+        record = {
+            "Child": lease.child,
+            "Index": started.first,
+            "Items": started.items,
+            "Input": started.input,
+            "Status": "FAILED",
+            "Error": ErrorName.DATA_LIMIT_EXCEEDED.value,
+            "Cause": cause,
+            "StartDate": iso_now(),
+            "StopDate": iso_now(),
+            "Attempts": started.attempt,
+            "Worker": "coordinator",
+        }
+        self.store.complete(self.run_id, lease.child, lease.token, ChildStatus.FAILED, dataflow.compact(record))
+        self._oversize.discard(lease.child)
+
+    def _all_done(self) -> bool:
+        counts = self.store.counts(self.run_id).executions
+        return counts.total > 0 and counts.succeeded + counts.failed + counts.timedOut + counts.aborted >= counts.total
+
+    def _settle(self, grace_seconds: float | None = None) -> None:
+        """After an abort, let running children reach their next state (they see the flag) before finishing."""
+        if self.store.aborted(self.run_id) is None:
+            return
+        deadline = time.monotonic() + (grace_seconds if grace_seconds is not None else self.settings.lease_seconds)
+        while self.store.counts(self.run_id).executions.running > 0 and time.monotonic() < deadline:
+            self.store.acquire(self.run_id, [], dispatch_lease_ms=1)  # reclaims expired leases
+            self.store.wait(self.run_id, 200)
+
+    # -- results -------------------------------------------------------------------------------
+
+    def _writer(self) -> Any:
+        rw = self.state.result_writer
+        if rw is None or rw.resource is None:
+            return None
+        from .writers import ResultWriter, WriterSpec
+
+        params = dataflow.template(rw.parameters or {}, self.inv.input, self.inv.context, self.inv.variables)
+        config = rw.writer_config
+        spec = WriterSpec(
+            bucket=str(params.get("Bucket", "")),
+            prefix=params.get("Prefix"),
+            output_type=(config.output_type if config else None) or "JSON",
+            transformation=(config.transformation if config else None) or "NONE",
+        )
+        prefix = f"{self.execution.state_machine_name}/{self.label}"
+        writer = ResultWriter(
+            self.engine.storage(),
+            spec,
+            map_run_arn=self.map_run.map_run_arn,
+            map_run_id=self.run_id,
+            state_machine_arn=state_machine_arn(prefix),
+            execution_arn_prefix=self.plan.child_arn(0).rsplit(":", 1)[0] + ":",
+        )
+        writer.check()
+        return writer
+
+    def _records(self) -> Iterator[dict[str, Any]]:
+        """Every child's result record, in child order (removed from the store as they are read)."""
+        child = 0
+        while True:
+            batch = self.store.take_results(self.run_id, child, RESULT_CHUNK)
+            if not batch:
+                return
+            for text in batch:
+                yield json.loads(text)
+            child += len(batch)
+
+    def _finish(self, failure: StatesError | None) -> Any:
+        reason = self.store.aborted(self.run_id)
+        counts = self.store.counts(self.run_id)
+        self.map_run.item_counts = counts.items.as_dict()
+        self.map_run.execution_counts = counts.executions.as_dict()
+        self.map_run.stop_date = iso_now()
+        if reason == "tolerance":
+            failure = StatesError(ErrorName.EXCEED_TOLERATED_FAILURE_THRESHOLD, THRESHOLD_CAUSE)
+        if reason == "stopped":
+            self.map_run.status = MapRunStatus.ABORTED
+            raise Aborted()
+        output = self._output()
+        if failure is not None:
+            self.map_run.status = MapRunStatus.FAILED
+            self.map_run.error, self.map_run.cause = failure.name, failure.cause
+            raise failure
+        self.map_run.status = MapRunStatus.SUCCEEDED
+        return output
+
+    def _output(self) -> Any:
+        """The Map's result: ResultWriter details, or the ordered array of child outputs."""
+        if self.writer is not None:
+            for record in self._records():
+                self.writer.write(record)
+            return self.writer.close()
+        limit, size, out = self.settings.payload_limit, 2, []
+        for value in self._inline_values():
+            size += len(dataflow.compact(value).encode("utf-8")) + 1
+            if size > limit:
+                raise StatesError(
+                    ErrorName.DATA_LIMIT_EXCEEDED,
+                    f"The state/task '{self.inv.state_name}' returned a result with a size exceeding the maximum "
+                    f"number of bytes service limit ({limit} bytes); add a ResultWriter to export the results "
+                    "to S3, or ResultSelector/ItemSelector to shrink them.",
+                )
+            out.append(value)
+        return out
+
+    def _inline_values(self) -> Iterator[Any]:
+        """The inline output's elements: child outputs (failures as their records), or WriterConfig's format."""
+        rw = self.state.result_writer
+        if rw is not None and rw.writer_config is not None:
+            from .writers import RecordContext, WriterSpec, apply_writer_config
+
+            config = rw.writer_config
+            spec = WriterSpec(output_type=config.output_type or "JSON", transformation=config.transformation or "NONE")
+            prefix = f"{self.execution.state_machine_name}/{self.label}"
+            context = RecordContext(
+                self.run_id, state_machine_arn(prefix), self.plan.child_arn(0).rsplit(":", 1)[0] + ":"
+            )
+            yield from apply_writer_config(self._records(), spec, context=context)
+            return
+        for record in self._records():
+            yield json.loads(record["Output"]) if record.get("Status") == "SUCCEEDED" else _failure_entry(record)
+
+
+def _failure_entry(record: dict[str, Any]) -> dict[str, Any]:
+    """A tolerated failed child's entry in the inline output (dmap's documented choice)."""
+    return {"Status": record.get("Status"), "Error": record.get("Error"), "Cause": record.get("Cause")}

@@ -110,6 +110,25 @@ WRITER_ARGS: dict[str, Any] = {
     "execution_arn_prefix": EXECUTION_ARN_PREFIX,
 }
 
+# The Transformation NONE record of the AWS Developer Guide (reference §1.9), values abridged.
+AWS_SUCCEEDED_RECORD: dict[str, Any] = {
+    "ExecutionArn": (
+        "arn:aws:states:region:account-id:execution:orderProcessing/getOrders:da4e9fc7-abab-3b27-9a77-a277e463b709"
+    ),
+    "Input": "{}",
+    "InputDetails": {"Included": True},
+    "Name": "da4e9fc7-abab-3b27-9a77-a277e463b709",
+    "Output": '[{"customer_id":"145538","order_id":"100000"}]',
+    "OutputDetails": {"Included": True},
+    "RedriveCount": 0,
+    "RedriveStatus": "NOT_REDRIVABLE",
+    "RedriveStatusReason": "Execution is SUCCEEDED and cannot be redriven",
+    "StartDate": "2025-02-04T01:49:50.099Z",
+    "StateMachineArn": "arn:aws:states:region:account-id:stateMachine:orderProcessing/getOrders",
+    "Status": "SUCCEEDED",
+    "StopDate": "2025-02-04T01:49:50.163Z",
+}
+
 
 def succeeded(child: int, output: Any, *, item: Any = None) -> dict[str, Any]:
     """A SUCCEEDED child record whose output is ``output`` (encoded as the worker would)."""

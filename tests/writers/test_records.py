@@ -20,28 +20,17 @@ from dmap.writers import (
     transform_output,
 )
 
-from .support import EXECUTION_ARN_PREFIX, MAP_RUN_ID, STATE_MACHINE_ARN, pending, succeeded, unsuccessful
+from .support import (
+    AWS_SUCCEEDED_RECORD,
+    EXECUTION_ARN_PREFIX,
+    MAP_RUN_ID,
+    STATE_MACHINE_ARN,
+    pending,
+    succeeded,
+    unsuccessful,
+)
 
 CONTEXT = RecordContext(MAP_RUN_ID, STATE_MACHINE_ARN, EXECUTION_ARN_PREFIX, redrive_count=0)
-
-# The Transformation NONE record of the AWS Developer Guide (reference §1.9), values abridged.
-AWS_SUCCEEDED_RECORD: dict[str, Any] = {
-    "ExecutionArn": (
-        "arn:aws:states:region:account-id:execution:orderProcessing/getOrders:da4e9fc7-abab-3b27-9a77-a277e463b709"
-    ),
-    "Input": "{}",
-    "InputDetails": {"Included": True},
-    "Name": "da4e9fc7-abab-3b27-9a77-a277e463b709",
-    "Output": '[{"customer_id":"145538","order_id":"100000"}]',
-    "OutputDetails": {"Included": True},
-    "RedriveCount": 0,
-    "RedriveStatus": "NOT_REDRIVABLE",
-    "RedriveStatusReason": "Execution is SUCCEEDED and cannot be redriven",
-    "StartDate": "2025-02-04T01:49:50.099Z",
-    "StateMachineArn": "arn:aws:states:region:account-id:stateMachine:orderProcessing/getOrders",
-    "Status": "SUCCEEDED",
-    "StopDate": "2025-02-04T01:49:50.163Z",
-}
 
 
 def test_child_names_are_stable_version_3_uuids_distinct_per_child_and_per_run() -> None:

@@ -25,9 +25,12 @@ Manifest = str | Path | Iterable[Any] | None
 def state_machine_name(definition: DefinitionSource | StateMachine) -> str:
     """The name executions of a definition are filed under: the file's stem, else ``dmap``."""
     if isinstance(definition, Path) or (isinstance(definition, str) and definition.rstrip().endswith(".json")):
-        name = Path(definition).name
+        path = Path(definition)
+        name = path.name
         for suffix in (".json", ".asl"):
             name = name.removesuffix(suffix)
+        if name in ("definition", "statemachine", "state_machine") and path.resolve().parent.name:
+            name = path.resolve().parent.name  # examples/quickstart/definition.json -> "quickstart"
         return name or "dmap"
     return "dmap"
 

@@ -47,3 +47,11 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def redact(text: str) -> str:
+    """Remove passwords from URLs in ``text`` (``redis://user:secret@host`` -> ``redis://user:***@host``)."""
+    import re
+
+    pattern = r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@"
+    return re.sub(pattern, r"\g<scheme>\g<user>:***@", text)

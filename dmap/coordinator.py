@@ -327,16 +327,20 @@ class Coordinator:
 
     def _finish(self, failure: StatesError | None) -> Any:
         reason = self.store.aborted(self.run_id)
-        counts = self.store.counts(self.run_id)
-        self.map_run.item_counts = counts.items.as_dict()
-        self.map_run.execution_counts = counts.executions.as_dict()
-        self.map_run.stop_date = iso_now()
         if reason == "tolerance":
             failure = StatesError(ErrorName.EXCEED_TOLERATED_FAILURE_THRESHOLD, THRESHOLD_CAUSE)
-        if reason == "stopped":
-            self.map_run.status = MapRunStatus.ABORTED
-            raise Aborted()
-        output = self._output()
+        try:
+            if reason == "stopped":
+                self.map_run.status = MapRunStatus.ABORTED
+                raise Aborted()
+            output = self._output()
+        except StatesError as exc:
+            failure = failure or exc
+        finally:
+            counts = self.store.counts(self.run_id)
+            self.map_run.item_counts = counts.items.as_dict()
+            self.map_run.execution_counts = counts.executions.as_dict()
+            self.map_run.stop_date = iso_now()
         if failure is not None:
             self.map_run.status = MapRunStatus.FAILED
             self.map_run.error, self.map_run.cause = failure.name, failure.cause

@@ -1,0 +1,104 @@
+"""The celery backend: children are Celery tasks on workers anywhere; run state and broker are Redis.
+
+The coordinator (in the caller, or on a worker for detached runs) publishes each Map Run's
+:class:`~dmap.child.ChildPlan` to Redis once and sends each granted child as a tiny JSON message
+``(run, child, token)``; a worker fetches the plan once per run and runs the child through the
+same :func:`~dmap.child.run_child` as the local backend.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+
+from ..child import ChildPlan
+from ..config import Settings
+from ..errors import BackendError
+from ..store import Lease
+from ..store.redis import RedisRunStore
+from . import Backend
+
+CHILD_TASK = "dmap.run_child"
+_PLAN_CACHE = 256
+
+
+def plan_key(prefix: str, run: str) -> str:
+    """The Redis key of a Map Run's plan (same hash tag as the run's store keys)."""
+    return f"{prefix}:{{{run}}}:plan"
+
+
+class CeleryBackend(Backend):
+    """Celery workers + :class:`~dmap.store.redis.RedisRunStore` (DMAP_REDIS_URL / DMAP_BROKER_URL)."""
+
+    name = "celery"
+
+    def __init__(self, settings: Settings | None = None, *, app: Any = None) -> None:
+        super().__init__(settings)
+        try:
+            self.redis = RedisRunStore.from_url(self.settings.redis_url, socket_connect_timeout=5)
+            self.redis.client.ping()
+        except redis.RedisError as exc:
+            raise BackendError(f"cannot reach Redis for the celery backend: {_safe(exc)}") from None
+        self.store = self.redis
+        self._app = app
+        self._plans: OrderedDict[str, ChildPlan] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def app(self) -> Any:
+        """The Celery app children are sent with (``workers.app`` unless one was given)."""
+        if self._app is None:
+            from workers.app import create_app
+
+            self._app = create_app(self.settings)
+        return self._app
+
+    def publish_plan(self, plan: ChildPlan) -> None:
+        """Store the plan in Redis for the workers (kept for the retention period)."""
+        ttl = int(self.settings.retention_days * 86400)
+        self.redis.client.set(plan_key(self.redis.prefix, plan.run_id), plan.to_json(), ex=ttl)
+
+    def plan(self, run: str) -> ChildPlan | None:
+        """A Map Run's plan, from a small per-process cache or from Redis."""
+        with self._lock:
+            cached = self._plans.get(run)
+            if cached is not None:
+                self._plans.move_to_end(run)
+                return cached
+        text = self.redis.client.get(plan_key(self.redis.prefix, run))
+        if text is None:
+            return None
+        plan = ChildPlan.from_json(text)
+        with self._lock:
+            self._plans[run] = plan
+            while len(self._plans) > _PLAN_CACHE:
+                self._plans.popitem(last=False)
+        return plan
+
+    def dispatch(self, plan: ChildPlan, leases: Sequence[Lease]) -> None:
+        """Send one JSON message per child through one pooled producer connection."""
+        app = self.app
+        with app.producer_or_acquire() as producer:
+            for lease in leases:
+                app.send_task(
+                    CHILD_TASK,
+                    args=(plan.run_id, lease.child, lease.token),
+                    queue=self.settings.queue,
+                    producer=producer,
+                    ignore_result=True,
+                )
+
+    def close(self) -> None:
+        """Close the Redis connections."""
+        self.redis.close()
+
+
+def _safe(exc: BaseException) -> str:
+    """An error message without credentials (redis-py may echo the URL)."""
+    from ..config import redact
+
+    return redact(str(exc))

@@ -1,0 +1,51 @@
+"""The Celery app of dmap workers, configured from ``dmap.config`` (DMAP_* environment).
+
+Settings follow DESIGN §6 and the Celery/Redis research: JSON only (never pickle), no result
+backend (the run store records results), prefetch 1, early acks — leases, not ``acks_late`` plus a
+visibility timeout, own recovery, so the visibility timeout is set above the longest queue wait.
+Start a worker with ``dmap worker`` or ``celery -A workers.app worker -Q dmap``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from dmap.config import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    """A Celery app for dmap children on the broker of ``settings``."""
+    settings = settings or get_settings()
+    app = Celery("dmap", broker=settings.effective_broker_url, include=["workers.tasks"])
+    transport: dict[str, Any] = {
+        "visibility_timeout": int(settings.dispatch_lease_seconds) + 3600,
+        "socket_timeout": 30,
+        "socket_connect_timeout": 5,
+        "health_check_interval": 25,
+    }
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=False,
+        worker_prefetch_multiplier=1,
+        task_reject_on_worker_lost=False,
+        task_default_queue=settings.queue,
+        broker_transport_options=transport,
+        broker_connection_retry_on_startup=True,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+        worker_hijack_root_logger=False,
+        worker_max_tasks_per_child=10_000,
+        imports=settings.import_list,
+    )
+    return app
+
+
+app = create_app()
+"""The app ``celery -A workers.app`` and ``dmap worker`` use."""

@@ -1,0 +1,39 @@
+"""The one Celery task of dmap: run a child of a Map Run by reference ``(run, child, token)``.
+
+The message carries no payload: the child's input waits in the run store, and the plan of its
+Map Run is fetched from Redis once per process. Whatever happens inside the child is recorded as
+its result; the task itself never fails, so Celery never retries or re-queues it — the leases do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from dmap.backends.celery import CHILD_TASK, CeleryBackend
+from dmap.child import run_child
+from dmap.heartbeat import heartbeat
+
+from .app import app
+
+logger = logging.getLogger(__name__)
+_backend: tuple[int, CeleryBackend] | None = None
+
+
+def backend() -> CeleryBackend:
+    """This process's backend (created after a prefork fork, never shared across processes)."""
+    global _backend
+    if _backend is None or _backend[0] != os.getpid():
+        _backend = (os.getpid(), CeleryBackend(app=app))
+    return _backend[1]
+
+
+@app.task(name=CHILD_TASK, ignore_result=True)
+def run_child_task(run: str, child: int, token: str) -> str:
+    """Run one child if its token is still current; returns the start outcome (run, stale, aborted)."""
+    engine = backend()
+    plan = engine.plan(run)
+    if plan is None:
+        logger.warning("no plan for map run %s (expired or deleted); child %s skipped", run, child)
+        return "stale"
+    return run_child(engine.store, plan, int(child), str(token), heartbeat=heartbeat, engine=engine)

@@ -13,6 +13,7 @@ from datetime import datetime
 from threading import Event
 from typing import Any
 
+from .. import integrations
 from ..asl.model import (
     Branch,
     ChoiceState,
@@ -97,6 +98,12 @@ def invoke(
         function = args.get("FunctionName") if isinstance(args, Mapping) else None
         payload = args.get("Payload") if isinstance(args, Mapping) else None
         found = registry.lookup(function) if isinstance(function, str) else None
+    elif integrations.is_integration(state.resource):
+        function, payload = state.resource, args
+        handler = integrations.resolve(state.resource)
+        if handler is None:
+            raise StatesError(ErrorName.TASK_FAILED, integrations.disabled_reason(state.resource))
+        found = (state.resource, handler)
     else:
         function, payload = None, args
         found = registry.lookup(state.resource)

@@ -251,12 +251,22 @@ def check_resources(machine: Any, handlers: Registry) -> list[Any]:
 
     ``lambda:invoke`` with a dynamic ``FunctionName.$`` can only be checked when it runs.
     """
+    from .. import integrations
     from ..asl.diagnostics import Diagnostic, Severity, pointer
     from ..asl.model import TaskState, iter_states
 
     found = []
     for where, name, state in iter_states(machine):
-        if not isinstance(state, TaskState) or handlers.resolve(state.resource, state.parameters or state.arguments):
+        if not isinstance(state, TaskState):
+            continue
+        if integrations.is_integration(state.resource):
+            if integrations.resolve(state.resource) is None:
+                message = f"state '{name}': {integrations.disabled_reason(state.resource)}"
+                found.append(
+                    Diagnostic(Severity.ERROR, "INTEGRATION_NOT_ENABLED", message, pointer(*where, "Resource"))
+                )
+            continue
+        if handlers.resolve(state.resource, state.parameters or state.arguments):
             continue
         listing = ", ".join(handlers.names()) or "none"
         function = state.parameters.get("FunctionName") if isinstance(state.parameters, Mapping) else None

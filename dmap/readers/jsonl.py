@@ -1,0 +1,66 @@
+"""JSON Lines objects as items (``InputType: JSONL``): one item per non-empty line, streamed.
+
+This module owns splitting a stream into lines (in C, from the buffered stream), decoding each line
+as UTF-8 and parsing it as one JSON value; a failure names the line. Blank and whitespace-only lines
+are not items. It does not open objects or decompress them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from . import reader_failed
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+# One decoder for every line: json.loads(..., parse_constant=...) would build a decoder per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def iter_jsonl(stream: BinaryIO, uri: str, skip: int = 0) -> Iterator[Any]:
+    """The values of a JSON Lines document, from item ``skip`` on.
+
+    Args:
+        stream: The (decompressed) document.
+        uri: ``S3://bucket/key``, named in failure causes.
+        skip: Items (non-empty lines) to pass over unparsed first.
+
+    Yields:
+        One JSON value per non-empty line (numbers with a fraction or exponent as floats).
+
+    Raises:
+        StatesError: ``States.ItemReaderFailed`` naming the line that is not UTF-8 or not JSON.
+    """
+    decode = _DECODER.decode
+    lineno = 0
+    for raw in stream:
+        lineno += 1
+        if lineno == 1 and raw.startswith(_BOM):
+            raw = raw[3:]
+        if not raw.strip():
+            continue
+        if skip:
+            skip -= 1
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise reader_failed(
+                f"The JSON Lines object {uri} is not valid UTF-8: line {lineno}, byte {exc.start + 1} of the line."
+            ) from exc
+        try:
+            value = decode(text)
+        except json.JSONDecodeError as exc:
+            raise reader_failed(
+                f"The JSON Lines object {uri} is not valid: line {lineno}, column {exc.colno}: {exc.msg}."
+            ) from exc
+        except (ValueError, RecursionError) as exc:
+            raise reader_failed(f"The JSON Lines object {uri} is not valid: line {lineno}: {exc}.") from exc
+        yield value

@@ -1,12 +1,14 @@
 -- acquire.lua: reclaim expired leases, then grant permits (redo children first, then new ones).
 --
--- KEYS: the 11 run keys (see _lib.lua / dmap/keys.py).
--- ARGV: dispatch_lease_ms, nonce, max_skip, then 5 values per new child:
+-- KEYS: 1 run HASH, 2 st STRING (BITFIELD u4), 3 lease ZSET, 4 meta HASH, 5 input HASH, 6 redo LIST,
+--       7 wake LIST, 8 res HASH, 9 fail HASH, 10 fset ZSET, 11 ferr ZSET: every key of the run,
+--       '<prefix>:{<run>}:<name>' (layout and fields in _lib.lua and dmap/keys.py).
+-- ARGV: dispatch_lease_ms, nonce, max_redo, then 5 values per new child:
 --       child, first, items, cursor, input
 --   dispatch_lease_ms  how long a granted child may wait in the queue before START
 --   nonce              random text from the client; tokens are "<attempt>-<nonce><n in hex>"
---   max_skip           stop after skipping this many stale redo entries (bounded work; grants are
---                      bounded by the permits)
+--   max_redo           examine at most this many redo entries per call (bounded work); when redo
+--                      children are left, no new child is granted and the coordinator is woken
 --
 -- Returns -1 if the run does not exist, else
 --   {granted_new, wait_ms, reclaimed, child_1, token_1, attempt_1, child_2, ...}
@@ -73,18 +75,16 @@ if not aborted then
   local nonce = ARGV[2]
   local n = 0
 
-  local skipped = 0
-  local max_skip = tonumber(ARGV[3])
-  while free > 0 and skipped < max_skip do
+  local budget = tonumber(ARGV[3])
+  while free > 0 and budget > 0 do
     local c = redis.call('LPOP', K_REDO)
     if not c then
       break
     end
+    budget = budget - 1
     local mv = redis.call('HGET', K_META, c)
     -- Skip entries whose child finished meanwhile (a late completion) or is leased again.
-    if not (mv and get_status(c) == PENDING and not redis.call('ZSCORE', K_LEASE, c)) then
-      skipped = skipped + 1
-    else
+    if mv and get_status(c) == PENDING and not redis.call('ZSCORE', K_LEASE, c) then
       local m = parse_meta(mv)
       m.attempt = m.attempt + 1
       n = n + 1
@@ -96,6 +96,13 @@ if not aborted then
       out[#out + 1] = m.attempt
       free = free - 1
     end
+  end
+
+  if budget == 0 and free > 0 and redis.call('LLEN', K_REDO) > 0 then
+    -- Out of budget with redo children left: grant no new child before them (redo first) and
+    -- wake the coordinator so it calls again at once.
+    free = 0
+    wake('1')
   end
 
   local next_child = tonumber(cfg[4]) or 0

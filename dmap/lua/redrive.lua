@@ -1,6 +1,8 @@
 -- redrive.lua: make the FAILED, TIMED_OUT and ABORTED children of one chunk PENDING again.
 --
--- KEYS: the 11 run keys (see _lib.lua / dmap/keys.py).
+-- KEYS: 1 run HASH, 2 st STRING (BITFIELD u4), 3 lease ZSET, 4 meta HASH, 5 input HASH, 6 redo LIST,
+--       7 wake LIST, 8 res HASH, 9 fail HASH, 10 fset ZSET, 11 ferr ZSET: every key of the run,
+--       '<prefix>:{<run>}:<name>' (layout and fields in _lib.lua and dmap/keys.py).
 -- ARGV: first_child (even), count (the client sends at most 8192), clear_abort ('1' on the first chunk)
 --
 -- Returns -1 if the run does not exist, else how many children were reset. Each reset child:

@@ -1,6 +1,8 @@
 -- start.lua: a worker asks to run a child with its token (fencing).
 --
--- KEYS: the 11 run keys (see _lib.lua / dmap/keys.py).
+-- KEYS: 1 run HASH, 2 st STRING (BITFIELD u4), 3 lease ZSET, 4 meta HASH, 5 input HASH, 6 redo LIST,
+--       7 wake LIST, 8 res HASH, 9 fail HASH, 10 fset ZSET, 11 ferr ZSET: every key of the run,
+--       '<prefix>:{<run>}:<name>' (layout and fields in _lib.lua and dmap/keys.py).
 -- ARGV: child, token, lease_ms, worker
 --
 -- Returns {1, input, attempt, first, items} = RUN, {0} = STALE, {2} = ABORTED.

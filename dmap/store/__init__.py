@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Protocol
 
@@ -215,6 +216,65 @@ def record_error(record: str) -> str:
     except (ValueError, AttributeError):
         return ""
     return str(value).replace("\n", " ") if value else ""
+
+
+def _items_label(first: int, items: int) -> str:
+    return f"item {first}" if items == 1 else f"items {first}-{first + items - 1}"
+
+
+def worker_lost_cause(child: int, first: int, items: int, attempts: int, worker: str) -> str:
+    """The Cause of a child failed with :data:`WORKER_LOST_ERROR` (the Lua scripts write the same text)."""
+    times = "time" if attempts == 1 else "times"
+    return (
+        f"The worker running child {child} ({_items_label(first, items)}) stopped responding {attempts} {times} "
+        f"(lease expired); giving up. Last worker: {worker or 'none'}"
+    )
+
+
+def aborted_cause(reason: str, child: int, first: int, items: int, *, started: bool) -> str:
+    """The Cause of a child the store records ABORTED: queued when the run aborted, or lost while it was."""
+    if started:
+        return (
+            f"The Map Run was aborted ({reason}) and the worker running child {child} ({_items_label(first, items)}) "
+            "stopped responding."
+        )
+    return f"The Map Run was aborted ({reason}) before child {child} ({_items_label(first, items)}) started."
+
+
+def store_record(
+    child: int,
+    first: int,
+    items: int,
+    status: ChildStatus,
+    child_input: str,
+    error: str,
+    cause: str,
+    dates: tuple[float, float],
+    attempts: int,
+    worker: str,
+) -> str:
+    """A child record the store writes itself (worker lost, aborted), in the shape workers write.
+
+    Args:
+        child: The child number.
+        first: Its first item index (``Index``).
+        items: How many items it covers.
+        status: Its terminal status.
+        child_input: Its stored input, JSON text.
+        error: The ``Error`` name (``""`` for ABORTED).
+        cause: The ``Cause`` text.
+        dates: Start and stop as epoch seconds.
+        attempts: Dispatch attempts so far.
+        worker: The last worker, ``host:pid`` (``""`` if it never started).
+
+    Returns:
+        Compact JSON text; the Lua scripts build the same fields in the same order.
+    """
+    start, stop = (datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")[:-6] + "Z" for t in dates)
+    record = {"Child": child, "Index": first, "Items": items, "Status": status.name, "Input": child_input}
+    record |= {"Error": error, "Cause": cause, "StartDate": start, "StopDate": stop}
+    record |= {"Attempts": attempts, "Worker": worker}
+    return json.dumps(record, separators=(",", ":"))
 
 
 def exceeds_tolerance(failed: int, total: int | None, count: int, percentage: float) -> bool:

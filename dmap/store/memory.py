@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from ..errors import NotFoundError
 from . import (
@@ -35,8 +35,11 @@ from . import (
     RunConfig,
     RunCounts,
     Started,
+    aborted_cause,
     exceeds_tolerance,
     record_error,
+    store_record,
+    worker_lost_cause,
 )
 
 _PENDING, _RUNNING, _SUCCEEDED, _FAILED, _TIMED_OUT, _ABORTED = range(6)
@@ -44,77 +47,53 @@ _STATUSES = tuple(ChildStatus)
 _STALE = Started(STALE)
 _NOT_RECORDED = Completed(False, False)
 _MAX_WAKE_TOKENS = 8
+_T = TypeVar("_T")
 
 
+@dataclass(slots=True)
 class _Child:
     """What the store keeps about a granted child until it succeeds (or for good if it did not)."""
 
-    __slots__ = ("first", "items", "attempt", "token", "started", "worker")
-
-    def __init__(self, first: int, items: int, token: str) -> None:
-        self.first = first
-        self.items = items
-        self.attempt = 1
-        self.token = token
-        self.started = 0.0
-        self.worker = ""
+    first: int
+    items: int
+    token: str
+    attempt: int = 1
+    started: float = 0.0  # epoch seconds of the last start
+    worker: str = ""
 
 
+@dataclass(slots=True, eq=False)
 class _Run:
     """The state of one Map Run; every field is guarded by the store's lock."""
 
-    __slots__ = (
-        "config",
-        "status",
-        "children",
-        "inputs",
-        "leases",
-        "heap",
-        "redo",
-        "wake",
-        "results",
-        "failures",
-        "items",
-        "execs",
-        "written",
-        "reclaimed",
-        "duplicates",
-        "totals",
-        "cursor",
-        "abort",
-        "expires",
-    )
-
-    def __init__(self, config: RunConfig) -> None:
-        self.config = config
-        self.status = bytearray()
-        self.children: dict[int, _Child] = {}
-        self.inputs: dict[int, str] = {}
-        self.leases: dict[int, float] = {}  # child -> expiry (monotonic seconds)
-        self.heap: list[tuple[float, int]] = []  # lazy: entries not matching `leases` are stale
-        self.redo: deque[int] = deque()
-        self.wake: deque[str] = deque()
-        self.results: dict[int, str] = {}
-        self.failures: dict[int, tuple[str | None, str]] = {}  # child -> (error if known, record)
-        self.items = [0] * 6  # per status code
-        self.execs = [0] * 6
-        self.written = [0, 0]  # items, children
-        self.reclaimed = 0
-        self.duplicates = 0
-        self.totals: tuple[int, int] | None = None  # items, children
-        self.cursor = (0, 0, 0)
-        self.abort: str | None = None
-        self.expires: float | None = None
+    config: RunConfig
+    signal: Callable[[], None]  # wakes threads blocked in MemoryRunStore.wait
+    status: bytearray = field(default_factory=bytearray)  # one status code per child
+    children: dict[int, _Child] = field(default_factory=dict)
+    inputs: dict[int, str] = field(default_factory=dict)
+    leases: dict[int, float] = field(default_factory=dict)  # child -> expiry (monotonic seconds)
+    heap: list[tuple[float, int]] = field(default_factory=list)  # lazy: entries not matching `leases` are stale
+    redo: deque[int] = field(default_factory=deque)
+    wake: deque[str] = field(default_factory=deque)
+    results: dict[int, str] = field(default_factory=dict)
+    failures: dict[int, tuple[str | None, str]] = field(default_factory=dict)  # child -> (error if known, record)
+    items: list[int] = field(default_factory=lambda: [0] * 6)  # per status code
+    execs: list[int] = field(default_factory=lambda: [0] * 6)
+    written: list[int] = field(default_factory=lambda: [0, 0])  # items, children
+    reclaimed: int = 0
+    duplicates: int = 0
+    totals: tuple[int, int] | None = None  # items, children, once known
+    cursor: tuple[int, int, int] = (0, 0, 0)
+    abort: str | None = None
+    expires: float | None = None
 
     def get(self, child: int) -> int:
-        status = self.status
-        return status[child] if child < len(status) else _PENDING
+        return self.status[child] if child < len(self.status) else _PENDING
 
     def set(self, child: int, value: int) -> None:
-        status = self.status
-        if child >= len(status):
-            status.extend(bytes(max(child + 1, 2 * len(status)) - len(status)))
-        status[child] = value
+        if child >= len(self.status):
+            self.status.extend(bytes(max(child + 1, 2 * len(self.status)) - len(self.status)))
+        self.status[child] = value
 
     def lease(self, child: int, expiry: float) -> None:
         self.leases[child] = expiry
@@ -131,16 +110,7 @@ class _Run:
                 self.wake.pop()
         elif not self.wake:
             self.wake.appendleft(token)
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _items_text(child: _Child) -> str:
-    if child.items == 1:
-        return f"item {child.first}"
-    return f"items {child.first}-{child.first + child.items - 1}"
+        self.signal()
 
 
 class MemoryRunStore:
@@ -148,22 +118,15 @@ class MemoryRunStore:
 
     Args:
         clock: Monotonic seconds for lease expiry; injectable so tests can move time.
-        wall_clock: Epoch seconds for the dates of the records the store writes itself.
+        wall: Epoch seconds for the dates of the records the store writes itself.
     """
 
-    def __init__(
-        self,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        self._wall = wall_clock
+        self._wall = wall
         self._cond = threading.Condition(threading.Lock())
         self._runs: dict[str, _Run] = {}
         self._ids = itertools.count(random.getrandbits(40))
-
-    # -- lookup -------------------------------------------------------------------------------
 
     def _find(self, run: str) -> _Run | None:
         r = self._runs.get(run)
@@ -172,27 +135,27 @@ class MemoryRunStore:
             return None
         return r
 
+    def _read(self, run: str, read: Callable[[_Run], _T], default: _T) -> _T:
+        with self._cond:
+            r = self._find(run)
+            return default if r is None else read(r)
+
     def _get(self, run: str) -> _Run:
-        r = self._find(run)
-        if r is None:
+        if (r := self._find(run)) is None:
             raise NotFoundError("Map Run", run)
         return r
-
-    # -- configuration ------------------------------------------------------------------------
 
     def create_run(self, run: str, config: RunConfig) -> bool:
         """Create the run's state if absent; False when it already existed (a resume)."""
         with self._cond:
             if self._find(run) is not None:
                 return False
-            self._runs[run] = _Run(config)
+            self._runs[run] = _Run(config, self._cond.notify_all)
             return True
 
     def config(self, run: str) -> RunConfig | None:
         """The run's current configuration, or None if the run is unknown."""
-        with self._cond:
-            r = self._find(run)
-            return None if r is None else r.config
+        return self._read(run, lambda r: r.config, None)
 
     def update_config(
         self,
@@ -205,18 +168,14 @@ class MemoryRunStore:
         """Change limits of a live run; re-checks the tolerance and wakes the coordinator."""
         with self._cond:
             r = self._get(run)
-            c = r.config
-            r.config = RunConfig(
-                c.max_concurrency if max_concurrency is None else max_concurrency,
-                c.tolerated_failure_count if tolerated_failure_count is None else tolerated_failure_count,
-                c.tolerated_failure_percentage
-                if tolerated_failure_percentage is None
-                else tolerated_failure_percentage,
-                c.max_attempts,
-            )
+            if max_concurrency is not None:
+                r.config = replace(r.config, max_concurrency=max_concurrency)
+            if tolerated_failure_count is not None:
+                r.config = replace(r.config, tolerated_failure_count=tolerated_failure_count)
+            if tolerated_failure_percentage is not None:
+                r.config = replace(r.config, tolerated_failure_percentage=tolerated_failure_percentage)
             self._check_tolerance(r)
             r.notify("1")
-            self._cond.notify_all()
 
     def set_total(self, run: str, *, items: int, children: int) -> bool:
         """Declare the final totals; True if the percentage tolerance now aborts the run."""
@@ -233,16 +192,11 @@ class MemoryRunStore:
                 return False
             r.abort = reason
             r.notify("ABORT")
-            self._cond.notify_all()
             return True
 
     def aborted(self, run: str) -> str | None:
         """The abort reason, or None while the run is not aborted."""
-        with self._cond:
-            r = self._find(run)
-            return None if r is None else r.abort
-
-    # -- the semaphore ------------------------------------------------------------------------
+        return self._read(run, lambda r: r.abort, None)
 
     def acquire(self, run: str, children: Sequence[ChildSpec], *, dispatch_lease_ms: int) -> Acquired:
         """Reclaim expired leases, then grant permits to redo children first, then to ``children``."""
@@ -307,13 +261,8 @@ class MemoryRunStore:
                 if r.abort is not None:
                     self._finish_aborted(r, c, child, started=s == _RUNNING)
                 elif child.attempt >= r.config.max_attempts:
-                    times = "time" if child.attempt == 1 else "times"
-                    cause = (
-                        f"The worker running child {c} ({_items_text(child)}) stopped responding {child.attempt} "
-                        f"{times} (lease expired); giving up. Last worker: {child.worker or 'none'}"
-                    )
-                    record = self._store_record(r, c, child, _FAILED, WORKER_LOST_ERROR, cause)
-                    self._finish(r, c, child, _FAILED, record, WORKER_LOST_ERROR)
+                    cause = worker_lost_cause(c, child.first, child.items, child.attempt, child.worker)
+                    self._finish_as_store(r, c, child, _FAILED, WORKER_LOST_ERROR, cause)
                     self._check_tolerance(r)
                 else:
                     if s == _RUNNING:
@@ -343,8 +292,6 @@ class MemoryRunStore:
                 self._cond.wait_for(lambda: bool(wake), timeout_ms / 1000)
             return r.wake.popleft() if r.wake else None
 
-    # -- workers ------------------------------------------------------------------------------
-
     def start(self, run: str, child: int, token: str, *, lease_ms: int, worker: str = "") -> Started:
         """RUN (with the input) if ``token`` holds the child's lease and the child is pending; else STALE/ABORTED."""
         with self._cond:
@@ -358,7 +305,6 @@ class MemoryRunStore:
             if s >= _SUCCEEDED:
                 del r.leases[child]
                 r.notify("1")
-                self._cond.notify_all()
                 return _STALE
             if s == _RUNNING:
                 return _STALE  # a redelivered message of a child that already runs
@@ -405,7 +351,6 @@ class MemoryRunStore:
             ch = r.children.get(child)
             if ch is not None and ch.token == token and r.leases.pop(child, None) is not None:
                 r.notify("1")
-                self._cond.notify_all()
             s = r.get(child)
             if s >= _SUCCEEDED:
                 r.duplicates += 1
@@ -422,8 +367,6 @@ class MemoryRunStore:
             aborted = code in (_FAILED, _TIMED_OUT) and self._check_tolerance(r)
             return Completed(True, aborted)
 
-    # -- accounting ---------------------------------------------------------------------------
-
     def _finish(self, r: _Run, c: int, child: _Child, s: int, record: str, error: str | None) -> None:
         r.set(c, s)
         r.items[s] += child.items
@@ -434,34 +377,15 @@ class MemoryRunStore:
         else:
             r.failures[c] = (error, record)
         r.notify("1")
-        self._cond.notify_all()
 
-    def _finish_aborted(self, r: _Run, c: int, child: _Child, *, started: bool) -> None:
-        if started:
-            cause = (
-                f"The Map Run was aborted ({r.abort}) and the worker running child {c} ({_items_text(child)}) "
-                "stopped responding."
-            )
-        else:
-            cause = f"The Map Run was aborted ({r.abort}) before child {c} ({_items_text(child)}) started."
-        self._finish(r, c, child, _ABORTED, self._store_record(r, c, child, _ABORTED, "", cause), "")
+    def _finish_aborted(self, r: _Run, c: int, ch: _Child, *, started: bool) -> None:
+        cause = aborted_cause(r.abort or "", c, ch.first, ch.items, started=started)
+        self._finish_as_store(r, c, ch, _ABORTED, "", cause)
 
-    def _store_record(self, r: _Run, c: int, child: _Child, s: int, error: str, cause: str) -> str:
+    def _finish_as_store(self, r: _Run, c: int, ch: _Child, s: int, error: str, cause: str) -> None:
         stop = self._wall()
-        record = {
-            "Child": c,
-            "Index": child.first,
-            "Items": child.items,
-            "Status": _STATUSES[s].name,
-            "Input": r.inputs.get(c, ""),
-            "Error": error,
-            "Cause": cause,
-            "StartDate": _iso(child.started or stop),
-            "StopDate": _iso(stop),
-            "Attempts": child.attempt,
-            "Worker": child.worker,
-        }
-        return json.dumps(record, separators=(",", ":"))
+        args = (ch.first, ch.items, _STATUSES[s], r.inputs.get(c, ""), error, cause, (ch.started or stop, stop))
+        self._finish(r, c, ch, s, store_record(c, *args, ch.attempt, ch.worker), error)
 
     def _check_tolerance(self, r: _Run) -> bool:
         if r.abort is not None:
@@ -473,37 +397,19 @@ class MemoryRunStore:
             return False
         r.abort = "tolerance"
         r.notify("ABORT")
-        self._cond.notify_all()
         return True
-
-    # -- reads --------------------------------------------------------------------------------
 
     def cursor(self, run: str) -> tuple[int, int, int]:
         """``(reader_cursor, next_child, next_item)`` as last stored by :meth:`acquire`."""
-        with self._cond:
-            r = self._find(run)
-            return (0, 0, 0) if r is None else r.cursor
+        return self._read(run, lambda r: r.cursor, (0, 0, 0))
 
     def counts(self, run: str) -> RunCounts:
         """The run's item and execution counts now (zeros for an unknown run)."""
-        with self._cond:
-            r = self._find(run)
-            if r is None:
-                return RunCounts()
-            totals = r.totals if r.totals is not None else (r.cursor[2], r.cursor[1])
-            return RunCounts(
-                items=_counts(r.items, totals[0], r.written[0]),
-                executions=_counts(r.execs, totals[1], r.written[1]),
-                reclaimed=r.reclaimed,
-                duplicates=r.duplicates,
-                leases=len(r.leases),
-            )
+        return self._read(run, _run_counts, RunCounts())
 
     def statuses(self, run: str, first_child: int, count: int) -> list[ChildStatus]:
         """The statuses of ``count`` children from ``first_child`` (PENDING beyond the known ones)."""
-        with self._cond:
-            r = self._find(run)
-            raw = b"" if r is None else bytes(r.status[first_child : first_child + count])
+        raw = self._read(run, lambda r: bytes(r.status[first_child : first_child + count]), b"")
         return [_STATUSES[s] for s in raw] + [ChildStatus.PENDING] * (count - len(raw))
 
     def take_results(self, run: str, first_child: int, limit: int) -> list[str]:
@@ -511,10 +417,8 @@ class MemoryRunStore:
         with self._cond:
             r = self._find(run)
             out: list[str] = []
-            if r is None:
-                return out
             c = first_child
-            while len(out) < limit:
+            while r is not None and len(out) < limit:
                 record = r.results.pop(c, None)
                 if record is None:
                     break
@@ -530,24 +434,12 @@ class MemoryRunStore:
 
     def failures(self, run: str, *, error: str | None = None) -> Iterator[str]:
         """The records of failed, timed-out and aborted children by child number (``error`` filters)."""
-        with self._cond:
-            r = self._find(run)
-            if r is None:
-                return iter(())
-            snapshot = sorted(r.failures.items())
-        return (
-            record
-            for _, (e, record) in snapshot
-            if error is None or (e if e is not None else record_error(record)) == error
-        )
+        snapshot: list[tuple[int, tuple[str | None, str]]] = self._read(run, lambda r: sorted(r.failures.items()), [])
+        return (rec for _, (e, rec) in snapshot if error is None or (record_error(rec) if e is None else e) == error)
 
     def child_input(self, run: str, child: int) -> str | None:
         """The stored input of a child (kept for children that did not succeed)."""
-        with self._cond:
-            r = self._find(run)
-            return None if r is None else r.inputs.get(child)
-
-    # -- lifecycle ----------------------------------------------------------------------------
+        return self._read(run, lambda r: r.inputs.get(child), None)
 
     def reset_for_redrive(self, run: str) -> int:
         """Make every FAILED, TIMED_OUT and ABORTED child PENDING again, re-queue it, clear the abort flag."""
@@ -571,7 +463,6 @@ class MemoryRunStore:
             r.failures.clear()
             if n:
                 r.notify("1")
-                self._cond.notify_all()
             return n
 
     def delete_run(self, run: str) -> None:
@@ -582,20 +473,22 @@ class MemoryRunStore:
     def expire_run(self, run: str, seconds: float) -> None:
         """Forget the run ``seconds`` from now (retention); no-op for an unknown run."""
         with self._cond:
-            r = self._find(run)
-            if r is not None:
+            if (r := self._find(run)) is not None:
                 r.expires = self._clock() + seconds
+
+
+def _run_counts(r: _Run) -> RunCounts:
+    items, children = r.totals if r.totals is not None else (r.cursor[2], r.cursor[1])
+    return RunCounts(
+        _counts(r.items, items, r.written[0]),
+        _counts(r.execs, children, r.written[1]),
+        r.reclaimed,
+        r.duplicates,
+        len(r.leases),
+    )
 
 
 def _counts(by_status: list[int], total: int, written: int) -> Counts:
     running, succeeded, failed, timed_out, aborted = by_status[1:]
-    return Counts(
-        pending=total - running - succeeded - failed - timed_out - aborted,
-        running=running,
-        succeeded=succeeded,
-        failed=failed,
-        timedOut=timed_out,
-        aborted=aborted,
-        total=total,
-        resultsWritten=written,
-    )
+    pending = total - running - succeeded - failed - timed_out - aborted
+    return Counts(pending, running, succeeded, failed, timed_out, aborted, total, written)

@@ -54,7 +54,7 @@ _RENEW_BATCH = 500
 _RESULTS_BATCH = 500
 _FAILURES_BATCH = 500
 _REDRIVE_CHUNK = 8192  # children per redrive step (even: one status byte holds two children)
-_MAX_REDO_SKIPS = 1000
+_MAX_REDO = 1000  # redo entries examined per acquire; the script wakes the coordinator for more
 _STATUSES = tuple(ChildStatus)
 _STALE = Started(STALE)
 _COUNT_KEYS = ("running", "succeeded", "failed", "timedOut", "aborted")
@@ -93,6 +93,7 @@ class RedisRunStore:
         self.prefix = prefix
         self._scripts = {name: client.register_script(_script_text(name)) for name in _SCRIPTS}
         self._keys: dict[str, list[str]] = {}
+        self._blocker: redis.Redis | None = None
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX, **kwargs: Any) -> RedisRunStore:
@@ -108,6 +109,8 @@ class RedisRunStore:
     def close(self) -> None:
         """Close the client's connections."""
         self.client.close()
+        if self._blocker is not None:
+            self._blocker.close()
 
     def _k(self, run: str) -> list[str]:
         keys = self._keys.get(run)
@@ -182,7 +185,7 @@ class RedisRunStore:
         Raises:
             NotFoundError: The run does not exist.
         """
-        args: list[Any] = [dispatch_lease_ms, secrets.token_hex(4), _MAX_REDO_SKIPS]
+        args: list[Any] = [dispatch_lease_ms, secrets.token_hex(4), _MAX_REDO]
         for s in children:
             args += (s.child, s.first, s.items, s.cursor, s.input)
         out = self._call("acquire", run, *args)
@@ -194,23 +197,26 @@ class RedisRunStore:
     def wait(self, run: str, timeout_ms: int) -> str | None:
         """Block on the run's wake list (``BLPOP``) until a token arrives or ``timeout_ms`` passes.
 
-        ``timeout_ms <= 0`` does not block. A client ``socket_timeout`` shorter than the wait is
-        respected by blocking in shorter slices.
+        ``timeout_ms <= 0`` does not block. With a client ``socket_timeout``, the wait runs on a
+        separate connection pool without one.
         """
         key = self._k(run)[WAKE_INDEX]
         if timeout_ms <= 0:
             value = self.client.lpop(key)
             return None if value is None else _text(value)
-        remaining = timeout_ms / 1000
-        socket_timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
-        slice_s = max(0.01, socket_timeout - 0.5) if socket_timeout else remaining
-        while remaining > 0:
-            step = min(remaining, slice_s)
-            popped = self.client.blpop([key], timeout=max(step, 0.001))
-            if popped is not None:
-                return _text(popped[1])
-            remaining -= step
-        return None
+        popped = self._blocking().blpop([key], timeout=timeout_ms / 1000)
+        return None if popped is None else _text(popped[1])
+
+    def _blocking(self) -> redis.Redis:
+        # BLPOP outlives a short socket_timeout (Redis checks blocking timeouts only every 100 ms
+        # or so): blocking calls get their own pool with the same settings but no read timeout.
+        if self._blocker is None:
+            pool = self.client.connection_pool
+            if not pool.connection_kwargs.get("socket_timeout"):
+                return self.client
+            kwargs = {**pool.connection_kwargs, "socket_timeout": None, "socket_keepalive": True}
+            self._blocker = redis.Redis(connection_pool=type(pool)(connection_class=pool.connection_class, **kwargs))
+        return self._blocker
 
     # -- workers ------------------------------------------------------------------------------
 

@@ -104,3 +104,26 @@ def test_the_memory_store_reclaims_leases_on_its_injected_clock() -> None:
     again = store.acquire("r", [], dispatch_lease_ms=1000)
     assert (again.reclaimed, again.leases[0].attempt) == (1, 2)
     assert again.leases[0].token != lease.token
+
+
+def test_a_long_redo_list_is_granted_in_bounded_steps_before_new_children(any_redis: Any) -> None:
+    store = RedisRunStore(any_redis)
+    store.create_run("r", RunConfig(max_concurrency=0, tolerated_failure_count=10**6))
+    for lease in store.acquire("r", specs(0, 1001), dispatch_lease_ms=LONG_MS).leases:
+        store.complete("r", lease.child, lease.token, ChildStatus.FAILED, record(lease.child, "FAILED"))
+    assert store.reset_for_redrive("r") == 1001
+    assert store.wait("r", 0) == "1"
+    first = store.acquire("r", specs(1001, 1), dispatch_lease_ms=LONG_MS)
+    assert (len(first.leases), first.granted_new) == (1000, 0)
+    assert store.wait("r", 0) == "1"  # come back at once for the rest
+    second = store.acquire("r", specs(1001, 1), dispatch_lease_ms=LONG_MS)
+    assert [lease.child for lease in second.leases] == [1000, 1001]
+
+
+def test_wait_outlasts_a_short_socket_timeout(redis_url: str) -> None:
+    store = RedisRunStore.from_url(redis_url, socket_timeout=0.2)
+    store.create_run("r", RunConfig(max_concurrency=1))
+    assert store.wait("r", 500) is None
+    store.abort("r", "stopped")
+    assert store.wait("r", 500) == "ABORT"
+    store.close()

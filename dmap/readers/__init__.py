@@ -310,9 +310,20 @@ def open_items(spec: ReaderSpec, storage: Storage, *, start: int = 0, position: 
         start = index
     if start < 0:
         raise ConfigurationError(f"start must be >= 0, not {start}")
+    if fields and set(fields) != _position_fields(spec):
+        raise ConfigurationError(f"reader position {position!r} was not made by an ItemReader like this one")
     cursor = Cursor(fields)
     limit = spec.max_items if spec.max_items and spec.max_items > 0 else None
     return ItemStream(_records(spec, storage, start, bool(fields), cursor), start, limit, cursor)
+
+
+def _position_fields(spec: ReaderSpec) -> set[str]:
+    """The cursor fields a position of this kind of source carries besides its index."""
+    if spec.resource.endswith(":s3:listObjectsV2"):
+        return {"part", "skip"} if spec.transformation == "LOAD_AND_FLATTEN" else {"after"}
+    if spec.manifest_type in ("ATHENA_DATA", "S3_INVENTORY") or spec.input_type == "MANIFEST":
+        return {"part", "skip"}
+    return set()
 
 
 def _records(spec: ReaderSpec, storage: Storage, start: int, resumed: bool, cursor: Cursor) -> Iterator[Record]:

@@ -12,7 +12,7 @@ import pytest
 from dmap.errors import ConfigurationError, StatesError
 from dmap.readers import ReaderSpec, open_items
 
-from .conftest import GET, Objects
+from .conftest import GET, LIST, Objects
 
 
 def _cause(objects: Objects, **fields: Any) -> str:
@@ -113,6 +113,11 @@ def test_bad_positions_and_starts_are_caller_errors(local_objects: Objects) -> N
         open_items(spec, local_objects.storage, start=-1)
     with pytest.raises(ConfigurationError):
         open_items(spec, local_objects.storage, start=2, position='{"i": 3}')
+    listing = ReaderSpec(resource=LIST, bucket="data")
+    with pytest.raises(ConfigurationError, match="not made by an ItemReader like this one"):
+        open_items(listing, local_objects.storage, position='{"i": 3, "part": "k", "skip": 1}')
+    with pytest.raises(ConfigurationError, match="not made by an ItemReader like this one"):
+        open_items(spec, local_objects.storage, position='{"i": 3, "after": "k"}')
 
 
 def test_a_version_id_that_does_not_exist_locally_fails(local_objects: Objects) -> None:

@@ -88,8 +88,18 @@ def execute_in_process(machine: StateMachine, execution: Execution, runtime: Run
         redrive_count=execution.redrive_count,
         arn=execution.execution_arn,
     )
-    result = execute(machine, execution.input, runtime=runtime, info=info)
+    result = execute(
+        machine,
+        execution.resume_input if execution.resume_state else execution.input,
+        runtime=runtime,
+        info=info,
+        start_at=execution.resume_state,
+        variables=execution.resume_variables,
+    )
     execution.status = ExecutionStatus(result.status)
     execution.output, execution.error, execution.cause = result.output, result.error, result.cause
+    execution.resume_state, execution.resume_input, execution.resume_variables = result.position or (None, None, None)
+    if result.status == "SUCCEEDED":
+        execution.resume_state = execution.resume_input = execution.resume_variables = None
     execution.stop_date = iso_now()
     return execution

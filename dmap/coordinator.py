@@ -30,6 +30,7 @@ from .errors import ErrorName, StatesError
 from .interpreter import dataflow, mapfields
 from .interpreter.context import MapInvocation, iso_now, state_machine_arn
 from .interpreter.executor import Aborted
+from .journal import Journal
 from .records import Execution, MapRun, MapRunStatus, map_run_arn, new_run_id
 from .storage import Storage
 from .store import ChildSpec, ChildStatus, Lease, RunConfig, RunStore
@@ -40,6 +41,8 @@ WINDOW = 256
 """Children built ahead of their permits (the coordinator's whole item memory)."""
 RESULT_CHUNK = 500
 THRESHOLD_CAUSE = "The specified tolerated failure threshold was exceeded"
+NEVER = 2**53
+"""A failure count no run reaches: the effective ToleratedFailureCount when only a percentage is set."""
 
 
 class Engine(Protocol):
@@ -47,6 +50,7 @@ class Engine(Protocol):
 
     store: RunStore
     settings: Settings
+    journal: Journal
 
     def publish_plan(self, plan: ChildPlan) -> None:
         """Make the plan of a Map Run available to every worker."""
@@ -72,11 +76,13 @@ class MapRunner:
         manifest: str | Path | Iterable[Any] | None = None,
         manifest_state: str | None = None,
         max_concurrency: int | None = None,
+        redrive: dict[str, MapRun] | None = None,
     ) -> None:
         self.engine, self.execution = engine, execution
         self.manifest, self.manifest_state = manifest, manifest_state
         self.max_concurrency = max_concurrency
         self._attempts: dict[str, int] = {}
+        self._redrive = dict(redrive or {})
 
     def __call__(self, invocation: MapInvocation) -> Any:
         attempt = self._attempts.get(invocation.state_name, 0)
@@ -89,6 +95,7 @@ class MapRunner:
             attempt=attempt,
             manifest=manifest,
             max_concurrency=self.max_concurrency,
+            redrive_of=self._redrive.pop(invocation.state_name, None),
         )
         return coordinator.run()
 
@@ -105,20 +112,30 @@ class Coordinator:
         attempt: int = 0,
         manifest: str | Path | Iterable[Any] | None = None,
         max_concurrency: int | None = None,
+        redrive_of: MapRun | None = None,
     ) -> None:
         self.engine, self.store, self.settings = engine, engine.store, engine.settings
         self.execution, self.inv, self.state = execution, invocation, invocation.state
         self.manifest = manifest
         self._override = max_concurrency
-        self.run_id = new_run_id(execution.execution_arn, invocation.state_name, attempt)
-        self.label = self.state.label or str(uuid.uuid5(uuid.NAMESPACE_URL, self.run_id))
-        self.map_run = MapRun(
-            map_run_arn=map_run_arn(execution.state_machine_name, self.label, self.run_id),
-            execution_arn=execution.execution_arn,
-            state_name=invocation.state_name,
-            label=self.label,
-            start_date=iso_now(),
-        )
+        self.redrive = redrive_of is not None and self.store.config(redrive_of.run_id) is not None
+        if redrive_of is not None and self.redrive:
+            self.run_id, self.label, self.map_run = redrive_of.run_id, redrive_of.label, redrive_of
+            self.map_run.redrive_count += 1
+            self.map_run.status, self.map_run.stop_date = MapRunStatus.RUNNING, None
+            self.map_run.error = self.map_run.cause = None
+        else:
+            # A redrive whose run state is gone (retention, a restarted local process) starts a new Map Run.
+            seed = f"{attempt}" if redrive_of is None else f"{attempt}/redrive-{execution.redrive_count}"
+            self.run_id = new_run_id(execution.execution_arn, invocation.state_name, seed)
+            self.label = self.state.label or str(uuid.uuid5(uuid.NAMESPACE_URL, self.run_id))
+            self.map_run = MapRun(
+                map_run_arn=map_run_arn(execution.state_machine_name, self.label, self.run_id),
+                execution_arn=execution.execution_arn,
+                state_name=invocation.state_name,
+                label=self.label,
+                start_date=iso_now(),
+            )
         self._oversize: set[int] = set()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -127,14 +144,7 @@ class Coordinator:
         """Run the Map Run to its end and return the Map state's result."""
         data, context, variables = self.inv.input, self.inv.context, self.inv.variables
         state = self.state
-        config = RunConfig(
-            max_concurrency=self._override
-            if self._override is not None
-            else mapfields.max_concurrency(state, data, context, variables),
-            tolerated_failure_count=mapfields.tolerated_failure_count(state, data, context, variables),
-            tolerated_failure_percentage=mapfields.tolerated_failure_percentage(state, data, context, variables),
-            max_attempts=self.settings.max_attempts,
-        )
+        config = self._config()
         self.batch = batching.resolve(state, data, context, variables, self.settings.payload_limit)
         self.plan = self._plan()
         self.writer = self._writer()
@@ -142,10 +152,14 @@ class Coordinator:
         if not self.store.create_run(self.run_id, config):
             config = self.store.config(self.run_id) or config
             logger.info("resuming map run %s", self.map_run.map_run_arn)
+        if self.redrive:
+            reset = self.store.reset_for_redrive(self.run_id)
+            logger.info("redriving map run %s: %d children to run again", self.map_run.map_run_arn, reset)
         self.map_run.max_concurrency = config.max_concurrency
-        self.map_run.tolerated_failure_count = config.tolerated_failure_count
-        self.map_run.tolerated_failure_percentage = config.tolerated_failure_percentage
-        self.execution.map_runs.append(self.map_run)
+        others = [m for m in self.execution.map_runs if m.map_run_arn != self.map_run.map_run_arn]
+        self.execution.map_runs = [*others, self.map_run]
+        self.engine.journal.save_map_run(self.map_run)
+        self.engine.journal.save_execution(self.execution)
         failure: StatesError | None = None
         try:
             self._dispatch_all()
@@ -153,7 +167,35 @@ class Coordinator:
             failure = exc
             self.store.abort(self.run_id, "failed")
         self._settle()
-        return self._finish(failure)
+        try:
+            return self._finish(failure)
+        finally:
+            self.engine.journal.save_map_run(self.map_run)
+
+    def _config(self) -> RunConfig:
+        """The run's limits. AWS applies only the tolerances a definition sets; with neither set, any failure fails.
+
+        The store gets effective values (an unset threshold becomes one that can never be exceeded);
+        the Map Run record shows AWS's (0 for an unset one).
+        """
+        state, data, context, variables = self.state, self.inv.input, self.inv.context, self.inv.variables
+        has_count = state.tolerated_failure_count is not None or state.tolerated_failure_count_path is not None
+        has_percentage = (
+            state.tolerated_failure_percentage is not None or state.tolerated_failure_percentage_path is not None
+        )
+        count = mapfields.tolerated_failure_count(state, data, context, variables)
+        percentage = mapfields.tolerated_failure_percentage(state, data, context, variables)
+        if self._override is not None:
+            concurrency = self._override
+        else:
+            concurrency = mapfields.max_concurrency(state, data, context, variables)
+        self.map_run.tolerated_failure_count, self.map_run.tolerated_failure_percentage = count, percentage
+        return RunConfig(
+            max_concurrency=concurrency,
+            tolerated_failure_count=count if has_count or not has_percentage else NEVER,
+            tolerated_failure_percentage=percentage if has_percentage else 100.0,
+            max_attempts=self.settings.max_attempts,
+        )
 
     def _plan(self) -> ChildPlan:
         processor = self.state.processor
@@ -213,7 +255,11 @@ class Coordinator:
         exhausted = totals_set = False
         end_child, end_item = next_child, next_item
         lease_ms = int(self.settings.dispatch_lease_seconds * 1000)
+        journal, arn = self.engine.journal, self.execution.execution_arn
         while store.aborted(run) is None:
+            if journal.stop_requested(arn):
+                store.abort(run, "stopped")
+                break
             while not exhausted and len(pending) < WINDOW:
                 spec = next(children, None)
                 if spec is None:
@@ -314,16 +360,20 @@ class Coordinator:
         writer.check()
         return writer
 
-    def _records(self) -> Iterator[dict[str, Any]]:
-        """Every child's result record, in child order (removed from the store as they are read)."""
-        child = 0
-        while True:
-            batch = self.store.take_results(self.run_id, child, RESULT_CHUNK)
-            if not batch:
-                return
+    def _records(self, *, take: bool) -> Iterator[dict[str, Any]]:
+        """Every finished child's result record, in child order.
+
+        ``take`` removes them from the store as they are read (the ResultWriter streams them out, so
+        the store stays bounded); otherwise they stay (the inline output, rebuilt by a redrive).
+        A child without a record (already written by an earlier attempt) is skipped.
+        """
+        fetch = self.store.take_results if take else self.store.read_results
+        child, total = 0, self.store.counts(self.run_id).executions.total
+        while child < total:
+            batch = fetch(self.run_id, child, RESULT_CHUNK)
             for text in batch:
                 yield json.loads(text)
-            child += len(batch)
+            child += len(batch) or 1
 
     def _finish(self, failure: StatesError | None) -> Any:
         reason = self.store.aborted(self.run_id)
@@ -333,11 +383,15 @@ class Coordinator:
             if reason == "stopped":
                 self.map_run.status = MapRunStatus.ABORTED
                 raise Aborted()
-            output = self._output()
+            # A failed run still exports its results (AWS); a failed inline output is never used.
+            output = self._output() if failure is None or self.writer is not None else None
         except StatesError as exc:
             failure = failure or exc
         finally:
             counts = self.store.counts(self.run_id)
+            if self.writer is None:  # the inline output holds every finished child's result
+                for c in (counts.items, counts.executions):
+                    c.resultsWritten = c.succeeded + c.failed + c.timedOut + c.aborted
             self.map_run.item_counts = counts.items.as_dict()
             self.map_run.execution_counts = counts.executions.as_dict()
             self.map_run.stop_date = iso_now()
@@ -351,7 +405,7 @@ class Coordinator:
     def _output(self) -> Any:
         """The Map's result: ResultWriter details, or the ordered array of child outputs."""
         if self.writer is not None:
-            for record in self._records():
+            for record in self._records(take=True):
                 self.writer.write(record)
             return self.writer.close()
         limit, size, out = self.settings.payload_limit, 2, []
@@ -379,9 +433,9 @@ class Coordinator:
             context = RecordContext(
                 self.run_id, state_machine_arn(prefix), self.plan.child_arn(0).rsplit(":", 1)[0] + ":"
             )
-            yield from apply_writer_config(self._records(), spec, context=context)
+            yield from apply_writer_config(self._records(take=False), spec, context=context)
             return
-        for record in self._records():
+        for record in self._records(take=False):
             yield json.loads(record["Output"]) if record.get("Status") == "SUCCEEDED" else _failure_entry(record)
 
 

@@ -50,7 +50,7 @@ def parse_map_run_arn(arn: str) -> tuple[str, str, str] | None:
     return (state_machine, label, run_id) if state_machine and label and run_id else None
 
 
-def new_run_id(execution: str, state: str, attempt: int) -> str:
+def new_run_id(execution: str, state: str, attempt: int | str) -> str:
     """A Map Run id, deterministic for (execution ARN, Map state, attempt) so a resumed run finds its state."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{execution}#{state}#{attempt}"))
 
@@ -118,6 +118,10 @@ class Execution:
     stop_date: str | None = None
     redrive_count: int = 0
     map_runs: list[MapRun] = field(default_factory=list)
+    resume_state: str | None = None
+    resume_input: Any = None
+    resume_variables: dict[str, Any] | None = None
+    redrive_date: str | None = None
 
     @property
     def state_machine_arn(self) -> str:

@@ -23,7 +23,8 @@ from ..config import Settings, get_settings
 from ..coordinator import MapRunner
 from ..errors import ConfigurationError
 from ..interpreter import Runtime
-from ..records import Execution
+from ..journal import Journal
+from ..records import Execution, MapRun
 from ..storage import Storage, get_storage
 from ..store import Lease, RunStore
 
@@ -37,6 +38,7 @@ class Backend:
 
     name = "base"
     store: RunStore
+    journal: Journal
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
@@ -64,11 +66,13 @@ class Backend:
         manifest: Any = None,
         max_concurrency: int | None = None,
         wait: bool = True,
+        redrive: dict[str, MapRun] | None = None,
     ) -> Execution:
         """Run an execution: top-level states here, DISTRIBUTED Maps through the coordinator.
 
         With ``wait=False`` the execution runs in a background thread of this process and the
-        RUNNING record is returned at once.
+        RUNNING record is returned at once. ``redrive`` maps Map state names to the Map Runs a
+        redrive continues in place.
         """
         maps = distributed_maps(machine)
         runner = MapRunner(
@@ -77,16 +81,29 @@ class Backend:
             manifest=manifest,
             manifest_state=maps[0][0] if maps else None,
             max_concurrency=max_concurrency,
+            redrive=redrive,
         )
         if manifest is not None and not maps:
             raise ConfigurationError("--manifest needs a definition with a DISTRIBUTED Map state")
-        runtime = Runtime(payload_limit=self.settings.payload_limit, distributed_map=runner)
+        arn = execution.execution_arn
+        runtime = Runtime(
+            payload_limit=self.settings.payload_limit,
+            distributed_map=runner,
+            should_abort=lambda: self.journal.stop_requested(arn),
+        )
+        self.journal.save_execution(execution, definition=_definition_json(machine))
         if wait:
-            return execute_in_process(machine, execution, runtime)
+            return self._execute(machine, execution, runtime)
         threading.Thread(
-            target=execute_in_process, args=(machine, execution, runtime), name="dmap-execution", daemon=True
+            target=self._execute, args=(machine, execution, runtime), name="dmap-execution", daemon=True
         ).start()
         return execution
+
+    def _execute(self, machine: StateMachine, execution: Execution, runtime: Runtime) -> Execution:
+        try:
+            return execute_in_process(machine, execution, runtime)
+        finally:
+            self.journal.save_execution(execution)
 
     def close(self) -> None:
         """Release resources (thread pools, connections)."""
@@ -107,3 +124,8 @@ def get_backend(backend: Any = None, settings: Settings | None = None) -> Backen
 
         return CeleryBackend(settings)
     raise ConfigurationError(f"unknown backend {name!r}: use 'local' or 'celery'")
+
+
+def _definition_json(machine: StateMachine) -> dict[str, Any]:
+    """A definition as JSON data that loads back into the same machine (kept for redrive)."""
+    return machine.model_dump(by_alias=True, exclude_unset=True, mode="json")

@@ -18,6 +18,7 @@ import redis
 from ..child import ChildPlan
 from ..config import Settings
 from ..errors import BackendError
+from ..journal import RedisJournal
 from ..store import Lease
 from ..store.redis import RedisRunStore
 from . import Backend
@@ -44,6 +45,8 @@ class CeleryBackend(Backend):
         except redis.RedisError as exc:
             raise BackendError(f"cannot reach Redis for the celery backend: {_safe(exc)}") from None
         self.store = self.redis
+        retention = int(self.settings.retention_days * 86400)
+        self.journal = RedisJournal(self.redis.client, self.redis.prefix, retention)
         self._app = app
         self._plans: OrderedDict[str, ChildPlan] = OrderedDict()
         self._lock = threading.Lock()

@@ -14,6 +14,7 @@ from typing import ClassVar
 from ..child import ChildPlan, run_child
 from ..config import Settings
 from ..heartbeat import heartbeat
+from ..journal import MemoryJournal
 from ..store import Lease
 from ..store.memory import MemoryRunStore
 from . import Backend
@@ -31,6 +32,7 @@ class LocalBackend(Backend):
     def __init__(self, settings: Settings | None = None, *, threads: int = DEFAULT_THREADS) -> None:
         super().__init__(settings)
         self.store = MemoryRunStore()
+        self.journal = MemoryJournal()
         self._plans: dict[str, ChildPlan] = {}
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dmap-child")
 

@@ -41,12 +41,15 @@ class ExecutionResult:
         output: The final output (SUCCEEDED only).
         error: The error name (FAILED/TIMED_OUT), None when the Fail state gave none.
         cause: The cause string, None when none was given.
+        position: Where a failed/aborted execution stopped: (state name, its input, the variables) —
+            what a redrive restarts from.
     """
 
     status: str
     output: Any = None
     error: str | None = None
     cause: str | None = None
+    position: tuple[str, Any, dict[str, Any]] | None = None
 
 
 def execute(
@@ -56,6 +59,8 @@ def execute(
     runtime: Runtime | None = None,
     info: ExecutionInfo | None = None,
     language: str | None = None,
+    start_at: str | None = None,
+    variables: dict[str, Any] | None = None,
 ) -> ExecutionResult:
     """Run a state machine (or a Map's ItemProcessor) on ``input``.
 
@@ -65,6 +70,8 @@ def execute(
         runtime: Handlers, clock, limits and hooks; defaults to the global registry and the real clock.
         info: ``$$.Execution``/``$$.StateMachine`` data; generated when None.
         language: The inherited query language (a child of a JSONata machine).
+        start_at: Start from this state instead of ``StartAt`` (a redrive).
+        variables: The variables at ``start_at`` (a redrive).
 
     Returns:
         The :class:`ExecutionResult`. Failures are results, never exceptions.
@@ -75,13 +82,15 @@ def execute(
     branch = machine.as_branch() if isinstance(machine, StateMachine) else machine
     executor = Executor(runtime, info, language=branch.query_language or language or "JSONPath")
     try:
-        output = executor.run_branch(branch, value)
+        output = executor.run_branch(branch, value, variables, start_at=start_at, checkpoint=True)
         executor.check_size(output, _top_env(branch))
     except Aborted:
-        return ExecutionResult("ABORTED", error="States.Aborted", cause="The execution was stopped")
+        return ExecutionResult(
+            "ABORTED", error="States.Aborted", cause="The execution was stopped", position=executor.position
+        )
     except StatesError as exc:
         status = "TIMED_OUT" if exc.name == ErrorName.TIMEOUT.value and "execution timed out" in exc.cause else "FAILED"
-        return ExecutionResult(status, error=exc.name or None, cause=exc.cause or None)
+        return ExecutionResult(status, error=exc.name or None, cause=exc.cause or None, position=executor.position)
     return ExecutionResult("SUCCEEDED", output=output)
 
 

@@ -57,6 +57,7 @@ class Executor:
 
     def __post_init__(self) -> None:
         self.base_context = self.info.context_object()
+        self.position: tuple[str, Any, dict[str, Any]] | None = None
 
     def next_event(self, count: int = 1) -> int:
         """Reserve ``count`` history event ids; return the first."""
@@ -73,17 +74,24 @@ class Executor:
         variables: dict[str, Any] | None = None,
         language: str | None = None,
         cancel: threading.Event | None = None,
+        *,
+        start_at: str | None = None,
+        checkpoint: bool = False,
     ) -> Any:
-        """Run a workflow from ``StartAt`` to an end; returns its output or raises StatesError/Aborted.
+        """Run a workflow from ``StartAt`` (or ``start_at``) to its end; return its output or raise.
 
         ``cancel`` stops the branch before its next state (a sibling branch or iteration failed).
+        ``checkpoint`` records each state's name, input and variables in :attr:`position` (the top
+        level does, so a failed execution can be redriven from the state that failed).
         """
         from .states import RUNNERS
 
         language = branch.query_language or language or self.language
         variables = {} if variables is None else variables
-        name: str | None = branch.start_at
+        name: str | None = start_at or branch.start_at
         while name is not None:
+            if checkpoint:
+                self.position = (name, value, dict(variables))
             self._check_alive()
             if cancel is not None and cancel.is_set():
                 raise Aborted()

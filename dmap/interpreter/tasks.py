@@ -17,6 +17,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import ErrorName, StatesError
@@ -25,6 +26,7 @@ Handler = Callable[[Any, "TaskContext"], Any]
 F = TypeVar("F", bound=Callable[..., Any])
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)  # dmap's own frames are noise in a handler's stackTrace
 _LAMBDA_ARN_PREFIX = "arn:aws:lambda:"
 
 
@@ -158,7 +160,8 @@ def _function_name(function: str) -> str | None:
 def lambda_error(exc: BaseException) -> StatesError:
     """A handler exception as AWS reports a Lambda function error (Error = class name, Cause = JSON)."""
     error_type = type(exc).__name__
-    stack = [line.rstrip("\n") for line in traceback.format_tb(exc.__traceback__)][-10:]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_PACKAGE_DIR)]
+    stack = [line.rstrip("\n") for line in traceback.format_list(frames)][-10:]
     cause = {"errorMessage": str(exc), "errorType": error_type, "requestId": "", "stackTrace": stack}
     return StatesError(error_type, json.dumps(cause))
 

@@ -419,6 +419,14 @@ class RunStore(Protocol):
         """
         ...
 
+    def read_results(self, run: str, first_child: int, limit: int) -> list[str]:
+        """Like :meth:`take_results` but leaves the records in place and counts nothing.
+
+        The inline Map output is read this way, so a coordinator that crashes while assembling it,
+        or a redrive that needs the outputs of children that succeeded before, still finds them.
+        """
+        ...
+
     def failures(self, run: str, *, error: str | None = None) -> Iterator[str]:
         """The records of failed, timed-out and aborted children (JSON text), by child number.
 

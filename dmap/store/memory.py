@@ -432,6 +432,18 @@ class MemoryRunStore:
                 c += 1
             return out
 
+    def read_results(self, run: str, first_child: int, limit: int) -> list[str]:
+        """The records of the contiguous finished children from ``first_child``, left in place."""
+        with self._cond:
+            r = self._find(run)
+            out: list[str] = []
+            while r is not None and len(out) < limit:
+                record = r.results.get(first_child + len(out))
+                if record is None:
+                    break
+                out.append(record)
+            return out
+
     def failures(self, run: str, *, error: str | None = None) -> Iterator[str]:
         """The records of failed, timed-out and aborted children by child number (``error`` filters)."""
         snapshot: list[tuple[int, tuple[str | None, str]]] = self._read(run, lambda r: sorted(r.failures.items()), [])

@@ -301,6 +301,20 @@ class RedisRunStore:
                 break
         return out
 
+    def read_results(self, run: str, first_child: int, limit: int) -> list[str]:
+        """The records of the contiguous finished children from ``first_child``, left in place (plain HMGETs)."""
+        res = self._k(run)[7]
+        out: list[str] = []
+        while len(out) < limit:
+            want = min(_RESULTS_BATCH, limit - len(out))
+            start = first_child + len(out)
+            batch = self.client.hmget(res, [str(c) for c in range(start, start + want)])
+            for record in batch:
+                if record is None:
+                    return out
+                out.append(_text(record))
+        return out
+
     def failures(self, run: str, *, error: str | None = None) -> Iterator[str]:
         """The records of failed, timed-out and aborted children by child number (``error`` filters)."""
         keys = self._k(run)

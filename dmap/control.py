@@ -1,0 +1,247 @@
+"""The control plane: describe, list, stop, update and redrive executions and Map Runs (DESIGN §2, §4).
+
+Shapes follow AWS's Step Functions API (DescribeExecution, ListMapRuns, DescribeMapRun,
+UpdateMapRun, RedriveExecution). Records come from the backend's journal; live item counts of a
+RUNNING Map Run from its run store. ``list_failures`` is dmap's own addition: which items failed,
+why, and with what input.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigurationError, InvalidStateError, NotFoundError
+from .records import Execution, ExecutionStatus, MapRun, MapRunStatus, parse_map_run_arn
+
+_REDRIVABLE = (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFailure:
+    """One failed (or timed-out, or aborted) child of a Map Run.
+
+    Attributes:
+        index: The item index of its first item.
+        items: How many items the child covered (a batch fails all its items).
+        input: The child's input.
+        error: The error name.
+        cause: The cause.
+        status: FAILED, TIMED_OUT or ABORTED.
+        attempts: Dispatch attempts.
+        worker: ``host:pid`` of the worker that ran it last.
+        child: The child number.
+    """
+
+    index: int
+    items: int
+    input: Any
+    error: str
+    cause: str
+    status: str
+    attempts: int
+    worker: str
+    child: int
+
+
+def _backend(backend: Any) -> Any:
+    from .backends import get_backend
+
+    return get_backend(backend)
+
+
+def describe_execution(arn: str, *, backend: Any = None) -> Execution:
+    """An execution with its Map Runs (live counts for running ones).
+
+    Raises:
+        NotFoundError: No execution has this ARN (in this backend's journal).
+    """
+    engine = _backend(backend)
+    execution = engine.journal.execution(arn)
+    if execution is None:
+        raise NotFoundError("execution", arn)
+    execution.map_runs = [_live(engine, m) for m in execution.map_runs]
+    return execution  # type: ignore[no-any-return]
+
+
+def list_executions(*, backend: Any = None, limit: int = 100) -> list[Execution]:
+    """The most recent executions first."""
+    return list(_backend(backend).journal.executions(limit=limit))
+
+
+def list_map_runs(execution_arn: str, *, backend: Any = None) -> list[MapRun]:
+    """The Map Runs of an execution, in the order they started."""
+    return describe_execution(execution_arn, backend=backend).map_runs
+
+
+def describe_map_run(arn: str, *, backend: Any = None) -> MapRun:
+    """A Map Run with its item and execution counts (live while RUNNING).
+
+    Raises:
+        NotFoundError: No Map Run has this ARN.
+    """
+    engine = _backend(backend)
+    return _live(engine, _map_run(engine, arn))
+
+
+def update_map_run(
+    arn: str,
+    *,
+    max_concurrency: int | None = None,
+    tolerated_failure_count: int | None = None,
+    tolerated_failure_percentage: float | None = None,
+    backend: Any = None,
+) -> MapRun:
+    """Change a RUNNING Map Run's concurrency and failure tolerance; takes effect at once.
+
+    A lower concurrency limits new starts (running children finish); a lower tolerance can fail
+    the run immediately.
+
+    Raises:
+        ConfigurationError: A negative value or a percentage outside 0-100, or nothing to change.
+        NotFoundError: Unknown ARN.
+        InvalidStateError: The Map Run is not RUNNING.
+    """
+    if max_concurrency is None and tolerated_failure_count is None and tolerated_failure_percentage is None:
+        raise ConfigurationError("nothing to update: give max_concurrency and/or a tolerated failure value")
+    if max_concurrency is not None and max_concurrency < 0:
+        raise ConfigurationError(f"maxConcurrency must be >= 0, got {max_concurrency}")
+    if tolerated_failure_count is not None and tolerated_failure_count < 0:
+        raise ConfigurationError(f"toleratedFailureCount must be >= 0, got {tolerated_failure_count}")
+    if tolerated_failure_percentage is not None and not (
+        math.isfinite(tolerated_failure_percentage) and 0 <= tolerated_failure_percentage <= 100
+    ):
+        raise ConfigurationError(
+            f"toleratedFailurePercentage must be between 0 and 100, got {tolerated_failure_percentage}"
+        )
+    engine = _backend(backend)
+    map_run = _map_run(engine, arn)
+    if map_run.status != MapRunStatus.RUNNING or engine.store.config(map_run.run_id) is None:
+        raise InvalidStateError(
+            f"Map Run {arn} is {map_run.status}, not RUNNING: only a running Map Run can be updated"
+        )
+    engine.store.update_config(
+        map_run.run_id,
+        max_concurrency=max_concurrency,
+        tolerated_failure_count=tolerated_failure_count,
+        tolerated_failure_percentage=tolerated_failure_percentage,
+    )
+    for name, value in (
+        ("max_concurrency", max_concurrency),
+        ("tolerated_failure_count", tolerated_failure_count),
+        ("tolerated_failure_percentage", tolerated_failure_percentage),
+    ):
+        if value is not None:
+            setattr(map_run, name, value)
+    engine.journal.save_map_run(map_run)
+    return _live(engine, map_run)
+
+
+def stop_execution(arn: str, *, backend: Any = None) -> Execution:
+    """Stop a RUNNING execution: queued children are skipped, running ones stop at their next state.
+
+    The execution ends ABORTED; items that never ran stay PENDING; a redrive finishes the rest.
+
+    Raises:
+        NotFoundError: Unknown ARN.
+        InvalidStateError: The execution already ended.
+    """
+    engine = _backend(backend)
+    execution = describe_execution(arn, backend=engine)
+    if execution.status != ExecutionStatus.RUNNING:
+        raise InvalidStateError(f"Execution {arn} is {execution.status}; only a RUNNING execution can be stopped")
+    engine.journal.request_stop(arn)
+    for map_run in execution.map_runs:
+        if map_run.status == MapRunStatus.RUNNING:
+            engine.store.abort(map_run.run_id, "stopped")
+    return execution
+
+
+def redrive_execution(arn: str, *, backend: Any = None, wait: bool = True) -> Execution:
+    """Restart a FAILED, TIMED_OUT or ABORTED execution from the state that did not finish.
+
+    A Map Run there is redriven in place (AWS semantics): only its FAILED, TIMED_OUT, ABORTED and
+    never-started items run again, with their original inputs; succeeded ones are kept, and its
+    ``redriveCount`` goes up.
+
+    Raises:
+        NotFoundError: Unknown ARN.
+        InvalidStateError: The execution SUCCEEDED or is still RUNNING.
+    """
+    from .api import prepare
+
+    engine = _backend(backend)
+    execution = describe_execution(arn, backend=engine)
+    if execution.status not in _REDRIVABLE:
+        raise InvalidStateError(f"Execution is {execution.status} and cannot be redriven: {arn}")
+    definition = engine.journal.definition(arn)
+    if definition is None:
+        raise NotFoundError("definition of execution", arn)
+    machine = prepare(definition)
+    engine.journal.clear_stop(arn)
+    execution.redrive_count += 1
+    from .interpreter.context import iso_now
+
+    execution.redrive_date = iso_now()
+    execution.status, execution.error, execution.cause, execution.stop_date = ExecutionStatus.RUNNING, None, None, None
+    redriven = {m.state_name: m for m in execution.map_runs if m.status != MapRunStatus.SUCCEEDED}
+    result: Execution = engine.run(machine, execution, wait=wait, redrive=redriven)
+    return result
+
+
+def list_failures(
+    map_run_arn: str, *, error: str | None = None, limit: int | None = None, backend: Any = None
+) -> Iterator[ItemFailure]:
+    """Which children of a Map Run failed, timed out or were aborted, with their input, error and cause.
+
+    Args:
+        map_run_arn: The Map Run.
+        error: Only failures with this error name.
+        limit: At most this many.
+    """
+    engine = _backend(backend)
+    map_run = _map_run(engine, map_run_arn)
+    for count, text in enumerate(engine.store.failures(map_run.run_id, error=error)):
+        if limit is not None and count >= limit:
+            return
+        record = json.loads(text)
+        raw = record.get("Input")
+        yield ItemFailure(
+            index=int(record.get("Index", 0)),
+            items=int(record.get("Items", 1)),
+            input=json.loads(raw) if isinstance(raw, str) else raw,
+            error=str(record.get("Error", "")),
+            cause=str(record.get("Cause", "")),
+            status=str(record.get("Status", "FAILED")),
+            attempts=int(record.get("Attempts", 0)),
+            worker=str(record.get("Worker", "")),
+            child=int(record.get("Child", 0)),
+        )
+
+
+def _map_run(engine: Any, arn: str) -> MapRun:
+    if parse_map_run_arn(arn) is None:
+        raise NotFoundError("map run (not a Map Run ARN)", arn)
+    map_run = engine.journal.map_run(arn)
+    if map_run is None:
+        raise NotFoundError("map run", arn)
+    return map_run  # type: ignore[no-any-return]
+
+
+def _live(engine: Any, map_run: MapRun) -> MapRun:
+    """Fill in the live counts and limits of a RUNNING Map Run from its run store."""
+    if map_run.status != MapRunStatus.RUNNING:
+        return map_run
+    config = engine.store.config(map_run.run_id)
+    if config is None:
+        return map_run
+    counts = engine.store.counts(map_run.run_id)
+    map_run.item_counts = counts.items.as_dict()
+    map_run.execution_counts = counts.executions.as_dict()
+    map_run.max_concurrency = config.max_concurrency
+    map_run.tolerated_failure_count = config.tolerated_failure_count
+    map_run.tolerated_failure_percentage = config.tolerated_failure_percentage
+    return map_run

@@ -1,0 +1,232 @@
+"""The journal: durable records of executions and Map Runs, for describe/list/stop/redrive.
+
+What the control plane reads. One protocol, two implementations: :class:`MemoryJournal` (the
+local backend: this process only) and :class:`RedisJournal` (the celery backend: any machine that
+reaches the Redis, kept for ``DMAP_RETENTION_DAYS`` after an execution ends). Live item counts of
+a RUNNING Map Run come from the run store, not from here.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict
+from typing import Any, Protocol
+
+import redis
+
+from .records import Execution, ExecutionStatus, MapRun, MapRunStatus
+
+
+def execution_to_dict(execution: Execution) -> dict[str, Any]:
+    """An execution record as plain JSON data (its Map Runs by ARN)."""
+    data = asdict(execution)
+    data["status"] = str(execution.status)
+    data["map_runs"] = [m.map_run_arn for m in execution.map_runs]
+    return data
+
+
+def map_run_to_dict(map_run: MapRun) -> dict[str, Any]:
+    """A Map Run record as plain JSON data."""
+    data = asdict(map_run)
+    data["status"] = str(map_run.status)
+    return data
+
+
+def map_run_from_dict(data: dict[str, Any]) -> MapRun:
+    """Rebuild a Map Run record."""
+    return MapRun(**{**data, "status": MapRunStatus(data["status"])})
+
+
+class Journal(Protocol):
+    """Where execution and Map Run records live."""
+
+    def save_execution(self, execution: Execution, *, definition: dict[str, Any] | None = None) -> None:
+        """Create or update an execution record (and, once, its definition)."""
+        ...
+
+    def execution(self, arn: str) -> Execution | None:
+        """An execution by ARN, with its Map Runs."""
+        ...
+
+    def definition(self, arn: str) -> dict[str, Any] | None:
+        """The definition an execution ran (for redrive)."""
+        ...
+
+    def executions(self, *, limit: int = 100) -> list[Execution]:
+        """The most recent executions first."""
+        ...
+
+    def save_map_run(self, map_run: MapRun) -> None:
+        """Create or update a Map Run record."""
+        ...
+
+    def map_run(self, arn: str) -> MapRun | None:
+        """A Map Run by ARN."""
+        ...
+
+    def request_stop(self, arn: str) -> None:
+        """Ask a running execution to stop (its coordinator and interpreter poll this)."""
+        ...
+
+    def stop_requested(self, arn: str) -> bool:
+        """True once :meth:`request_stop` was called for the execution."""
+        ...
+
+    def clear_stop(self, arn: str) -> None:
+        """Forget a stop request (before a redrive)."""
+        ...
+
+
+class MemoryJournal:
+    """A journal in this process's memory (the local backend)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._executions: dict[str, dict[str, Any]] = {}
+        self._definitions: dict[str, dict[str, Any]] = {}
+        self._map_runs: dict[str, dict[str, Any]] = {}
+        self._stops: set[str] = set()
+
+    def save_execution(self, execution: Execution, *, definition: dict[str, Any] | None = None) -> None:
+        """Create or update an execution record."""
+        with self._lock:
+            self._executions[execution.execution_arn] = execution_to_dict(execution)
+            if definition is not None:
+                self._definitions[execution.execution_arn] = definition
+
+    def execution(self, arn: str) -> Execution | None:
+        """An execution by ARN."""
+        with self._lock:
+            data = self._executions.get(arn)
+            runs = [self._map_runs[a] for a in (data or {}).get("map_runs", []) if a in self._map_runs]
+        return _execution_from(data, runs) if data else None
+
+    def definition(self, arn: str) -> dict[str, Any] | None:
+        """The definition an execution ran."""
+        with self._lock:
+            return self._definitions.get(arn)
+
+    def executions(self, *, limit: int = 100) -> list[Execution]:
+        """The most recent executions first."""
+        with self._lock:
+            arns = sorted(self._executions, key=lambda a: self._executions[a]["start_date"], reverse=True)[:limit]
+        return [e for e in (self.execution(a) for a in arns) if e is not None]
+
+    def save_map_run(self, map_run: MapRun) -> None:
+        """Create or update a Map Run record."""
+        with self._lock:
+            self._map_runs[map_run.map_run_arn] = map_run_to_dict(map_run)
+
+    def map_run(self, arn: str) -> MapRun | None:
+        """A Map Run by ARN."""
+        with self._lock:
+            data = self._map_runs.get(arn)
+        return map_run_from_dict(data) if data else None
+
+    def request_stop(self, arn: str) -> None:
+        """Ask a running execution to stop."""
+        with self._lock:
+            self._stops.add(arn)
+
+    def stop_requested(self, arn: str) -> bool:
+        """True once a stop was requested."""
+        return arn in self._stops
+
+    def clear_stop(self, arn: str) -> None:
+        """Forget a stop request."""
+        with self._lock:
+            self._stops.discard(arn)
+
+
+class RedisJournal:
+    """A journal in Redis, shared by every machine of a cluster (the celery backend)."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "dmap", retention_seconds: int = 90 * 86400) -> None:
+        self.client, self.prefix, self.retention = client, prefix, retention_seconds
+
+    def _key(self, kind: str, arn: str = "") -> str:
+        return f"{self.prefix}:j:{kind}:{arn}" if arn else f"{self.prefix}:j:{kind}"
+
+    def save_execution(self, execution: Execution, *, definition: dict[str, Any] | None = None) -> None:
+        """Create or update an execution record; finished ones expire after the retention period."""
+        data = execution_to_dict(execution)
+        pipe = self.client.pipeline()
+        key = self._key("x", execution.execution_arn)
+        pipe.set(key, json.dumps(data, default=str))
+        pipe.zadd(self._key("xs"), {execution.execution_arn: _score(execution.start_date)})
+        if definition is not None:
+            pipe.set(self._key("d", execution.execution_arn), json.dumps(definition))
+        if execution.status != ExecutionStatus.RUNNING:
+            pipe.expire(key, self.retention)
+            pipe.expire(self._key("d", execution.execution_arn), self.retention)
+        pipe.execute()
+
+    def execution(self, arn: str) -> Execution | None:
+        """An execution by ARN."""
+        text = self.client.get(self._key("x", arn))
+        if text is None:
+            return None
+        data = json.loads(text)
+        runs = [r for r in (self._map_run_data(a) for a in data.get("map_runs", [])) if r is not None]
+        return _execution_from(data, runs)
+
+    def definition(self, arn: str) -> dict[str, Any] | None:
+        """The definition an execution ran."""
+        text = self.client.get(self._key("d", arn))
+        return json.loads(text) if text else None
+
+    def executions(self, *, limit: int = 100) -> list[Execution]:
+        """The most recent executions first (expired ones are pruned from the index)."""
+        arns = [
+            a.decode() if isinstance(a, bytes) else str(a) for a in self.client.zrevrange(self._key("xs"), 0, limit - 1)
+        ]
+        found = []
+        for arn in arns:
+            execution = self.execution(arn)
+            if execution is None:
+                self.client.zrem(self._key("xs"), arn)
+            else:
+                found.append(execution)
+        return found
+
+    def save_map_run(self, map_run: MapRun) -> None:
+        """Create or update a Map Run record."""
+        key = self._key("m", map_run.map_run_arn)
+        self.client.set(key, json.dumps(map_run_to_dict(map_run), default=str), ex=self.retention)
+
+    def _map_run_data(self, arn: str) -> dict[str, Any] | None:
+        text = self.client.get(self._key("m", arn))
+        return json.loads(text) if text else None
+
+    def map_run(self, arn: str) -> MapRun | None:
+        """A Map Run by ARN."""
+        data = self._map_run_data(arn)
+        return map_run_from_dict(data) if data else None
+
+    def request_stop(self, arn: str) -> None:
+        """Ask a running execution to stop."""
+        self.client.set(self._key("stop", arn), "1", ex=self.retention)
+
+    def stop_requested(self, arn: str) -> bool:
+        """True once a stop was requested."""
+        return bool(self.client.exists(self._key("stop", arn)))
+
+    def clear_stop(self, arn: str) -> None:
+        """Forget a stop request."""
+        self.client.delete(self._key("stop", arn))
+
+
+def _score(date: str) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(date.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _execution_from(data: dict[str, Any], runs: list[dict[str, Any]]) -> Execution:
+    fields = {k: v for k, v in data.items() if k != "map_runs"}
+    fields["status"] = ExecutionStatus(fields["status"])
+    return Execution(**fields, map_runs=[map_run_from_dict(r) for r in runs])

@@ -27,7 +27,7 @@ from .asl.model import MapState, TaskState, WaitState, iter_states
 from .child import ChildPlan
 from .config import Settings
 from .errors import ErrorName, StatesError
-from .interpreter import dataflow, mapfields
+from .interpreter import dataflow, jsonata_flow, mapfields
 from .interpreter.context import MapInvocation, iso_now, state_machine_arn
 from .interpreter.executor import Aborted
 from .journal import Journal
@@ -143,8 +143,10 @@ class Coordinator:
     def run(self) -> Any:
         """Run the Map Run to its end and return the Map state's result."""
         data, context, variables = self.inv.input, self.inv.context, self.inv.variables
-        state = self.state
         config = self._config()
+        if self.inv.language == "JSONata":
+            self.state = self._evaluated(self.state)
+        state = self.state
         self.batch = batching.resolve(state, data, context, variables, self.settings.payload_limit)
         self.plan = self._plan()
         self.writer = self._writer()
@@ -183,12 +185,13 @@ class Coordinator:
         has_percentage = (
             state.tolerated_failure_percentage is not None or state.tolerated_failure_percentage_path is not None
         )
-        count = mapfields.tolerated_failure_count(state, data, context, variables)
-        percentage = mapfields.tolerated_failure_percentage(state, data, context, variables)
+        fields = jsonata_flow if self.inv.language == "JSONata" else mapfields
+        count = fields.tolerated_failure_count(state, data, context, variables)
+        percentage = fields.tolerated_failure_percentage(state, data, context, variables)
         if self._override is not None:
             concurrency = self._override
         else:
-            concurrency = mapfields.max_concurrency(state, data, context, variables)
+            concurrency = fields.max_concurrency(state, data, context, variables)
         self.map_run.tolerated_failure_count, self.map_run.tolerated_failure_percentage = count, percentage
         return RunConfig(
             max_concurrency=concurrency,
@@ -196,6 +199,23 @@ class Coordinator:
             tolerated_failure_percentage=percentage if has_percentage else 100.0,
             max_attempts=self.settings.max_attempts,
         )
+
+    def _evaluated(self, state: MapState) -> MapState:
+        """A JSONata Map with its ItemReader, ItemBatcher and ResultWriter expressions evaluated to literals.
+
+        Their ``Arguments`` become literal ``Parameters``, so the reader, batcher and writer code
+        serves both query languages.
+        """
+        data, context, variables = self.inv.input, self.inv.context, self.inv.variables
+        fields = state.model_dump(by_alias=True, exclude_unset=True, mode="json")
+        for name in ("ItemReader", "ItemBatcher", "ResultWriter"):
+            if name not in fields:
+                continue
+            value = jsonata_flow.evaluate_field(fields[name], name, data, context, variables)
+            if isinstance(value, dict) and "Arguments" in value:
+                value["Parameters"] = value.pop("Arguments")
+            fields[name] = value
+        return MapState.model_validate(fields)
 
     def _plan(self) -> ChildPlan:
         processor = self.state.processor
@@ -221,7 +241,13 @@ class Coordinator:
 
     def _children(self, next_item: int, next_child: int) -> Iterator[ChildSpec]:
         items = sources.open_source(
-            self.state, self.inv.input, self.inv.context, self.inv.variables, manifest=self.manifest, start=next_item
+            self.state,
+            self.inv.input,
+            self.inv.context,
+            self.inv.variables,
+            manifest=self.manifest,
+            start=next_item,
+            language=self.inv.language,
         )
         selected = ((item.index, self._select(item)) for item in items)
         grouped = batching.batches(selected, self.batch) if self.batch else batching.single(selected)
@@ -233,8 +259,6 @@ class Coordinator:
     def _select(self, item: Any) -> str:
         state, value = self.state, item.value
         if self.inv.language == "JSONata":
-            from .interpreter import jsonata_flow
-
             value = jsonata_flow.select_item(
                 state, self.inv.input, self.inv.context, self.inv.variables, item.index, value, item.source, item.key
             )

@@ -124,6 +124,7 @@ def open_source(
     *,
     manifest: str | Path | Iterable[Any] | None,
     start: int,
+    language: str = "JSONPath",
 ) -> Iterator[Item]:
     """The Map's items from index ``start`` on, lazily."""
     if manifest is not None and not isinstance(manifest, str | Path):
@@ -133,6 +134,10 @@ def open_source(
     if manifest is not None:
         base, storage = override_spec(manifest, base)
     if base is None:
+        if language == "JSONata":
+            from .interpreter.jsonata_flow import map_items
+
+            return _enumerate(map_items(state, data, context, dict(variables or {})), start, STATE_DATA)
         return _enumerate(state_items(state, data, context, variables), start, STATE_DATA)
     return open_items(base, storage or get_storage(), start=start)
 

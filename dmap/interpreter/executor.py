@@ -149,7 +149,10 @@ class Executor:
             output = dataflow.result_path(catcher.result_path, raw, error_output)
             assignments = {}
             if catcher.assign is not None:
+                from .variables import check_assignments
+
                 assignments = dataflow.template(catcher.assign, error_output, env.context, env.variables)
+                check_assignments(assignments, env.variables, env.name)
         env.variables.update(assignments)
         return output
 

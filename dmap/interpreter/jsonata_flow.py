@@ -5,8 +5,8 @@ ResultPath/OutputPath; ``$states.input`` is the raw state input, ``$states.resul
 Map result, ``$states.errorOutput`` the error a Catch caught; ``Output`` defaults to the result
 (Task, Parallel, Map) or the input (Pass, Choice, Wait, Succeed); ``Assign`` is evaluated with the
 values at state entry, in parallel with ``Output``, and applied after the state. It also gives the
-DISTRIBUTED Map coordinator the JSONata versions of Items, ItemSelector and the numeric Map fields,
-and checks the variable size limits (both query languages may call :func:`check_assignments`).
+DISTRIBUTED Map coordinator the JSONata versions of Items, ItemSelector and the numeric Map fields
+(variable size limits are in ``variables.py``).
 
 Not here: evaluating expressions (``dmap.asl.jsonata``), invoking tasks and running branches
 (``states.py``), Retry/Catch (``executor.py``).
@@ -35,42 +35,11 @@ from . import dataflow, mapfields
 from .choice import parse_timestamp
 from .executor import Env, Executor
 from .states import invoke, run_branches, run_distributed, sleep_seconds, wait_until
+from .variables import check_assignments
 
 Runner = Callable[[Executor, Any, Any, Env], tuple[Any, str | None]]
 
-#: AWS: "The maximum size of a single variable is 256Kib", and the same for all variables of one Assign.
-VARIABLE_LIMIT = 256 * 1024
-#: AWS: "The total size of all stored variables cannot exceed 10MiB per execution."
-VARIABLES_TOTAL_LIMIT = 10 * 1024 * 1024
 _MAX_SECONDS = 99_999_999
-
-
-def check_assignments(assignments: Mapping[str, Any], variables: Mapping[str, Any], state_name: str) -> None:
-    """Enforce AWS's variable limits before ``assignments`` are stored into ``variables``.
-
-    Raises:
-        StatesError: ``States.DataLimitExceeded`` for a variable or an Assign over 256 KiB, or for stored
-            variables over 10 MiB once the assignments are applied.
-    """
-    total = 0
-    for name, value in assignments.items():
-        size = dataflow.size_of(value)
-        total += size
-        if size > VARIABLE_LIMIT:
-            raise _too_big(state_name, f"the variable '{name}' ({size} bytes > {VARIABLE_LIMIT})")
-    if total > VARIABLE_LIMIT:
-        raise _too_big(state_name, f"the variables of one Assign ({total} bytes > {VARIABLE_LIMIT})")
-    stored = sum(dataflow.size_of(v) for k, v in variables.items() if k not in assignments) + total
-    if stored > VARIABLES_TOTAL_LIMIT:
-        raise _too_big(state_name, f"all stored variables ({stored} bytes > {VARIABLES_TOTAL_LIMIT})")
-
-
-def _too_big(state_name: str, what: str) -> StatesError:
-    return StatesError(
-        ErrorName.DATA_LIMIT_EXCEEDED,
-        f"The state/task '{state_name}' assigned variables with a size exceeding the maximum number of bytes "
-        f"service limit: {what}.",
-    )
 
 
 # --- shared steps -------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from . import choice, dataflow, mapfields
 from .context import MapInvocation
 from .executor import Env, Executor
 from .tasks import LAMBDA_INVOKE, TaskContext, call_handler, marshal, unresolved, wrap_lambda_result
+from .variables import check_assignments
 
 Runner = Callable[[Executor, Any, Any, Env], tuple[Any, str | None]]
 
@@ -45,14 +46,16 @@ def _assign(assign: Mapping[str, Any] | None, value: Any, env: Env) -> dict[str,
     if not assign:
         return {}
     result = dataflow.template(dict(assign), value, env.context, env.variables)
-    return dict(result) if isinstance(result, Mapping) else {}
+    assignments = dict(result) if isinstance(result, Mapping) else {}
+    check_assignments(assignments, env.variables, env.name)
+    return assignments
 
 
 def _finish(state: Any, raw: Any, result: Any, env: Env) -> tuple[Any, dict[str, Any]]:
-    """ResultSelector -> Assign -> ResultPath -> OutputPath for Task, Parallel and Map."""
+    """Assign (on the raw result, as AWS) -> ResultSelector -> ResultPath -> OutputPath for Task, Parallel, Map."""
+    assignments = _assign(state.assign, result, env)
     if state.result_selector is not None:
         result = dataflow.template(state.result_selector, result, env.context, env.variables)
-    assignments = _assign(state.assign, result, env)
     combined = dataflow.result_path(state.result_path, raw, result)
     return dataflow.output_path(state.output_path, combined, env.context, env.variables), assignments
 
@@ -142,10 +145,8 @@ def run_choice(ex: Executor, state: ChoiceState, raw: Any, env: Env) -> tuple[An
     target = next((r for r in state.choices if choice.evaluate(r, data, env.context, env.variables)), None)
     if target is None and state.default is None:
         raise StatesError(ErrorName.NO_CHOICE_MATCHED, f"No Matches! in Choice state '{env.name}'")
-    assignments = _assign(state.assign, data, env)
-    if target is not None:
-        assignments.update(_assign(target.assign, data, env))
-    env.variables.update(assignments)
+    # A matching rule assigns its own variables; the state-level Assign applies when Default is taken.
+    env.variables.update(_assign(target.assign if target is not None else state.assign, data, env))
     output = dataflow.output_path(state.output_path, data, env.context, env.variables)
     return output, target.next if target is not None else state.default
 

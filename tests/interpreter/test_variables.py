@@ -9,7 +9,7 @@ import pytest
 from dmap.asl import load
 from dmap.errors import StatesError
 from dmap.interpreter import ExecutionResult, FakeClock, MapInvocation, Registry, Runtime, TaskContext, execute
-from dmap.interpreter.jsonata_flow import VARIABLE_LIMIT, VARIABLES_TOTAL_LIMIT, check_assignments
+from dmap.interpreter.variables import VARIABLE_LIMIT, VARIABLES_TOTAL_LIMIT, check_assignments
 
 
 def run(

@@ -70,10 +70,45 @@ def run(
         DefinitionError: The definition is invalid or names unregistered handlers (before anything runs).
         DmapError: An infrastructure fault (Redis unreachable...).
     """
-    machine = prepare(definition)
-    execution = new_execution(state_machine_name(definition), name, {} if input is None else input)
+    from .backends import get_backend
+    from .backends.celery import CeleryBackend
+
+    engine = get_backend(backend)
+    if not wait and isinstance(engine, CeleryBackend) and (manifest is None or isinstance(manifest, str | Path)):
+        from .detach import submit  # the cluster runs it, coordinator included: it outlives this process
+
+        detached: Execution = submit(
+            definition,
+            manifest=str(manifest) if manifest is not None else None,
+            input=input,
+            name=name,
+            max_concurrency=max_concurrency,
+            backend=engine,
+        )
+        return detached
+    return start(
+        definition, manifest, input=input, backend=engine, name=name, wait=wait, max_concurrency=max_concurrency
+    )
+
+
+def start(
+    definition: DefinitionSource | StateMachine,
+    manifest: Manifest = None,
+    *,
+    input: Any = None,
+    backend: Any = None,
+    name: str | None = None,
+    wait: bool = False,
+    max_concurrency: int | None = None,
+) -> Execution:
+    """Run an execution with its coordinator in this process (a background thread unless ``wait``).
+
+    The CLI uses this to show progress and to stop the execution on Ctrl-C.
+    """
     from .backends import get_backend
 
+    machine = prepare(definition)
+    execution = new_execution(state_machine_name(definition), name, {} if input is None else input)
     engine = get_backend(backend)
     return engine.run(machine, execution, manifest=manifest, max_concurrency=max_concurrency, wait=wait)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,14 @@ import typer
 from rich.console import Console
 
 from .errors import DefinitionError, DmapError
+
+
+class Output(StrEnum):
+    """How results are printed."""
+
+    table = "table"
+    json = "json"
+
 
 app = typer.Typer(
     name="dmap",
@@ -67,33 +76,98 @@ def run(
     backend: Annotated[str | None, typer.Option(help="local (default) or celery.")] = None,
     max_concurrency: Annotated[int | None, typer.Option(min=0, help="Override MaxConcurrency.")] = None,
     name: Annotated[str | None, typer.Option(help="Execution name; the same name resumes a run.")] = None,
+    detach: Annotated[bool, typer.Option(help="Submit to the cluster and return at once (celery).")] = False,
     imports: Annotated[list[str] | None, typer.Option("--import", help="Module that registers task handlers.")] = None,
-    output: Annotated[str, typer.Option(help="table or json.")] = "table",
+    output: Annotated[Output, typer.Option(help="table or json.")] = Output.table,
 ) -> None:
-    """Run a state machine and print its outcome; exit 0 only if it SUCCEEDED."""
-    import dmap
+    """Run a state machine and print its outcome; exit 0 only if it SUCCEEDED. Ctrl-C stops it (ABORTED)."""
+    from .api import start
 
     _import_handlers(imports)
+    value = _json_arg(input, "--input")
     try:
-        execution = dmap.run(
-            definition,
-            manifest=manifest,
-            input=_json_arg(input, "--input"),
-            backend=backend,
-            name=name,
-            max_concurrency=max_concurrency,
+        if detach:
+            from .detach import submit
+
+            execution = submit(definition, manifest=manifest, input=value, name=name, max_concurrency=max_concurrency)
+            _print_execution(execution, output)
+            raise typer.Exit(0)
+        execution = start(
+            definition, manifest=manifest, input=value, backend=backend, name=name, max_concurrency=max_concurrency
         )
+        _watch(execution, backend, show=output == Output.table and out.is_terminal)
     except DefinitionError as exc:
         for d in exc.diagnostics:
             err.print(f"[red]{d.severity}[/red] {d.location or '/'}: {d.message} [dim]({d.code})[/dim]")
         raise typer.Exit(1) from None
     except DmapError as exc:
         raise _fail(str(exc)) from None
-    if output == "json":
-        print(json.dumps(execution.describe(), indent=2, default=str))
-    else:
-        _summary(execution)
+    _print_execution(execution, output)
     raise typer.Exit(0 if execution.status == "SUCCEEDED" else 1)
+
+
+def _watch(execution: Any, backend: str | None, *, show: bool) -> None:
+    """Wait for a running execution; a live progress bar on a terminal; Ctrl-C stops the execution cleanly."""
+    import time
+
+    from . import control
+    from .backends import get_backend
+
+    engine = get_backend(backend)
+    progress = _progress() if show else None
+    task = progress.add_task("items", total=None, rate="") if progress else None
+    started = time.monotonic()
+    try:
+        if progress:
+            progress.start()
+        while execution.status == "RUNNING":
+            if progress is not None and task is not None and execution.map_runs:
+                run = execution.map_runs[-1]
+                counts = engine.store.counts(run.run_id).items
+                done = counts.succeeded + counts.failed + counts.timedOut + counts.aborted
+                rate = done / max(time.monotonic() - started, 1e-3)
+                progress.update(
+                    task,
+                    total=counts.total or None,
+                    completed=done,
+                    rate=f"{rate:,.0f} items/s",
+                    description=f"{run.state_name}: [green]{counts.succeeded} ok[/green] "
+                    f"[red]{counts.failed + counts.timedOut} failed[/red] {counts.running} running",
+                )
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        err.print("[yellow]stopping[/yellow] (Ctrl-C): running children stop at their next state…")
+        try:
+            control.stop_execution(execution.execution_arn, backend=engine)
+        except DmapError:
+            pass
+        while execution.status == "RUNNING":
+            time.sleep(0.1)
+    finally:
+        if progress:
+            progress.stop()
+
+
+def _progress() -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
 
 
 def _summary(execution: Any) -> None:
@@ -105,17 +179,25 @@ def _summary(execution: Any) -> None:
         out.print(f"[red]{execution.error}[/red]: {execution.cause}", highlight=False)
     for map_run in execution.map_runs:
         table = Table(title=f"Map Run {map_run.map_run_arn}", title_justify="left")
-        for column in ("status", "total", "succeeded", "failed", "timedOut", "aborted", "pending"):
+        keys = ("total", "succeeded", "failed", "timedOut", "aborted", "pending")
+        for column in ("status", *keys):
             table.add_column(column, justify="right")
         counts = map_run.item_counts
-        table.add_row(
-            str(map_run.status),
-            *(str(counts.get(k, 0)) for k in ("total", "succeeded", "failed", "timedOut", "aborted", "pending")),
-        )
+        table.add_row(str(map_run.status), *(str(counts.get(k, 0)) for k in keys))
         out.print(table)
     if execution.status == "SUCCEEDED":
-        text = json.dumps(execution.output, indent=2, default=str)
-        out.print(text if len(text) < 4000 else text[:4000] + "\n… (truncated; use --output json)", highlight=False)
+        text = json.dumps(execution.output, default=str)
+        if len(text) <= 2000:
+            out.print(json.dumps(execution.output, indent=2, default=str), highlight=False)
+        else:
+            out.print(f"output: {len(text):,} bytes of JSON (print it with --output json)")
+
+
+def _print_execution(execution: Any, output: Output) -> None:
+    if output == Output.json:
+        print(json.dumps(execution.describe(), indent=2, default=str))
+    else:
+        _summary(execution)
 
 
 @app.command()
@@ -148,6 +230,180 @@ def worker(
     if concurrency:
         argv += ["-c", str(concurrency)]
     celery_app.worker_main(argv)
+
+
+BackendOption = Annotated[str | None, typer.Option("--backend", help="local or celery (default: DMAP_BACKEND).")]
+OutputOption = Annotated[Output, typer.Option(help="table or json.")]
+
+
+def _control(call: Any) -> Any:
+    """Run a control-plane call; known errors become one line and exit code 1 (2 for bad arguments)."""
+    from .errors import ConfigurationError
+
+    try:
+        return call()
+    except ConfigurationError as exc:
+        raise _fail(str(exc), 2) from None
+    except DmapError as exc:
+        raise _fail(str(exc), 1) from None
+
+
+@app.command("describe-execution")
+def describe_execution(
+    execution_arn: Annotated[str, typer.Argument(help="The execution ARN.")],
+    backend: BackendOption = None,
+    output: OutputOption = Output.json,
+) -> None:
+    """An execution's status, input, output, error and Map Runs (AWS's DescribeExecution shape)."""
+    from . import control
+
+    _print_execution(_control(lambda: control.describe_execution(execution_arn, backend=backend)), output)
+
+
+@app.command("list-executions")
+def list_executions(
+    backend: BackendOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 100,
+    output: OutputOption = Output.table,
+) -> None:
+    """The most recent executions first."""
+    from rich.table import Table
+
+    from . import control
+
+    executions = _control(lambda: control.list_executions(backend=backend, limit=limit))
+    if output == Output.json:
+        print(json.dumps([e.describe() for e in executions], indent=2, default=str))
+        return
+    table = Table("name", "status", "started", "stopped", "executionArn")
+    for e in executions:
+        table.add_row(e.name, str(e.status), e.start_date, e.stop_date or "", e.execution_arn)
+    out.print(table)
+
+
+@app.command("stop-execution")
+def stop_execution(
+    execution_arn: Annotated[str, typer.Argument(help="The execution ARN.")],
+    backend: BackendOption = None,
+) -> None:
+    """Stop a running execution: it ends ABORTED, unstarted items stay PENDING (redrivable)."""
+    from . import control
+
+    _control(lambda: control.stop_execution(execution_arn, backend=backend))
+    out.print(f"stop requested: {execution_arn}")
+
+
+@app.command("list-map-runs")
+def list_map_runs(
+    execution_arn: Annotated[str, typer.Argument(help="The execution ARN.")],
+    backend: BackendOption = None,
+    output: OutputOption = Output.json,
+) -> None:
+    """The Map Runs of an execution (AWS's ListMapRuns shape)."""
+    from . import control
+
+    runs = _control(lambda: control.list_map_runs(execution_arn, backend=backend))
+    items = [
+        {
+            "executionArn": r.execution_arn,
+            "mapRunArn": r.map_run_arn,
+            "stateMachineArn": r.state_machine_arn,
+            "startDate": r.start_date,
+            **({"stopDate": r.stop_date} if r.stop_date else {}),
+        }
+        for r in runs
+    ]
+    print(json.dumps({"mapRuns": items}, indent=2))
+
+
+@app.command("describe-map-run")
+def describe_map_run(
+    map_run_arn: Annotated[str, typer.Argument(help="The Map Run ARN.")],
+    backend: BackendOption = None,
+) -> None:
+    """A Map Run's status, limits and item/execution counts (AWS's DescribeMapRun shape)."""
+    from . import control
+
+    print(json.dumps(_control(lambda: control.describe_map_run(map_run_arn, backend=backend)).describe(), indent=2))
+
+
+@app.command("update-map-run")
+def update_map_run(
+    map_run_arn: Annotated[str, typer.Argument(help="The Map Run ARN.")],
+    max_concurrency: Annotated[int | None, typer.Option(min=0, help="New MaxConcurrency (0 = 10,000).")] = None,
+    tolerated_failure_count: Annotated[int | None, typer.Option(min=0, help="New ToleratedFailureCount.")] = None,
+    tolerated_failure_percentage: Annotated[
+        float | None, typer.Option(min=0, max=100, help="New ToleratedFailurePercentage (0-100).")
+    ] = None,
+    backend: BackendOption = None,
+) -> None:
+    """Change a running Map Run's concurrency or failure tolerance; takes effect at once."""
+    from . import control
+
+    run = _control(
+        lambda: control.update_map_run(
+            map_run_arn,
+            max_concurrency=max_concurrency,
+            tolerated_failure_count=tolerated_failure_count,
+            tolerated_failure_percentage=tolerated_failure_percentage,
+            backend=backend,
+        )
+    )
+    print(json.dumps(run.describe(), indent=2))
+
+
+@app.command("redrive-execution")
+def redrive_execution(
+    execution_arn: Annotated[str, typer.Argument(help="The execution ARN.")],
+    backend: BackendOption = None,
+    imports: Annotated[list[str] | None, typer.Option("--import", help="Module that registers task handlers.")] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Re-run only the failed, timed-out, aborted and pending items of a FAILED/ABORTED execution."""
+    from . import control
+
+    _import_handlers(imports)
+    execution = _control(lambda: control.redrive_execution(execution_arn, backend=backend, wait=False))
+    _watch(execution, backend, show=output == Output.table and out.is_terminal)
+    _print_execution(execution, output)
+    raise typer.Exit(0 if execution.status == "SUCCEEDED" else 1)
+
+
+@app.command()
+def failures(
+    map_run_arn: Annotated[str, typer.Argument(help="The Map Run ARN.")],
+    error: Annotated[str | None, typer.Option(help="Only this error name.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many.")] = None,
+    backend: BackendOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Which items of a Map Run failed, and why: item index, input, error, cause, attempts."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from . import control
+
+    found = _control(lambda: list(control.list_failures(map_run_arn, error=error, limit=limit, backend=backend)))
+    if output == Output.json:
+        print(json.dumps([asdict(f) for f in found], indent=2, default=str))
+        return
+    table = Table("item", "status", "error", "cause", "input", "attempts", title=f"{len(found)} failed item(s)")
+    for f in found:
+        cause = _readable_cause(f.cause)
+        table.add_row(str(f.index), f.status, f.error, cause, json.dumps(f.input)[:80], str(f.attempts))
+    out.print(table)
+
+
+def _readable_cause(cause: str, width: int = 120) -> str:
+    """A Lambda-style JSON cause shown as its errorMessage; anything else as is; cut to ``width``."""
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and "errorMessage" in parsed:
+        cause = str(parsed["errorMessage"])
+    return cause if len(cause) <= width else cause[: width - 1] + "…"
 
 
 def _import_handlers(modules: list[str] | None) -> None:

@@ -79,6 +79,12 @@ class MapRun:
     cause: str | None = None
 
     @property
+    def state_machine_arn(self) -> str:
+        """The children's state machine ARN: ``…:stateMachine:<name>/<label>`` (ListMapRuns' stateMachineArn)."""
+        head, _, rest = self.map_run_arn.partition(":mapRun:")
+        return f"{head}:stateMachine:{rest.rsplit(':', 1)[0]}"
+
+    @property
     def run_id(self) -> str:
         """The UUID at the end of the ARN (also the ResultWriter folder name)."""
         return self.map_run_arn.rsplit(":", 1)[-1]

@@ -10,8 +10,11 @@ from __future__ import annotations
 import logging
 import os
 
+from celery.signals import worker_ready
+
 from dmap.backends.celery import CHILD_TASK, CeleryBackend
 from dmap.child import run_child
+from dmap.detach import RUN_EXECUTION_TASK, Reaper, run_detached
 from dmap.heartbeat import heartbeat
 
 from .app import app
@@ -37,3 +40,15 @@ def run_child_task(run: str, child: int, token: str) -> str:
         logger.warning("no plan for map run %s (expired or deleted); child %s skipped", run, child)
         return "stale"
     return run_child(engine.store, plan, int(child), str(token), heartbeat=heartbeat, engine=engine)
+
+
+@app.task(name=RUN_EXECUTION_TASK, ignore_result=True)
+def run_execution_task(arn: str) -> str:
+    """Run (or resume) a detached execution, coordinator included, on this worker."""
+    return run_detached(backend(), arn)
+
+
+@worker_ready.connect
+def _start_reaper(**_: object) -> None:
+    """One reaper per worker (in the main process): resumes detached executions whose coordinator died."""
+    Reaper(CeleryBackend(app=app)).start()

@@ -1,0 +1,159 @@
+"""Detached executions: the whole execution, coordinator included, runs as a task on the cluster.
+
+``dmap run --detach`` (or ``dmap.run(..., wait=False)`` on the celery backend through
+:func:`submit`) stores the execution in the journal and sends one ``dmap.run_execution`` task.
+Whichever worker takes it runs the execution and holds an *execution lease* in Redis, renewed
+every few seconds. Every worker also runs a small reaper: when a lease expires (the worker running
+that coordinator died), one reaper claims it atomically and sends the task again; the new
+coordinator resumes the Map Run where it stopped (same execution name, same Map Run id, the run
+store's cursor and leases), so closing the terminal — or losing a worker — does not stop a run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+RUN_EXECUTION_TASK = "dmap.run_execution"
+LEASE_MS = 15_000
+_CLAIM = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score then return 0 end
+if ARGV[3] == 'renew' or tonumber(score) <= now then
+  redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+  return 1
+end
+return 0
+"""
+_EXPIRED = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 20)
+"""
+
+
+def _keys(backend: Any) -> tuple[str, str]:
+    prefix = backend.redis.prefix
+    return f"{prefix}:j:detached", f"{prefix}:j:detached-spec"
+
+
+def submit(
+    definition: Any,
+    *,
+    manifest: str | None = None,
+    input: Any = None,
+    name: str | None = None,
+    max_concurrency: int | None = None,
+    backend: Any = None,
+) -> Any:
+    """Validate a definition, record the execution and hand it to the cluster; returns the RUNNING execution.
+
+    Raises:
+        ConfigurationError: The backend is not celery, or the manifest is a local iterable.
+        DefinitionError: The definition is invalid.
+    """
+    from .api import prepare, state_machine_name
+    from .backends import get_backend
+    from .backends.celery import CeleryBackend
+    from .records import new_execution
+
+    engine = get_backend(backend or "celery")
+    if not isinstance(engine, CeleryBackend):
+        raise ConfigurationError("--detach needs the celery backend (the cluster runs the execution)")
+    if manifest is not None and not isinstance(manifest, str | Path):
+        raise ConfigurationError("a detached execution needs a manifest the workers can read (s3://... or a path)")
+    machine = prepare(definition)
+    execution = new_execution(state_machine_name(definition), name, {} if input is None else input)
+    engine.journal.save_execution(
+        execution, definition=machine.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    )
+    lease_key, spec_key = _keys(engine)
+    spec = {"manifest": str(manifest) if manifest is not None else None, "max_concurrency": max_concurrency}
+    client = engine.redis.client
+    client.hset(spec_key, execution.execution_arn, json.dumps(spec))
+    client.zadd(lease_key, {execution.execution_arn: int(time.time() * 1000) + LEASE_MS})
+    engine.app.send_task(RUN_EXECUTION_TASK, args=(execution.execution_arn,), queue=engine.settings.queue)
+    return execution
+
+
+def run_detached(engine: Any, arn: str) -> str:
+    """Run (or resume) a detached execution on this worker while holding its lease; returns its final status."""
+    from .api import prepare
+    from .records import ExecutionStatus
+
+    lease_key, spec_key = _keys(engine)
+    client = engine.redis.client
+    claim = client.register_script(_CLAIM)
+    if not claim(keys=[lease_key], args=[arn, LEASE_MS, "renew"]):
+        return "gone"  # finished, or not detached
+    execution = engine.journal.execution(arn)
+    definition = engine.journal.definition(arn)
+    if execution is None or definition is None or execution.status != ExecutionStatus.RUNNING:
+        client.zrem(lease_key, arn)
+        return "gone"
+    spec = json.loads(client.hget(spec_key, arn) or "{}")
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(LEASE_MS / 3000):
+            try:
+                claim(keys=[lease_key], args=[arn, LEASE_MS, "renew"])
+            except Exception:  # a Redis hiccup: the next beat tries again
+                logger.warning("could not renew the lease of detached execution %s", arn, exc_info=True)
+
+    threading.Thread(target=renew, name="dmap-execution-lease", daemon=True).start()
+    try:
+        execution.map_runs = []  # the coordinator re-attaches (and resumes) its Map Runs
+        engine.run(
+            prepare(definition),
+            execution,
+            manifest=spec.get("manifest"),
+            max_concurrency=spec.get("max_concurrency"),
+            wait=True,
+        )
+    finally:
+        done.set()
+    client.zrem(lease_key, arn)
+    client.hdel(spec_key, arn)
+    return str(execution.status)
+
+
+class Reaper:
+    """Re-sends detached executions whose coordinator stopped renewing its lease (one per worker process)."""
+
+    def __init__(self, engine: Any, interval: float = 5.0) -> None:
+        self.engine, self.interval = engine, interval
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        """Start the daemon thread."""
+        threading.Thread(target=self._loop, name="dmap-reaper", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop the daemon thread."""
+        self._stop.set()
+
+    def _loop(self) -> None:
+        client = self.engine.redis.client
+        lease_key, _ = _keys(self.engine)
+        expired = client.register_script(_EXPIRED)
+        claim = client.register_script(_CLAIM)
+        while not self._stop.wait(self.interval):
+            try:
+                for raw in expired(keys=[lease_key]):
+                    arn = raw.decode() if isinstance(raw, bytes) else str(raw)
+                    if claim(keys=[lease_key], args=[arn, LEASE_MS * 2, "claim"]):
+                        logger.warning("resuming detached execution %s (its coordinator stopped)", arn)
+                        self.engine.app.send_task(RUN_EXECUTION_TASK, args=(arn,), queue=self.engine.settings.queue)
+            except Exception:
+                logger.warning("reaper pass failed", exc_info=True)

@@ -13,7 +13,6 @@ finished children are never run again.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -32,14 +31,15 @@ from .interpreter.context import MapInvocation, iso_now, state_machine_arn
 from .interpreter.executor import Aborted
 from .journal import Journal
 from .records import Execution, MapRun, MapRunStatus, map_run_arn, new_run_id
+from .results import ExportedResults, InlineResults, pending_children
 from .storage import Storage
 from .store import ChildSpec, ChildStatus, Lease, RunConfig, RunStore
+from .writers import RecordContext, ResultWriter, WriterSpec
 
 logger = logging.getLogger(__name__)
 
 WINDOW = 256
 """Children built ahead of their permits (the coordinator's whole item memory)."""
-RESULT_CHUNK = 500
 THRESHOLD_CAUSE = "The specified tolerated failure threshold was exceeded"
 NEVER = 2**53
 """A failure count no run reaches: the effective ToleratedFailureCount when only a percentage is set."""
@@ -149,7 +149,6 @@ class Coordinator:
         state = self.state
         self.batch = batching.resolve(state, data, context, variables, self.settings.payload_limit)
         self.plan = self._plan()
-        self.writer = self._writer()
         self.engine.publish_plan(self.plan)
         if not self.store.create_run(self.run_id, config):
             config = self.store.config(self.run_id) or config
@@ -163,6 +162,13 @@ class Coordinator:
         self.engine.journal.save_map_run(self.map_run)
         self.engine.journal.save_execution(self.execution)
         failure: StatesError | None = None
+        try:
+            self.sink = self._sink()
+        except StatesError as exc:  # e.g. a ResultWriter bucket that cannot be written: nothing runs
+            self.map_run.status, self.map_run.error, self.map_run.cause = MapRunStatus.FAILED, exc.name, exc.cause
+            self.map_run.stop_date = iso_now()
+            self.engine.journal.save_map_run(self.map_run)
+            raise
         try:
             self._dispatch_all()
         except StatesError as exc:
@@ -280,6 +286,10 @@ class Coordinator:
         end_child, end_item = next_child, next_item
         lease_ms = int(self.settings.dispatch_lease_seconds * 1000)
         journal, arn = self.engine.journal, self.execution.execution_arn
+        known = self._known_total()
+        if known is not None:  # items in the state input: the total (and the percentage rule) apply from the start
+            totals_set = True
+            store.set_total(run, items=known, children=known)
         while store.aborted(run) is None:
             if journal.stop_requested(arn):
                 store.abort(run, "stopped")
@@ -299,11 +309,25 @@ class Coordinator:
             for _ in range(acquired.granted_new):
                 pending.popleft()
             self._dispatch(acquired.leases)
+            self.sink.drain()
             if totals_set and self._all_done():
                 break
             if not acquired.leases:
                 wait_ms = 1000 if acquired.wait_ms < 0 else max(5, min(acquired.wait_ms, 1000))
                 store.wait(run, wait_ms)
+
+    def _known_total(self) -> int | None:
+        """The number of items when it is known before reading (state-input items, one item per child)."""
+        if self.batch is not None or self.state.item_reader is not None:
+            return None
+        if self.manifest is not None:
+            return len(self.manifest) if isinstance(self.manifest, list | tuple) else None
+        try:
+            if self.inv.language == "JSONata":
+                return len(jsonata_flow.map_items(self.state, self.inv.input, self.inv.context, self.inv.variables))
+            return len(sources.state_items(self.state, self.inv.input, self.inv.context, self.inv.variables))
+        except StatesError:
+            return None  # the reader reports it, where it belongs
 
     def _dispatch(self, leases: Sequence[Lease]) -> None:
         if not leases:
@@ -358,62 +382,78 @@ class Coordinator:
 
     # -- results -------------------------------------------------------------------------------
 
-    def _writer(self) -> Any:
+    def _sink(self) -> InlineResults | ExportedResults:
         rw = self.state.result_writer
+        prefix = f"{self.execution.state_machine_name}/{self.label}"
+        context = RecordContext(self.run_id, state_machine_arn(prefix), self.plan.child_arn(0).rsplit(":", 1)[0] + ":")
+        config = rw.writer_config if rw is not None else None
         if rw is None or rw.resource is None:
-            return None
-        from .writers import ResultWriter, WriterSpec
-
+            spec = None
+            if config is not None:
+                spec = WriterSpec(
+                    output_type=config.output_type or "JSON", transformation=config.transformation or "NONE"
+                )
+            return InlineResults(
+                self.store,
+                self.run_id,
+                state_name=self.inv.state_name,
+                payload_limit=self.settings.payload_limit,
+                writer_spec=spec,
+                context=context,
+            )
         params = dataflow.template(rw.parameters or {}, self.inv.input, self.inv.context, self.inv.variables)
-        config = rw.writer_config
         spec = WriterSpec(
             bucket=str(params.get("Bucket", "")),
             prefix=params.get("Prefix"),
             output_type=(config.output_type if config else None) or "JSON",
             transformation=(config.transformation if config else None) or "NONE",
         )
-        prefix = f"{self.execution.state_machine_name}/{self.label}"
+        previous = self.map_run.result_files or {}
+        if self.redrive:  # AWS: after a redrive the manifest lists every success, but only the new failures
+            previous = {"SUCCEEDED": previous.get("SUCCEEDED", []), "FAILED": [], "PENDING": []}
+            self.map_run.results_upto = 0
         writer = ResultWriter(
             self.engine.storage(),
             spec,
             map_run_arn=self.map_run.map_run_arn,
             map_run_id=self.run_id,
-            state_machine_arn=state_machine_arn(prefix),
-            execution_arn_prefix=self.plan.child_arn(0).rsplit(":", 1)[0] + ":",
+            state_machine_arn=context.state_machine_arn,
+            execution_arn_prefix=context.execution_arn_prefix,
+            redrive_count=self.map_run.redrive_count,
+            resume=previous,
         )
         writer.check()
-        return writer
+        return ExportedResults(self.store, self.run_id, writer, self.map_run, self.engine.journal.save_map_run)
 
-    def _records(self, *, take: bool) -> Iterator[dict[str, Any]]:
-        """Every finished child's result record, in child order.
-
-        ``take`` removes them from the store as they are read (the ResultWriter streams them out, so
-        the store stays bounded); otherwise they stay (the inline output, rebuilt by a redrive).
-        A child without a record (already written by an earlier attempt) is skipped.
-        """
-        fetch = self.store.take_results if take else self.store.read_results
-        child, total = 0, self.store.counts(self.run_id).executions.total
-        while child < total:
-            batch = fetch(self.run_id, child, RESULT_CHUNK)
-            for text in batch:
-                yield json.loads(text)
-            child += len(batch) or 1
+    def _pending(self) -> Iterator[dict[str, Any]]:
+        """Children that never started: queued ones (stored inputs), then the items never read."""
+        _, next_child, next_item = self.store.cursor(self.run_id)
+        yield from pending_children(self.store, self.run_id, next_child)
+        for spec in self._children(next_item, next_child):
+            yield {
+                "Child": spec.child,
+                "Index": spec.first,
+                "Items": spec.items,
+                "Status": "PENDING",
+                "Input": spec.input,
+            }
 
     def _finish(self, failure: StatesError | None) -> Any:
         reason = self.store.aborted(self.run_id)
         if reason == "tolerance":
             failure = StatesError(ErrorName.EXCEED_TOLERATED_FAILURE_THRESHOLD, THRESHOLD_CAUSE)
+        output = None
         try:
             if reason == "stopped":
                 self.map_run.status = MapRunStatus.ABORTED
                 raise Aborted()
-            # A failed run still exports its results (AWS); a failed inline output is never used.
-            output = self._output() if failure is None or self.writer is not None else None
+            # A failed run still exports its results (AWS), with PENDING files for what never ran.
+            output = self.sink.finish(failed=failure is not None, pending=self._pending)
         except StatesError as exc:
             failure = failure or exc
         finally:
             counts = self.store.counts(self.run_id)
-            if self.writer is None:  # the inline output holds every finished child's result
+            if isinstance(self.sink, InlineResults):  # the inline output holds every finished child's result
                 for c in (counts.items, counts.executions):
                     c.resultsWritten = c.succeeded + c.failed + c.timedOut + c.aborted
             self.map_run.item_counts = counts.items.as_dict()
@@ -425,44 +465,3 @@ class Coordinator:
             raise failure
         self.map_run.status = MapRunStatus.SUCCEEDED
         return output
-
-    def _output(self) -> Any:
-        """The Map's result: ResultWriter details, or the ordered array of child outputs."""
-        if self.writer is not None:
-            for record in self._records(take=True):
-                self.writer.write(record)
-            return self.writer.close()
-        limit, size, out = self.settings.payload_limit, 2, []
-        for value in self._inline_values():
-            size += len(dataflow.compact(value).encode("utf-8")) + 1
-            if size > limit:
-                raise StatesError(
-                    ErrorName.DATA_LIMIT_EXCEEDED,
-                    f"The state/task '{self.inv.state_name}' returned a result with a size exceeding the maximum "
-                    f"number of bytes service limit ({limit} bytes); add a ResultWriter to export the results "
-                    "to S3, or ResultSelector/ItemSelector to shrink them.",
-                )
-            out.append(value)
-        return out
-
-    def _inline_values(self) -> Iterator[Any]:
-        """The inline output's elements: child outputs (failures as their records), or WriterConfig's format."""
-        rw = self.state.result_writer
-        if rw is not None and rw.writer_config is not None:
-            from .writers import RecordContext, WriterSpec, apply_writer_config
-
-            config = rw.writer_config
-            spec = WriterSpec(output_type=config.output_type or "JSON", transformation=config.transformation or "NONE")
-            prefix = f"{self.execution.state_machine_name}/{self.label}"
-            context = RecordContext(
-                self.run_id, state_machine_arn(prefix), self.plan.child_arn(0).rsplit(":", 1)[0] + ":"
-            )
-            yield from apply_writer_config(self._records(take=False), spec, context=context)
-            return
-        for record in self._records(take=False):
-            yield json.loads(record["Output"]) if record.get("Status") == "SUCCEEDED" else _failure_entry(record)
-
-
-def _failure_entry(record: dict[str, Any]) -> dict[str, Any]:
-    """A tolerated failed child's entry in the inline output (dmap's documented choice)."""
-    return {"Status": record.get("Status"), "Error": record.get("Error"), "Cause": record.get("Cause")}

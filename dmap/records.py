@@ -77,6 +77,10 @@ class MapRun:
     redrive_count: int = 0
     error: str | None = None
     cause: str | None = None
+    result_files: dict[str, list[dict[str, Any]]] | None = None
+    """ResultWriter files already durable (``ResultFiles`` of manifest.json) — for resume and redrive."""
+    results_upto: int = 0
+    """Children before this one have their records in ``result_files`` (and no longer in the run store)."""
 
     @property
     def state_machine_arn(self) -> str:

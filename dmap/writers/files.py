@@ -66,9 +66,20 @@ class RollingFile:
         output_type: ``JSON`` or ``JSONL`` (the extension stays ``.json`` either way, as on AWS).
         max_bytes: A file is rolled over before a record would make it larger than this; a single
             record larger than the limit gets a file of its own.
+        done: Files finished by an earlier coordinator of the same Map Run (resume, redrive): kept in
+            the manifest, and the numbering goes on after them.
     """
 
-    def __init__(self, storage: Storage, bucket: str, base: str, group: str, output_type: str, max_bytes: int) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        bucket: str,
+        base: str,
+        group: str,
+        output_type: str,
+        max_bytes: int,
+        done: list[dict[str, object]] | None = None,
+    ) -> None:
         self._storage = storage
         self._bucket = bucket
         self._base = base
@@ -79,7 +90,7 @@ class RollingFile:
         self._key = ""
         self._size = 0
         self._count = 0
-        self._done: list[dict[str, object]] = []
+        self._done: list[dict[str, object]] = list(done or [])
 
     @property
     def files(self) -> list[dict[str, object]]:

@@ -69,6 +69,7 @@ class ResultWriter:
         execution_arn_prefix: str,
         redrive_count: int = 0,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        resume: dict[str, list[dict[str, Any]]] | None = None,
     ) -> None:
         if not spec.bucket:
             raise ConfigurationError("a ResultWriter that exports to storage needs a Bucket")
@@ -81,7 +82,9 @@ class ResultWriter:
         self._context = RecordContext(map_run_id, state_machine_arn, execution_arn_prefix, redrive_count)
         self._base = result_base(spec.prefix, map_run_id)
         self._files = {
-            group: RollingFile(storage, self._bucket, self._base, group, spec.output_type, max_file_bytes)
+            group: RollingFile(
+                storage, self._bucket, self._base, group, spec.output_type, max_file_bytes, (resume or {}).get(group)
+            )
             for group in _GROUPS
         }
         self._error: StatesError | None = None
@@ -153,6 +156,25 @@ class ResultWriter:
         logger.info("Map Run results written to s3://%s/%s", self._bucket, self.manifest_key)
         details = {"Bucket": self._bucket, "Key": self.manifest_key}
         return {"MapRunArn": self._map_run_arn, "ResultWriterDetails": details}
+
+    def checkpoint(self) -> dict[str, list[dict[str, Any]]]:
+        """Finish every open file so that everything written so far is durable; return the files.
+
+        The coordinator stores the returned ``ResultFiles`` with the child up to which records were
+        written; a coordinator restarted after a crash passes them back as ``resume`` and goes on
+        with the next file numbers, so no record is lost or written twice.
+
+        Raises:
+            StatesError: ``States.ResultWriterFailed`` if storage fails.
+        """
+        self._ensure_usable()
+        try:
+            for files in self._files.values():
+                files.finish()
+        except StatesError as exc:
+            self._fail(exc)
+            raise
+        return {group: self._files[group].files for group in _GROUPS}
 
     def abort(self) -> None:
         """Abandon every open upload; no manifest is written. Safe to call more than once."""

@@ -1,0 +1,160 @@
+"""Where a Map Run's child results go: the inline Map output, or the ResultWriter's files.
+
+Two sinks with one shape (``drain`` while the run goes on, ``finish`` at its end):
+
+* :class:`InlineResults` — no ResultWriter: records stay in the run store until the Map Run ends
+  (a redrive or a restarted coordinator finds them all), then become the ordered output array,
+  bounded by the payload limit.
+* :class:`ExportedResults` — a ResultWriter: records are streamed to the result files in child
+  order while the run goes on. Every ``SEGMENT`` records the open files are finished (durable) and
+  their list is saved with the Map Run before the records are dropped from the store, so the store
+  stays bounded and a coordinator killed at any moment resumes without losing or repeating a record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .errors import ErrorName, StatesError
+from .interpreter import dataflow
+from .records import MapRun
+from .store import ChildStatus, RunStore
+from .writers import RecordContext, ResultWriter, WriterSpec, apply_writer_config
+
+CHUNK = 500
+SEGMENT = 10_000
+"""Records between two durable checkpoints of the result files (bounds what the run store holds)."""
+
+
+class InlineResults:
+    """The Map output without ResultWriter export: child outputs in child order."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        run: str,
+        *,
+        state_name: str,
+        payload_limit: int,
+        writer_spec: WriterSpec | None = None,
+        context: RecordContext | None = None,
+    ) -> None:
+        self.store, self.run, self.state_name, self.limit = store, run, state_name, payload_limit
+        self.writer_spec, self.context = writer_spec, context
+
+    def drain(self) -> None:
+        """Nothing to do while running: records stay in the store until the end."""
+
+    def finish(self, *, failed: bool, pending: Callable[[], Iterator[dict[str, Any]]]) -> Any:
+        """The ordered output array (None for a failed run, whose output is never used)."""
+        if failed:
+            return None
+        size, out = 2, []
+        for value in self._values():
+            size += len(dataflow.compact(value).encode("utf-8")) + 1
+            if size > self.limit:
+                raise StatesError(
+                    ErrorName.DATA_LIMIT_EXCEEDED,
+                    f"The state/task '{self.state_name}' returned a result with a size exceeding the maximum "
+                    f"number of bytes service limit ({self.limit} bytes); add a ResultWriter to export the "
+                    "results to S3, or ResultSelector/ItemSelector to shrink them.",
+                )
+            out.append(value)
+        return out
+
+    def _values(self) -> Iterator[Any]:
+        records = records_from(self.store, self.run, 0, take=False)
+        if self.writer_spec is not None and self.context is not None:
+            yield from apply_writer_config(records, self.writer_spec, context=self.context)
+            return
+        for record in records:
+            yield json.loads(record["Output"]) if record.get("Status") == "SUCCEEDED" else failure_entry(record)
+
+
+class ExportedResults:
+    """Child records streamed to a ResultWriter with durable checkpoints (see the module docstring)."""
+
+    def __init__(
+        self, store: RunStore, run: str, writer: ResultWriter, map_run: MapRun, save: Callable[[MapRun], None]
+    ) -> None:
+        self.store, self.run, self.writer, self.map_run, self.save = store, run, writer, map_run, save
+        self.next = map_run.results_upto  # the next child whose record is to be written
+        self.since_checkpoint = 0
+
+    def drain(self) -> None:
+        """Write the records of the children finished in order since the last call; checkpoint every SEGMENT."""
+        for record in self._ready():
+            self.writer.write(record)
+            self.since_checkpoint += 1
+            if self.since_checkpoint >= SEGMENT:
+                self.checkpoint()
+
+    def _ready(self) -> Iterator[dict[str, Any]]:
+        total = self.store.counts(self.run).executions.total
+        while self.next < total:
+            batch = self.store.read_results(self.run, self.next, CHUNK)
+            if not batch:
+                # No record: either still running, or written before a redrive (terminal): skip it.
+                status = self.store.statuses(self.run, self.next, 1)[0]
+                if not status.terminal:
+                    return
+                self.next += 1
+                continue
+            for text in batch:
+                yield json.loads(text)
+                self.next += 1
+
+    def checkpoint(self) -> None:
+        """Make every written record durable, remember where, then drop those records from the store."""
+        self.map_run.result_files = self.writer.checkpoint()
+        first, self.map_run.results_upto = self.map_run.results_upto, self.next
+        self.save(self.map_run)
+        drop(self.store, self.run, first, self.next)
+        self.since_checkpoint = 0
+
+    def finish(self, *, failed: bool, pending: Callable[[], Iterator[dict[str, Any]]]) -> Any:
+        """Write what is left, then PENDING records of children that never started, then the manifest."""
+        self.drain()
+        for record in pending():
+            self.writer.write(record)
+        output = self.writer.close()
+        self.map_run.result_files = self.writer.manifest()["ResultFiles"]
+        first, self.map_run.results_upto = self.map_run.results_upto, self.next
+        self.save(self.map_run)
+        drop(self.store, self.run, first, self.next)
+        return output
+
+
+def records_from(store: RunStore, run: str, first: int, *, take: bool) -> Iterator[dict[str, Any]]:
+    """Every finished child's record from child ``first`` on, in child order (children without one are skipped)."""
+    fetch = store.take_results if take else store.read_results
+    child, total = first, store.counts(run).executions.total
+    while child < total:
+        batch = fetch(run, child, CHUNK)
+        for text in batch:
+            yield json.loads(text)
+        child += len(batch) or 1
+
+
+def drop(store: RunStore, run: str, first: int, upto: int) -> None:
+    """Remove the records of children ``first`` .. ``upto - 1`` from the store (they are durable elsewhere)."""
+    child = first
+    while child < upto:
+        taken = store.take_results(run, child, min(CHUNK, upto - child))
+        child += len(taken) or 1
+
+
+def pending_children(store: RunStore, run: str, upto: int) -> Iterator[dict[str, Any]]:
+    """PENDING records of granted children that never started (queued when the run stopped)."""
+    for first in range(0, upto, 4096):
+        for offset, status in enumerate(store.statuses(run, first, min(4096, upto - first))):
+            if status == ChildStatus.PENDING:
+                child = first + offset
+                yield {"Child": child, "Status": "PENDING", "Input": store.child_input(run, child) or "null"}
+
+
+def failure_entry(record: dict[str, Any]) -> dict[str, Any]:
+    """A tolerated failed child's entry in the inline output (dmap's documented choice)."""
+    return {"Status": record.get("Status"), "Error": record.get("Error"), "Cause": record.get("Cause")}

@@ -167,7 +167,12 @@ def _parse(raw: Any, uri: str, key: str, input_type: str, spec: ReaderSpec, skip
         if input_type == "JSON":
             from .jsonfile import iter_json
 
-            yield from iter_json(text, uri, spec.items_pointer, skip)
+            # The {"items": [...]} teaching failure is for a manifest named by getObject; each object a listing
+            # flattens is taken as it is (an object iterates as its key/value pairs).
+            pointer = spec.items_pointer
+            if pointer is None and spec.resource.endswith("listObjectsV2"):
+                pointer = ""
+            yield from iter_json(text, uri, pointer, skip)
         elif input_type == "JSONL":
             from .jsonl import iter_jsonl
 

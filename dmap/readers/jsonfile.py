@@ -45,6 +45,7 @@ class _Tracked:
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
         self._pending = b""
+        self._peeked: bytes | None = None
         self.offset = 0  # bytes skipped before the first chunk (a UTF-8 BOM)
         self.consumed = 0
         self.newlines = 0
@@ -56,6 +57,8 @@ class _Tracked:
 
     def first_byte(self) -> bytes:
         """The first byte that is not whitespace (b"" for an empty document), without consuming it."""
+        if self._peeked is not None:
+            return self._peeked
         data = self._stream.read(_CHUNK)
         if data.startswith(_BOM):
             data, self.offset = data[3:], 3
@@ -65,7 +68,8 @@ class _Tracked:
                 break
             data += more
         self._pending = data
-        return data.lstrip(_WHITESPACE)[:1]
+        self._peeked = data.lstrip(_WHITESPACE)[:1]
+        return self._peeked
 
     def read(self, size: int = -1) -> bytes:
         if size == 0:
@@ -151,7 +155,9 @@ def iter_json(stream: BinaryIO, uri: str, pointer: str | None, skip: int = 0) ->
     """
     tracked = _Tracked(stream)
     try:
-        if pointer:
+        if pointer == "":  # an explicit root: iterate an object's key/value pairs (AWS's object iteration)
+            rows = _pairs_or_elements(tracked)
+        elif pointer:
             rows = _at_pointer(tracked, parse_pointer(pointer))
         else:
             rows = _at_root(tracked)
@@ -166,12 +172,36 @@ def _at_root(tracked: _Tracked) -> Iterator[Row]:
         for value in ijson.items(tracked, "item", use_float=True):
             yield value, None
     elif first == b"{":
-        for key, value in ijson.kvitems(tracked, "", use_float=True):
-            yield {"Key": key, "Value": value}, key
+        # DESIGN §3: a manifest shaped {"items": [...]} is the classic mistake; fail as AWS did and teach.
+        raise reader_failed(f"{NON_ITERABLE} {_object_hint(tracked)}")
     else:
         for _ in ijson.parse(tracked, use_float=True):
             pass  # a malformed scalar fails here; a valid one is not iterable
         raise reader_failed(NON_ITERABLE)
+
+
+def _pairs_or_elements(tracked: _Tracked) -> Iterator[Row]:
+    if tracked.first_byte() == b"{":
+        for key, value in ijson.kvitems(tracked, "", use_float=True):
+            yield {"Key": key, "Value": value}, key
+    else:
+        yield from _at_root(tracked)
+
+
+def _object_hint(tracked: _Tracked, budget: int = 10_000) -> str:
+    """How to fix a top-level object: point ItemsPointer at its first array (looked for in the first events)."""
+    for count, (prefix, event, _) in enumerate(ijson.parse(tracked, use_float=True)):
+        if event == "start_array" and prefix and "." not in prefix:
+            return (
+                f'The top-level JSON value is an object, not an array: to iterate its "{prefix}" array set '
+                f'"ReaderConfig": {{"InputType": "JSON", "ItemsPointer": "/{prefix}"}}.'
+            )
+        if count >= budget:
+            break
+    return (
+        "The top-level JSON value is an object, not an array: set ReaderConfig.ItemsPointer to the array to "
+        'iterate, or to "" to iterate the object\'s key/value pairs.'
+    )
 
 
 def _matches(stack: list[list[Any]], tokens: list[str]) -> bool:

@@ -28,13 +28,24 @@ def test_a_top_level_array_yields_its_elements_with_the_object_as_source(objects
     assert all(i.key is None for i in items)
 
 
-def test_a_top_level_object_yields_key_value_pairs_with_the_key(local_objects: Objects) -> None:
+def test_an_object_selected_with_an_empty_items_pointer_yields_key_value_pairs_with_the_key(
+    local_objects: Objects,
+) -> None:
     local_objects.put("o.json", '{"first": {"a": 1}, "second": [1, 2]}')
-    items = list(local_objects.open(key="o.json", input_type="JSON"))
+    items = list(local_objects.open(key="o.json", input_type="JSON", items_pointer=""))
     assert [(i.value, i.key) for i in items] == [
         ({"Key": "first", "Value": {"a": 1}}, "first"),
         ({"Key": "second", "Value": [1, 2]}, "second"),
     ]
+
+
+def test_a_top_level_object_without_items_pointer_fails_and_names_the_pointer_to_use(local_objects: Objects) -> None:
+    local_objects.put("wrapped.json", '{"count": 2, "items": [{"id": 1}, {"id": 2}]}')
+    with pytest.raises(StatesError) as failure:
+        list(local_objects.open(key="wrapped.json", input_type="JSON"))
+    assert failure.value.name == "States.ItemReaderFailed"
+    assert failure.value.cause.startswith("Attempting to map over non-iterable node.")
+    assert '"ItemsPointer": "/items"' in failure.value.cause
 
 
 def test_numbers_keep_json_types_with_floats_not_decimals(local_objects: Objects) -> None:

@@ -81,11 +81,26 @@ class PathNotFound(LookupError):
         where = f" specified for the field '{field}'" if field else ""
         if self.undefined_variable is not None:
             return f"The JSONPath '{self.path}'{where} could not be resolved: {self.hint}"
-        return f"The JSONPath '{self.path}'{where} could not be found in the input '{compact_json(self.data)}'"
+        found = f"The JSONPath '{self.path}'{where} could not be found in the input '{compact_json(self.data)}'"
+        return found + _listing_hint(self.path, self.data)
 
     def __str__(self) -> str:
         # Built lazily: Choice rules (IsPresent) raise this often and never print it.
         return self.cause()
+
+
+_LISTING_FIELDS = frozenset({"Etag", "Key", "LastModified", "Size"})
+
+
+def _listing_hint(path: str, data: Any) -> str:
+    """DESIGN §3: a child reading ``$.Bucket`` from an s3:listObjectsV2 item; say why and how to fix it."""
+    if "Bucket" not in path or not isinstance(data, dict) or not _LISTING_FIELDS <= data.keys():
+        return ""
+    return (
+        ". Items from an s3:listObjectsV2 ItemReader carry no Bucket (only Etag, Key, LastModified, Size, "
+        'StorageClass): give the Map an ItemSelector such as {"Bucket.$": "$.bucket", '
+        '"Key.$": "$$.Map.Item.Value.Key"}, taking the bucket from the Map\'s input'
+    )
 
 
 class PathAssignError(ValueError):

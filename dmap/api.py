@@ -13,7 +13,6 @@ from typing import Any
 
 from .asl import DefinitionSource, load
 from .asl.model import StateMachine
-from .errors import DefinitionError
 from .interpreter import ExecutionInfo, Runtime, execute
 from .interpreter.context import iso_now
 from .interpreter.tasks import check_resources, registry
@@ -37,11 +36,7 @@ def state_machine_name(definition: DefinitionSource | StateMachine) -> str:
 
 def prepare(definition: DefinitionSource | StateMachine) -> StateMachine:
     """Load and validate a definition and resolve its Task resources; raise DefinitionError on any problem."""
-    machine = load(definition)
-    unresolved = check_resources(machine, registry)
-    if unresolved:
-        raise DefinitionError(unresolved)
-    return machine
+    return load(definition, extra_checks=lambda data: check_resources(data, registry))
 
 
 def run(

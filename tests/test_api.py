@@ -164,7 +164,6 @@ def test_run_rejects_an_unregistered_lambda_invoke_function_name() -> None:
     assert "NotRegisteredAnywhere" in diagnostic.message
 
 
-@pytest.mark.xfail(strict=True, reason="unresolved resources are only checked once the definition has no other error")
 def test_run_reports_unresolved_resources_together_with_the_other_problems() -> None:
     definition = {
         "StartAt": "T",
@@ -182,7 +181,6 @@ def test_text_that_is_not_json_is_a_definition_error(entry: Callable[[Any], Any]
     assert "line 1" in diagnostic.message
 
 
-@pytest.mark.xfail(strict=True, reason="load() re-validates the parsed list as text: json.loads(list) raises TypeError")
 @pytest.mark.parametrize("entry", [dmap.run, dmap.asl.load], ids=["run", "asl.load"])
 def test_a_json_array_is_a_definition_error(entry: Callable[[Any], Any]) -> None:
     (diagnostic,) = _definition_error(lambda: entry('[{"StartAt": "A"}]')).diagnostics

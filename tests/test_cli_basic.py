@@ -207,7 +207,6 @@ def test_a_real_process_reports_failure_and_usage_errors_with_their_exit_codes(t
     assert "no_such_module_here" in missing_module.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="rich wraps piped output at 80 columns, splitting long diagnostics")
 def test_validate_prints_each_diagnostic_on_one_line_when_piped(tmp_path: Path) -> None:
     target = "a-rather-long-state-name-that-does-not-exist-anywhere-in-this-definition"
     definition = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": target}}}
@@ -216,7 +215,6 @@ def test_validate_prints_each_diagnostic_on_one_line_when_piped(tmp_path: Path) 
     assert target in line and line.endswith("(MISSING_TRANSITION_TARGET)")
 
 
-@pytest.mark.xfail(strict=True, reason="rich wraps piped output at 80 columns, splitting the execution ARN")
 def test_run_prints_the_whole_execution_arn_on_one_line_when_piped(tmp_path: Path) -> None:
     name = "a-descriptive-execution-name-of-some-length"
     done = _subprocess(tmp_path, "run", _write(tmp_path, "greet.json", GREET), "--name", name, "--input", '{"who":1}')

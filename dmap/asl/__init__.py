@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from .checks import check_definition
 from .diagnostics import Diagnostic, Severity, pointer
 from .model import MapState, StateMachine
 
-__all__ = ["Diagnostic", "Severity", "StateMachine", "load", "parse", "validate", "DefinitionSource"]
+__all__ = ["Diagnostic", "Severity", "StateMachine", "check_data", "load", "parse", "validate", "DefinitionSource"]
 
 DefinitionSource = Mapping[str, Any] | str | Path
 _STATE_TAGS = frozenset({"Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map"})
@@ -36,6 +36,8 @@ def parse(definition: DefinitionSource) -> tuple[Any, list[Diagnostic]]:
     """
     if isinstance(definition, Mapping):
         return dict(definition), []
+    if isinstance(definition, list | int | float | bool) or definition is None:
+        return definition, []  # an already-parsed JSON value that is not an object: check_data says so
     if isinstance(definition, Path) or (isinstance(definition, str) and not definition.lstrip().startswith(("{", "["))):
         path = Path(definition)
         try:
@@ -61,10 +63,13 @@ def validate(definition: DefinitionSource) -> list[Diagnostic]:
         The diagnostics, ERRORs and WARNINGs, ordered by location. Empty when the definition is valid.
     """
     data, diagnostics = parse(definition)
-    if data is None:
-        return diagnostics
+    return diagnostics if data is None else check_data(data)
+
+
+def check_data(data: Any) -> list[Diagnostic]:
+    """:func:`validate` for an already-parsed JSON value."""
     if not isinstance(data, dict):
-        return [_error("SCHEMA_VALIDATION_FAILED", f"a definition is a JSON object, got {type(data).__name__}", "")]
+        return [_error("SCHEMA_VALIDATION_FAILED", f"a definition is a JSON object, got {_json_type(data)}", "")]
     checks = check_definition(data)
     # Where a semantic check and pydantic flag the same spot, the check's message is the teaching one.
     checked = {d.location for d in checks}
@@ -78,19 +83,39 @@ def validate(definition: DefinitionSource) -> list[Diagnostic]:
     return sorted(unique, key=lambda d: (d.location, d.severity != Severity.ERROR, d.code))
 
 
-def load(definition: DefinitionSource | StateMachine) -> StateMachine:
+def load(
+    definition: DefinitionSource | StateMachine,
+    *,
+    extra_checks: Callable[[dict[str, Any]], list[Diagnostic]] | None = None,
+) -> StateMachine:
     """Parse and validate a definition.
+
+    Args:
+        definition: A dict, JSON text, the path of a definition file, or an already loaded machine.
+        extra_checks: More checks over the raw JSON (``dmap.run`` adds the Task resource resolution), reported
+            together with the definition's own problems.
 
     Raises:
         DefinitionError: if any ERROR diagnostic is found; it carries all of them.
     """
     if isinstance(definition, StateMachine):
         return definition
+    source = str(definition) if isinstance(definition, Path) else None
     data, diagnostics = parse(definition)
-    errors = [d for d in validate(data if data is not None else definition) if d.severity == Severity.ERROR]
-    if errors or data is None:
-        raise DefinitionError(errors or diagnostics, source=str(definition) if isinstance(definition, Path) else None)
+    if data is None:
+        raise DefinitionError(diagnostics, source=source)
+    found = check_data(data)
+    if isinstance(data, dict) and extra_checks is not None:
+        found += extra_checks(data)
+    errors = [d for d in found if d.severity == Severity.ERROR]
+    if errors:
+        raise DefinitionError(errors, source=source)
     return StateMachine.model_validate(data)
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def distributed_maps(machine: StateMachine) -> list[tuple[str, MapState]]:

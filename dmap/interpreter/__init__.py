@@ -77,13 +77,18 @@ def execute(
         The :class:`ExecutionResult`. Failures are results, never exceptions.
     """
     runtime = runtime or Runtime()
+    if isinstance(machine, StateMachine) and machine.timeout_seconds and runtime.deadline is None:
+        import time
+        from dataclasses import replace
+
+        runtime = replace(runtime, deadline=time.monotonic() + machine.timeout_seconds)
     value = {} if input is None else input
     info = info or ExecutionInfo(name=str(uuid.uuid4()), state_machine_name="dmap", input=value, start_time=iso_now())
     branch = machine.as_branch() if isinstance(machine, StateMachine) else machine
     executor = Executor(runtime, info, language=branch.query_language or language or "JSONPath")
     try:
         output = executor.run_branch(branch, value, variables, start_at=start_at, checkpoint=True)
-        executor.check_size(output, _top_env(branch))
+        executor.check_size(output, _top_env(executor.position[0] if executor.position else branch.start_at))
     except Aborted:
         return ExecutionResult(
             "ABORTED", error="States.Aborted", cause="The execution was stopped", position=executor.position
@@ -94,7 +99,7 @@ def execute(
     return ExecutionResult("SUCCEEDED", output=output)
 
 
-def _top_env(branch: Branch) -> Any:
+def _top_env(state_name: str) -> Any:
     from .executor import Env
 
-    return Env(name=branch.start_at, context={}, variables={}, language="JSONPath", entered_event=0)
+    return Env(name=state_name, context={}, variables={}, language="JSONPath", entered_event=0)

@@ -6,6 +6,8 @@ runner and the executor's Retry/Catch.
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -70,7 +72,10 @@ def run_pass(ex: Executor, state: PassState, raw: Any, env: Env) -> tuple[Any, s
     result = state.result if "result" in state.model_fields_set else data
     env.variables.update(_assign(state.assign, result, env))
     combined = dataflow.result_path(state.result_path, raw, result)
-    return dataflow.output_path(state.output_path, combined, env.context, env.variables), state.next
+    output = dataflow.output_path(state.output_path, combined, env.context, env.variables)
+    if state.parameters is not None or "result" in state.model_fields_set:  # what can grow the data
+        ex.check_size(output, env)
+    return output, state.next
 
 
 def run_task(ex: Executor, state: TaskState, raw: Any, env: Env) -> tuple[Any, str | None]:
@@ -121,7 +126,15 @@ def invoke(
         item_index=ex.runtime.item_index,
     )
     ex.next_event(3)  # TaskScheduled, TaskStarted, TaskSucceeded/Failed
-    result = marshal(call_handler(handler, payload, context, timeout=timeout, heartbeat=heartbeat), name)
+    event = json.loads(dataflow.compact(payload))  # the handler's own copy: its mutations never leak into the state
+    remaining = None if ex.runtime.deadline is None else max(0.001, ex.runtime.deadline - time.monotonic())
+    bound = timeout if remaining is None or (timeout is not None and timeout <= remaining) else remaining
+    try:
+        result = marshal(call_handler(handler, event, context, timeout=bound, heartbeat=heartbeat), name)
+    except StatesError as exc:
+        if exc.name == ErrorName.TIMEOUT.value and bound is not timeout:  # the execution's deadline, not the Task's
+            ex._check_alive()
+        raise
     result = wrap_lambda_result(result) if wrap else result
     return ex.check_size(result, env)
 
@@ -266,7 +279,7 @@ def map_items(state: MapState, data: Any, env: Env) -> list[Any]:
     """The items of a JSONPath Map: ItemsPath's array (an object iterates as ``{"Key", "Value"}`` pairs)."""
     items = dataflow.select(state.items_path or "$", data, env.context, env.variables, "ItemsPath")
     if isinstance(items, dict):
-        return [{"Key": k, "Value": v} for k, v in items.items()]
+        return [_Pair(k, v) for k, v in items.items()]
     if not isinstance(items, list):
         raise StatesError(
             ErrorName.RUNTIME,
@@ -275,10 +288,19 @@ def map_items(state: MapState, data: Any, env: Env) -> list[Any]:
     return items
 
 
+class _Pair(dict[str, Any]):
+    """A key/value pair of an object the Map iterates: ``{"Key", "Value"}`` as the item itself."""
+
+    def __init__(self, key: str, value: Any) -> None:
+        super().__init__(Key=key, Value=value)
+
+
 def _item_input(state: MapState, data: Any, index: int, item: Any, env: Env) -> Any:
     if state.selector is None:
-        return item
-    context = {**env.context, "Map": {"Item": {"Index": index, "Value": item}}}
+        return dict(item) if isinstance(item, _Pair) else item
+    # AWS: over an object, $$.Map.Item.Key is the key and $$.Map.Item.Value the bare value.
+    entry = {"Index": index, "Key": item["Key"], "Value": item["Value"]} if isinstance(item, _Pair) else None
+    context = {**env.context, "Map": {"Item": entry or {"Index": index, "Value": item}}}
     return dataflow.template(state.selector, data, context, env.variables)
 
 

@@ -11,7 +11,6 @@ like AWS's), or the registered name itself. A handler's exception becomes a Lamb
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 import traceback
@@ -167,16 +166,16 @@ def lambda_error(exc: BaseException) -> StatesError:
 
 
 def marshal(value: Any, function: str) -> Any:
-    """Check a handler's return value is JSON (no NaN, bytes, sets, cycles); AWS's ``Runtime.MarshalError`` if not."""
+    """A handler's return value as the JSON it stands for (tuples -> arrays, keys -> strings).
+
+    Raises AWS's ``Runtime.MarshalError`` for what is not JSON (NaN, bytes, sets, cycles).
+    """
     try:
-        json.dumps(value, allow_nan=False)
+        return json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError, RecursionError) as exc:
         message = f"Unable to marshal response: {exc}"
         cause = {"errorMessage": message, "errorType": "Runtime.MarshalError", "requestId": "", "stackTrace": []}
         raise StatesError("Runtime.MarshalError", json.dumps(cause)) from None
-    if isinstance(value, float) and not math.isfinite(value):  # pragma: no cover - caught by allow_nan
-        raise StatesError("Runtime.MarshalError", f"{function} returned {value}")
-    return value
 
 
 def wrap_lambda_result(payload: Any) -> dict[str, Any]:
@@ -213,6 +212,8 @@ def call_handler(
     if timeout is None and heartbeat is None:
         try:
             return handler(payload, context)
+        except StatesError:
+            raise  # an integration reports an AWS error (name and cause) of its own
         except (Exception, SystemExit) as exc:
             raise lambda_error(exc) from None
     box: dict[str, Any] = {}
@@ -245,38 +246,60 @@ def call_handler(
                 f"Task '{context.state_name}' sent no heartbeat for {heartbeat:g} seconds",
             )
     if "error" in box:
-        raise lambda_error(box["error"])
+        error = box["error"]
+        raise error if isinstance(error, StatesError) else lambda_error(error)
     return box["result"]
 
 
-def check_resources(machine: Any, handlers: Registry) -> list[Any]:
-    """Diagnostics for every Task whose resource resolves to no registered handler (checked before a run).
+def check_resources(data: Mapping[str, Any], handlers: Registry) -> list[Any]:
+    """Diagnostics for every Task (at any depth of the raw definition) whose resource resolves to nothing.
 
+    Checked before a run, over the raw JSON so they are reported together with every other problem.
     ``lambda:invoke`` with a dynamic ``FunctionName.$`` can only be checked when it runs.
     """
     from .. import integrations
     from ..asl.diagnostics import Diagnostic, Severity, pointer
-    from ..asl.model import TaskState, iter_states
 
     found = []
-    for where, name, state in iter_states(machine):
-        if not isinstance(state, TaskState):
+    for where, name, state in _raw_states(data, ()):
+        resource = state.get("Resource")
+        if state.get("Type") != "Task" or not isinstance(resource, str):
             continue
-        if integrations.is_integration(state.resource):
-            if integrations.resolve(state.resource) is None:
-                message = f"state '{name}': {integrations.disabled_reason(state.resource)}"
-                found.append(
-                    Diagnostic(Severity.ERROR, "INTEGRATION_NOT_ENABLED", message, pointer(*where, "Resource"))
-                )
+        if integrations.is_integration(resource):
+            if integrations.resolve(resource) is None:
+                message = f"state '{name}': {integrations.disabled_reason(resource)}"
+                code = integrations.unavailable_code(resource)
+                found.append(Diagnostic(Severity.ERROR, code, message, pointer(*where, "Resource")))
             continue
-        if handlers.resolve(state.resource, state.parameters or state.arguments):
+        parameters = state.get("Parameters") or state.get("Arguments")
+        if handlers.resolve(resource, parameters):
             continue
         listing = ", ".join(handlers.names()) or "none"
-        function = state.parameters.get("FunctionName") if isinstance(state.parameters, Mapping) else None
-        what = f"function {function!r} of resource {state.resource!r}" if function else f"resource {state.resource!r}"
+        function = parameters.get("FunctionName") if isinstance(parameters, Mapping) else None
+        what = f"function {function!r} of resource {resource!r}" if function else f"resource {resource!r}"
         message = (
             f"state '{name}' uses {what}, which is not a registered dmap task handler (registered: {listing}); "
             "register it with @dmap.task(...) in a module given to --import or DMAP_IMPORTS"
         )
         found.append(Diagnostic(Severity.ERROR, "UNRESOLVED_RESOURCE", message, pointer(*where, "Resource")))
     return found
+
+
+def _raw_states(
+    node: Any, prefix: tuple[str | int, ...]
+) -> Iterator[tuple[tuple[str | int, ...], str, dict[str, Any]]]:
+    """Every state dict of a raw definition, nested ones included, with its JSON-pointer parts."""
+    states = node.get("States") if isinstance(node, Mapping) else None
+    if not isinstance(states, Mapping):
+        return
+    for name, state in states.items():
+        if not isinstance(state, dict):
+            continue
+        where = (*prefix, "States", name)
+        yield where, str(name), state
+        branches = state.get("Branches") if state.get("Type") == "Parallel" else None
+        for i, branch in enumerate(branches if isinstance(branches, list) else []):
+            yield from _raw_states(branch, (*where, "Branches", i))
+        if state.get("Type") == "Map":
+            for key in ("ItemProcessor", "Iterator"):
+                yield from _raw_states(state.get(key), (*where, key))

@@ -12,8 +12,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
-
 from dmap.interpreter import TaskContext
 
 from .support import Harness, machine, single
@@ -73,7 +71,6 @@ def test_a_final_output_over_the_payload_limit_fails_the_execution(sfn: Harness)
     assert (result.status, result.error) == ("FAILED", "States.DataLimitExceeded")
 
 
-@pytest.mark.xfail(strict=True, reason="the final output's size error names the StartAt state, not the last state")
 def test_a_final_output_over_the_payload_limit_names_the_state_that_produced_it(sfn: Harness) -> None:
     definition = machine(
         ("Start", {"Type": "Pass", "Next": "Grow"}),
@@ -84,7 +81,6 @@ def test_a_final_output_over_the_payload_limit_names_the_state_that_produced_it(
     assert (result.cause or "").startswith(CAUSE_START.format("Grow"))
 
 
-@pytest.mark.xfail(strict=True, reason="a Pass state's output is never size-checked, so a later state can shrink it")
 def test_a_pass_output_over_the_payload_limit_fails_at_that_state(sfn: Harness) -> None:
     definition = machine(
         ("Start", {"Type": "Pass", "Next": "Grow"}),
@@ -96,7 +92,6 @@ def test_a_pass_output_over_the_payload_limit_fails_at_that_state(sfn: Harness) 
     assert (result.cause or "").startswith(CAUSE_START.format("Grow"))
 
 
-@pytest.mark.xfail(strict=True, reason="the state machine's TimeoutSeconds is parsed but never enforced")
 def test_a_state_machine_over_its_timeout_seconds_times_out(sfn: Harness) -> None:
     @sfn.task("Slow")
     def slow(event: Any, context: TaskContext) -> Any:

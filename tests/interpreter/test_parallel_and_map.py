@@ -12,8 +12,6 @@ import threading
 import time
 from typing import Any
 
-import pytest
-
 from dmap.interpreter import TaskContext
 
 from .support import Harness, machine, single
@@ -228,7 +226,6 @@ def test_inline_map_over_an_object_iterates_key_value_pairs(sfn: Harness) -> Non
     assert result.output == [{"Key": "apple", "Value": 1}, {"Key": "pear", "Value": 2}]
 
 
-@pytest.mark.xfail(strict=True, reason="ItemSelector over an object gets the whole pair as Value and no Map.Item.Key")
 def test_inline_map_item_selector_over_an_object_sees_the_key_and_the_bare_value(sfn: Harness) -> None:
     definition = single(
         {

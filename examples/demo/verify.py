@@ -104,8 +104,12 @@ def verify(client: Any, manifest_key: str | None = None) -> Summary:
         totals[output["order"]] = output["total"]
         workers.add(output["worker"])
     if totals != valid:
-        missing = sorted(set(valid) - set(totals))[:5]
-        raise DemoCheckFailed(f"SUCCEEDED records do not match the data (missing e.g. {missing})")
+        missing = sorted(set(valid) - set(totals))
+        wrong = sorted(k for k in set(valid) & set(totals) if totals[k] != valid[k])
+        raise DemoCheckFailed(
+            f"the SUCCEEDED files hold {len(succeeded)} records for {len(valid)} valid orders: "
+            f"{len(missing)} missing (e.g. {missing[:5]}), {len(wrong)} with a wrong total (e.g. {wrong[:5]})"
+        )
     failed_ids = {json.loads(r["Input"])["order"]["id"] for r in failed if r.get("Error") == "InvalidOrder"}
     if failed_ids != invalid or len(failed) != len(invalid):
         raise DemoCheckFailed(f"FAILED records {sorted(failed_ids)} do not match the invalid orders {sorted(invalid)}")

@@ -82,8 +82,16 @@ def run(
 ) -> None:
     """Run a state machine and print its outcome; exit 0 only if it SUCCEEDED. Ctrl-C stops it (ABORTED)."""
     from .api import start
+    from .config import get_settings
 
     _import_handlers(imports)
+    if get_settings().metrics_port:
+        from .metrics import start_metrics_server
+
+        try:
+            start_metrics_server(get_settings().metrics_port)
+        except DmapError as exc:
+            raise _fail(str(exc), 2) from None
     value = _json_arg(input, "--input")
     try:
         if detach:
@@ -100,8 +108,8 @@ def run(
         for d in exc.diagnostics:
             err.print(f"[red]{d.severity}[/red] {d.location or '/'}: {d.message} [dim]({d.code})[/dim]")
         raise typer.Exit(1) from None
-    except DmapError as exc:
-        raise _fail(str(exc)) from None
+    except DmapError as exc:  # infrastructure (Redis, storage): 3, so a Job can tell it from a FAILED run
+        raise _fail(str(exc), 3) from None
     _print_execution(execution, output)
     raise typer.Exit(0 if execution.status == "SUCCEEDED" else 1)
 

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, description="Attempts of a child whose worker dies before it gives up.")
     retention_days: float = Field(90.0, gt=0, description="How long finished executions and Map Runs are kept.")
     integrations: str = Field("", description="Comma-separated service integrations to enable: aws-sdk, s3, http.")
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="Serve Prometheus metrics of this process's Map Runs (0 = off)."
+    )
 
     @property
     def effective_broker_url(self) -> str:

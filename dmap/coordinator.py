@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import batching, sources
+from . import batching, metrics, sources
 from .asl.model import MapState, TaskState, WaitState, iter_states
 from .child import ChildPlan
 from .config import Settings
@@ -137,6 +137,7 @@ class Coordinator:
                 start_date=iso_now(),
             )
         self._oversize: set[int] = set()
+        self.backend_name = str(getattr(engine, "name", ""))
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -156,6 +157,9 @@ class Coordinator:
         if self.redrive:
             reset = self.store.reset_for_redrive(self.run_id)
             logger.info("redriving map run %s: %d children to run again", self.map_run.map_run_arn, reset)
+        metrics.track_map_run(
+            self.store, self.run_id, state_machine=self.execution.state_machine_name, label=self.label
+        )
         self.map_run.max_concurrency = config.max_concurrency
         others = [m for m in self.execution.map_runs if m.map_run_arn != self.map_run.map_run_arn]
         self.execution.map_runs = [*others, self.map_run]
@@ -179,6 +183,7 @@ class Coordinator:
             return self._finish(failure)
         finally:
             self.engine.journal.save_map_run(self.map_run)
+            metrics.finish_map_run(self.run_id)
 
     def _config(self) -> RunConfig:
         """The run's limits. AWS applies only the tolerances a definition sets; with neither set, any failure fails.
@@ -305,10 +310,13 @@ class Coordinator:
                 totals_set = True
                 if store.set_total(run, items=end_item, children=end_child):
                     break
+            started = time.perf_counter()
             acquired = store.acquire(run, list(pending), dispatch_lease_ms=lease_ms)
             for _ in range(acquired.granted_new):
                 pending.popleft()
             self._dispatch(acquired.leases)
+            if acquired.leases:
+                metrics.observe_dispatch(time.perf_counter() - started, len(acquired.leases), backend=self.backend_name)
             self.sink.drain()
             if totals_set and self._all_done():
                 break

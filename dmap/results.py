@@ -96,10 +96,12 @@ class ExportedResults:
         while self.next < total:
             batch = self.store.read_results(self.run, self.next, CHUNK)
             if not batch:
-                # No record: either still running, or written before a redrive (terminal): skip it.
-                status = self.store.statuses(self.run, self.next, 1)[0]
-                if not status.terminal:
+                # No record: still running, or written before a redrive. The status is read first and
+                # the record again after, so a child finishing in between is never taken for the latter.
+                if not self.store.statuses(self.run, self.next, 1)[0].terminal:
                     return
+                if self.store.read_results(self.run, self.next, 1):
+                    continue
                 self.next += 1
                 continue
             for text in batch:

@@ -18,12 +18,6 @@ from .conftest import ROOT, missing
 
 @pytest.mark.slow
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=False,  # a race: some runs lose no record
-    reason="dmap/results.py ExportedResults._ready reads a child's record, finds none, then reads its status: a "
-    "child completing in between is taken for one written before a redrive and its record is skipped, so "
-    "SUCCEEDED_0.json misses records on the celery backend. Read the status first. Remove this marker then.",
-)
 def test_the_local_demo_runs_the_compose_flow_and_finds_its_results_in_s3(tmp_path: Path) -> None:
     if shutil.which("redis-server") is None:
         missing("redis-server", "apt-get install redis-server")

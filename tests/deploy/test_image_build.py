@@ -17,12 +17,6 @@ BUILD_CONTEXT = ("pyproject.toml", "README.md", "dmap", "workers")
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="pyproject.toml's [tool.hatch.build.targets.wheel.force-include] adds dmap/lua a second time; "
-    "hatchling rejects the duplicate, so `pip install .` (not -e) and the image build fail. "
-    "Remove that table (hatch already ships dmap/lua with the package), then this marker.",
-)
 def test_the_image_build_stage_can_build_and_install_the_wheel(tmp_path: Path) -> None:
     context = tmp_path / "context"
     for name in BUILD_CONTEXT:

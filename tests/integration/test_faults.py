@@ -100,7 +100,7 @@ def test_a_child_queued_behind_a_killed_workers_running_child_stays_in_the_queue
 
 
 @pytest.mark.slow
-def test_a_coordinator_killed_with_sigkill_and_restarted_under_the_same_name_never_reruns_a_finished_item(
+def test_a_coordinator_killed_with_sigkill_and_restarted_under_the_same_name_never_reruns_a_started_item(
     cluster: Cluster,
 ) -> None:
     # The killed coordinator may have been granted permits it never sent; they come back after the
@@ -113,8 +113,8 @@ def test_a_coordinator_killed_with_sigkill_and_restarted_under_the_same_name_nev
     cluster.wait_for(lambda: cluster.counter("done") >= items // 3 or first.poll() is not None, "a third of the items")
     first.kill()
     first.communicate(timeout=10)
-    finished_before = {i for i, n in cluster.calls().items() if n}
-    assert 0 < len(finished_before) < items, "the coordinator must die mid-run"
+    started_before = {i for i, n in cluster.calls().items() if n}
+    assert 0 < len(started_before) < items, "the coordinator must die mid-run"
 
     second = subprocess.run(command, cwd=ROOT, env=cluster.env(), capture_output=True, timeout=180, check=False)
 
@@ -126,7 +126,7 @@ def test_a_coordinator_killed_with_sigkill_and_restarted_under_the_same_name_nev
     run_id = new_run_id(execution_arn("dmap", name), "Fan", 0)
     assert outcome["map_run_arn"].endswith(":" + run_id)  # the same Map Run, resumed
     calls = cluster.calls()
-    assert all(calls[i] == 1 for i in finished_before)
+    assert all(calls[i] == 1 for i in started_before)
     assert calls == {i: 1 for i in range(items)}
 
 

@@ -153,7 +153,8 @@ class Coordinator:
         self.engine.publish_plan(self.plan)
         if not self.store.create_run(self.run_id, config):
             config = self.store.config(self.run_id) or config
-            logger.info("resuming map run %s", self.map_run.map_run_arn)
+            requeued = self.store.requeue_unstarted(self.run_id)  # their messages may have died with us
+            logger.info("resuming map run %s (%d children sent again)", self.map_run.map_run_arn, requeued)
         if self.redrive:
             reset = self.store.reset_for_redrive(self.run_id)
             logger.info("redriving map run %s: %d children to run again", self.map_run.map_run_arn, reset)

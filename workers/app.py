@@ -34,6 +34,9 @@ def create_app(settings: Settings | None = None) -> Celery:
         result_backend=None,
         task_acks_late=False,
         worker_prefetch_multiplier=1,
+        # Fetch only when a pool process is free (Celery >= 5.6, Redis): a worker killed with SIGKILL
+        # must not take a reserved child with it (it would wait DMAP_DISPATCH_LEASE_SECONDS).
+        worker_disable_prefetch=True,
         task_reject_on_worker_lost=False,
         task_default_queue=settings.queue,
         broker_transport_options=transport,

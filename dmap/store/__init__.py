@@ -419,6 +419,15 @@ class RunStore(Protocol):
         """
         ...
 
+    def requeue_unstarted(self, run: str) -> int:
+        """Expire the leases of granted children that never started (a restarted coordinator calls it).
+
+        Their messages may never have been sent; the next :meth:`acquire` re-grants them with fresh
+        tokens (without counting an attempt), so a message that was sent after all is ignored as stale.
+        Returns how many children were requeued.
+        """
+        ...
+
     def read_results(self, run: str, first_child: int, limit: int) -> list[str]:
         """Like :meth:`take_results` but leaves the records in place and counts nothing.
 

@@ -432,6 +432,19 @@ class MemoryRunStore:
                 c += 1
             return out
 
+    def requeue_unstarted(self, run: str) -> int:
+        """Expire the leases of granted children that never started (no attempt counted)."""
+        with self._cond:
+            r = self._get(run)
+            now = self._clock()
+            unstarted = [c for c in r.leases if r.get(c) == _PENDING]
+            for c in unstarted:
+                child = r.children.get(c)
+                if child is not None:
+                    child.attempt = max(0, child.attempt - 1)  # a resume is not a lost worker
+                r.lease(c, now - 1e-6)
+            return len(unstarted)
+
     def read_results(self, run: str, first_child: int, limit: int) -> list[str]:
         """The records of the contiguous finished children from ``first_child``, left in place."""
         with self._cond:

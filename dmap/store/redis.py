@@ -49,6 +49,7 @@ _SCRIPTS = (
     "take_results",
     "redrive",
     "expire",
+    "requeue",
 )
 _RENEW_BATCH = 500
 _RESULTS_BATCH = 500
@@ -300,6 +301,10 @@ class RedisRunStore:
             if len(batch) < want:
                 break
         return out
+
+    def requeue_unstarted(self, run: str) -> int:
+        """Expire the leases of granted children that never started (no attempt counted)."""
+        return int(self._call("requeue", run))
 
     def read_results(self, run: str, first_child: int, limit: int) -> list[str]:
         """The records of the contiguous finished children from ``first_child``, left in place (plain HMGETs)."""

@@ -103,7 +103,7 @@ class AbortWatch:
 
     def __init__(self, store: RunStore, run: str, interval: float = 0.25) -> None:
         self._store, self._run, self._interval = store, run, interval
-        self._next = 0.0
+        self._next = time.monotonic() + interval  # start() has just checked the flag
         self._aborted = False
 
     def __call__(self) -> bool:
@@ -173,11 +173,13 @@ def _execute(
         deadline=deadline,
         item_index=first,
     )
+    name = plan.child_name(child)
+    machine = f"{plan.state_machine_name}/{plan.label}"
     info = ExecutionInfo(
-        name=plan.child_name(child),
-        state_machine_name=f"{plan.state_machine_name}/{plan.label}",
+        name=name,
+        state_machine_name=machine,
         input=value,
-        arn=plan.child_arn(child),
+        arn=f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{machine}:{name}",
     )
     if engine is not None:
         from .coordinator import MapRunner

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(30.0, gt=0, description="Run lease of a child; renewed by worker heartbeats.")
     dispatch_lease_seconds: float = Field(600.0, gt=0, description="How long a dispatched child may wait in the queue.")
     max_attempts: int = Field(3, ge=1, description="Attempts of a child whose worker dies before it gives up.")
+    dispatch_pack: int = Field(
+        16, ge=1, le=256, description="Most children one Celery message carries when many permits come at once."
+    )
     retention_days: float = Field(90.0, gt=0, description="How long finished executions and Map Runs are kept.")
     integrations: str = Field("", description="Comma-separated service integrations to enable: aws-sdk, s3, http.")
     metrics_port: int = Field(

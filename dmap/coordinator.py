@@ -286,44 +286,45 @@ class Coordinator:
         """Offer children for permits until every child has a terminal result or the run is aborted."""
         store, run = self.store, self.run_id
         _, next_child, next_item = store.cursor(run)
-        children = self._children(next_item, next_child)
-        pending: deque[ChildSpec] = deque()
-        exhausted = totals_set = False
-        end_child, end_item = next_child, next_item
+        window = _Window(self._children(next_item, next_child), next_child, next_item)
         lease_ms = int(self.settings.dispatch_lease_seconds * 1000)
-        journal, arn = self.engine.journal, self.execution.execution_arn
         known = self._known_total()
+        totals_set = known is not None
         if known is not None:  # items in the state input: the total (and the percentage rule) apply from the start
-            totals_set = True
             store.set_total(run, items=known, children=known)
-        while store.aborted(run) is None:
-            if journal.stop_requested(arn):
-                store.abort(run, "stopped")
-                break
-            while not exhausted and len(pending) < WINDOW:
-                spec = next(children, None)
-                if spec is None:
-                    exhausted = True
+        next_check = 0.0
+        while True:
+            if time.monotonic() >= next_check:  # at most every 100 ms: the wake list reports an abort at once
+                if self._stopping():
                     break
-                pending.append(spec)
-                end_child, end_item = spec.child + 1, spec.first + spec.items
-            if exhausted and not pending and not totals_set:
+                next_check = time.monotonic() + 0.1
+            window.fill()
+            if window.exhausted and not window.pending and not totals_set:
                 totals_set = True
-                if store.set_total(run, items=end_item, children=end_child):
+                if store.set_total(run, items=window.end_item, children=window.end_child):
                     break
             started = time.perf_counter()
-            acquired = store.acquire(run, list(pending), dispatch_lease_ms=lease_ms)
-            for _ in range(acquired.granted_new):
-                pending.popleft()
+            acquired = store.acquire(run, list(window.pending), dispatch_lease_ms=lease_ms)
+            window.granted(acquired.granted_new)
             self._dispatch(acquired.leases)
             if acquired.leases:
                 metrics.observe_dispatch(time.perf_counter() - started, len(acquired.leases), backend=self.backend_name)
             self.sink.drain()
-            if totals_set and self._all_done():
-                break
-            if not acquired.leases:
+            if not acquired.leases:  # children just granted are not done: only an idle round can be the last
+                if totals_set and self._all_done():
+                    break
                 wait_ms = 1000 if acquired.wait_ms < 0 else max(5, min(acquired.wait_ms, 1000))
-                store.wait(run, wait_ms)
+                if self.store.wait(run, wait_ms) == "ABORT":
+                    next_check = 0.0
+
+    def _stopping(self) -> bool:
+        """True once the run is aborted; a stop request of the execution aborts it ("stopped")."""
+        if self.store.aborted(self.run_id) is not None:
+            return True
+        if self.engine.journal.stop_requested(self.execution.execution_arn):
+            self.store.abort(self.run_id, "stopped")
+            return True
+        return False
 
     def _known_total(self) -> int | None:
         """The number of items when it is known before reading (state-input items, one item per child)."""
@@ -474,3 +475,28 @@ class Coordinator:
             raise failure
         self.map_run.status = MapRunStatus.SUCCEEDED
         return output
+
+
+class _Window:
+    """The children read ahead of their permits: at most WINDOW of them, in child order."""
+
+    def __init__(self, children: Iterator[ChildSpec], next_child: int, next_item: int) -> None:
+        self._children = children
+        self.pending: deque[ChildSpec] = deque()
+        self.exhausted = False
+        self.end_child, self.end_item = next_child, next_item
+
+    def fill(self) -> None:
+        """Read children until the window is full or the source is exhausted."""
+        while not self.exhausted and len(self.pending) < WINDOW:
+            spec = next(self._children, None)
+            if spec is None:
+                self.exhausted = True
+                return
+            self.pending.append(spec)
+            self.end_child, self.end_item = spec.child + 1, spec.first + spec.items
+
+    def granted(self, count: int) -> None:
+        """Drop the first ``count`` children: they have permits now."""
+        for _ in range(count):
+            self.pending.popleft()

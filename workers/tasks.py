@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 from celery.signals import worker_ready
 
-from dmap.backends.celery import CHILD_TASK, CeleryBackend
+from dmap.backends.celery import CHILD_TASK, CHILDREN_TASK, CeleryBackend
 from dmap.child import run_child
 from dmap.detach import RUN_EXECUTION_TASK, Reaper, run_detached
 from dmap.heartbeat import heartbeat
@@ -40,6 +41,33 @@ def run_child_task(run: str, child: int, token: str) -> str:
         logger.warning("no plan for map run %s (expired or deleted); child %s skipped", run, child)
         return "stale"
     return run_child(engine.store, plan, int(child), str(token), heartbeat=heartbeat, engine=engine)
+
+
+@app.task(name=CHILDREN_TASK, ignore_result=True)
+def run_children_task(run: str, children: list[list[Any]]) -> int:
+    """Run a pack of children of one Map Run, one after another; returns how many ran.
+
+    Their leases are renewed from the moment the pack arrives, so if this worker dies the
+    children not yet started come back after one run lease.
+    """
+    engine = backend()
+    plan = engine.plan(run)
+    if plan is None:
+        logger.warning("no plan for map run %s (expired or deleted); %d children skipped", run, len(children))
+        return 0
+    pack = [(int(child), str(token)) for child, token in children]
+    for child, token in pack:
+        heartbeat.add(engine.store, run, child, token, plan.lease_ms)
+    ran = 0
+    try:
+        for child, token in pack:
+            outcome = run_child(engine.store, plan, child, token, heartbeat=heartbeat, engine=engine)
+            ran += outcome == "run"
+            heartbeat.remove(run, child, token)
+    finally:
+        for child, token in pack:
+            heartbeat.remove(run, child, token)
+    return ran
 
 
 @app.task(name=RUN_EXECUTION_TASK, ignore_result=True)

@@ -24,6 +24,14 @@ from ..store.redis import RedisRunStore
 from . import Backend
 
 CHILD_TASK = "dmap.run_child"
+CHILDREN_TASK = "dmap.run_children"
+
+
+def pack_size(granted: int, most: int) -> int:
+    """Children per message: 1 until many permits come at once (32+), then up to ``most``."""
+    return max(1, min(most, granted // 16))
+
+
 _PLAN_CACHE = 256
 
 
@@ -83,17 +91,24 @@ class CeleryBackend(Backend):
         return plan
 
     def dispatch(self, plan: ChildPlan, leases: Sequence[Lease]) -> None:
-        """Send one JSON message per child through one pooled producer connection."""
-        app = self.app
+        """Send the granted children, several to a message when many permits came at once.
+
+        Each child is still its own execution with its own lease and token; packing only shares
+        Celery's per-message cost. A worker renews the leases of a whole pack as soon as it takes
+        it, so a worker that dies with a pack costs one run lease, not the dispatch lease. Few
+        permits at a time (a small MaxConcurrency) mean one child per message, so no worker waits
+        behind another's pack.
+        """
+        app, size = self.app, pack_size(len(leases), self.settings.dispatch_pack)
         with app.producer_or_acquire() as producer:
-            for lease in leases:
-                app.send_task(
-                    CHILD_TASK,
-                    args=(plan.run_id, lease.child, lease.token),
-                    queue=self.settings.queue,
-                    producer=producer,
-                    ignore_result=True,
-                )
+            for start in range(0, len(leases), size):
+                pack = leases[start : start + size]
+                if len(pack) == 1:
+                    args: tuple[Any, ...] = (plan.run_id, pack[0].child, pack[0].token)
+                    name = CHILD_TASK
+                else:
+                    args, name = (plan.run_id, [[lease.child, lease.token] for lease in pack]), CHILDREN_TASK
+                app.send_task(name, args=args, queue=self.settings.queue, producer=producer, ignore_result=True)
 
     def close(self) -> None:
         """Close the Redis connections."""

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..asl.model import MapState
 
 ACCOUNT = "000000000000"
+_SHARED_RNG = random.Random()  # seeding one per execution from urandom costs more than a small child's work
 REGION = "local"
 
 
@@ -169,4 +170,4 @@ class Runtime:
     should_abort: Callable[[], bool] | None = None
     deadline: float | None = None
     item_index: int | None = None
-    rng: random.Random = field(default_factory=random.Random)
+    rng: random.Random = field(default_factory=lambda: _SHARED_RNG)

@@ -62,6 +62,14 @@ def _finish(state: Any, raw: Any, result: Any, env: Env) -> tuple[Any, dict[str,
     return dataflow.output_path(state.output_path, combined, env.context, env.variables), assignments
 
 
+def _arguments(state: TaskState | ParallelState, raw: Any, env: Env) -> tuple[Any, Any]:
+    """InputPath, then Parameters: the state's effective input and what it hands on."""
+    data = dataflow.input_path(state.input_path, raw, env.context, env.variables)
+    if state.parameters is None:
+        return data, data
+    return data, dataflow.template(state.parameters, data, env.context, env.variables)
+
+
 def run_pass(ex: Executor, state: PassState, raw: Any, env: Env) -> tuple[Any, str | None]:
     """``Pass``: Result (or Parameters, or the input) placed by ResultPath."""
     if env.language == "JSONata":
@@ -84,10 +92,7 @@ def run_task(ex: Executor, state: TaskState, raw: Any, env: Env) -> tuple[Any, s
         return _jsonata("Task")(ex, state, raw, env)
 
     def body() -> tuple[Any, dict[str, Any]]:
-        data = dataflow.input_path(state.input_path, raw, env.context, env.variables)
-        args = (
-            data if state.parameters is None else dataflow.template(state.parameters, data, env.context, env.variables)
-        )
+        data, args = _arguments(state, raw, env)
         timeout = _seconds(state.timeout_seconds, state.timeout_seconds_path, "TimeoutSecondsPath", data, env)
         heartbeat = _seconds(state.heartbeat_seconds, state.heartbeat_seconds_path, "HeartbeatSecondsPath", data, env)
         result = invoke(ex, state, args, env, timeout=timeout, heartbeat=heartbeat)
@@ -246,10 +251,7 @@ def run_parallel(ex: Executor, state: ParallelState, raw: Any, env: Env) -> tupl
         return _jsonata("Parallel")(ex, state, raw, env)
 
     def body() -> tuple[Any, dict[str, Any]]:
-        data = dataflow.input_path(state.input_path, raw, env.context, env.variables)
-        args = (
-            data if state.parameters is None else dataflow.template(state.parameters, data, env.context, env.variables)
-        )
+        data, args = _arguments(state, raw, env)
         result = run_branches(ex, [(b, args) for b in state.branches], env, len(state.branches))
         return _finish(state, raw, ex.check_size(result, env), env)
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .errors import DefinitionError, DmapError
 
@@ -38,8 +39,13 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, markup=True)
     return typer.Exit(code)
+
+
+def _where(d: Any) -> str:
+    """A diagnostic's location as printed (``/`` for the whole definition)."""
+    return str(d.location or "/")
 
 
 def _json_arg(value: str | None, what: str) -> Any:
@@ -61,11 +67,12 @@ def validate(definition: Annotated[Path, typer.Argument(help="A definition file 
     diagnostics = check(definition)
     for d in diagnostics:
         colour = "red" if d.severity == "ERROR" else "yellow"
-        out.print(f"[{colour}]{d.severity}[/{colour}] {d.location or '/'}: {d.message} [dim]({d.code})[/dim]")
+        out.print(f"[{colour}]{d.severity}[/{colour}] {escape(_where(d))}: {escape(d.message)} [dim]({d.code})[/dim]")
     errors = sum(1 for d in diagnostics if d.severity == "ERROR")
     if errors:
         raise typer.Exit(1)
-    out.print(f"[green]valid[/green]: {definition}" + (f" ({len(diagnostics)} warning(s))" if diagnostics else ""))
+    warnings = f" ({len(diagnostics)} warning(s))" if diagnostics else ""
+    out.print(f"[green]valid[/green]: {escape(str(definition))}{warnings}")
 
 
 @app.command()
@@ -106,7 +113,7 @@ def run(
         _watch(execution, backend, show=output == Output.table and out.is_terminal)
     except DefinitionError as exc:
         for d in exc.diagnostics:
-            err.print(f"[red]{d.severity}[/red] {d.location or '/'}: {d.message} [dim]({d.code})[/dim]")
+            err.print(f"[red]{d.severity}[/red] {escape(_where(d))}: {escape(d.message)} [dim]({d.code})[/dim]")
         raise typer.Exit(1) from None
     except DmapError as exc:  # infrastructure (Redis, storage): 3, so a Job can tell it from a FAILED run
         raise _fail(str(exc), 3) from None
@@ -139,7 +146,7 @@ def _watch(execution: Any, backend: str | None, *, show: bool) -> None:
                     total=counts.total or None,
                     completed=done,
                     rate=f"{rate:,.0f} items/s",
-                    description=f"{run.state_name}: [green]{counts.succeeded} ok[/green] "
+                    description=f"{escape(run.state_name)}: [green]{counts.succeeded} ok[/green] "
                     f"[red]{counts.failed + counts.timedOut} failed[/red] {counts.running} running",
                 )
             time.sleep(0.2)
@@ -184,9 +191,9 @@ def _summary(execution: Any) -> None:
     colour = "green" if execution.status == "SUCCEEDED" else "red"
     out.print(f"[bold]{execution.execution_arn}[/bold]  [{colour}]{execution.status}[/{colour}]")
     if execution.error or execution.cause:
-        out.print(f"[red]{execution.error}[/red]: {execution.cause}", highlight=False)
+        out.print(f"[red]{escape(str(execution.error))}[/red]: {escape(str(execution.cause))}", highlight=False)
     for map_run in execution.map_runs:
-        table = Table(title=f"Map Run {map_run.map_run_arn}", title_justify="left")
+        table = Table(title=escape(f"Map Run {map_run.map_run_arn}"), title_justify="left")
         keys = ("total", "succeeded", "failed", "timedOut", "aborted", "pending")
         for column in ("status", *keys):
             table.add_column(column, justify="right")
@@ -196,7 +203,7 @@ def _summary(execution: Any) -> None:
     if execution.status == "SUCCEEDED":
         text = json.dumps(execution.output, default=str)
         if len(text) <= 2000:
-            out.print(json.dumps(execution.output, indent=2, default=str), highlight=False)
+            out.print(json.dumps(execution.output, indent=2, default=str), highlight=False, markup=False)
         else:
             out.print(f"output: {len(text):,} bytes of JSON (print it with --output json)")
 
@@ -285,7 +292,7 @@ def list_executions(
         return
     table = Table("name", "status", "started", "stopped", "executionArn")
     for e in executions:
-        table.add_row(e.name, str(e.status), e.start_date, e.stop_date or "", e.execution_arn)
+        table.add_row(*map(escape, (e.name, str(e.status), e.start_date, e.stop_date or "", e.execution_arn)))
     out.print(table)
 
 
@@ -399,7 +406,8 @@ def failures(
     table = Table("item", "status", "error", "cause", "input", "attempts", title=f"{len(found)} failed item(s)")
     for f in found:
         cause = _readable_cause(f.cause)
-        table.add_row(str(f.index), f.status, f.error, cause, json.dumps(f.input)[:80], str(f.attempts))
+        cells = (str(f.index), f.status, f.error, cause, json.dumps(f.input)[:80], str(f.attempts))
+        table.add_row(*map(escape, cells))
     out.print(table)
 
 

@@ -260,6 +260,7 @@ class Coordinator:
             manifest=self.manifest,
             start=next_item,
             language=self.inv.language,
+            storage=self.engine.storage(),
         )
         selected = ((item.index, self._select(item)) for item in items)
         grouped = batching.batches(selected, self.batch) if self.batch else batching.single(selected)
@@ -280,7 +281,13 @@ class Coordinator:
                 entry["Key"] = item.key
             context = {**self.inv.context, "Map": {"Item": entry}}
             value = dataflow.template(state.selector, self.inv.input, context, self.inv.variables)
-        return dataflow.compact(value)
+        try:
+            return dataflow.compact(value)
+        except RecursionError:  # a hostile manifest must fail the reader, not the process
+            raise StatesError(
+                ErrorName.ITEM_READER_FAILED,
+                f"Item {item.index} of {item.source} is nested too deeply to be passed to a child as JSON.",
+            ) from None
 
     def _dispatch_all(self) -> None:
         """Offer children for permits until every child has a terminal result or the run is aborted."""
@@ -378,8 +385,9 @@ class Coordinator:
         self._oversize.discard(lease.child)
 
     def _all_done(self) -> bool:
+        """Whether every child has a terminal result; only asked once the total is known (a run of 0 is done)."""
         counts = self.store.counts(self.run_id).executions
-        return counts.total > 0 and counts.succeeded + counts.failed + counts.timedOut + counts.aborted >= counts.total
+        return counts.succeeded + counts.failed + counts.timedOut + counts.aborted >= counts.total
 
     def _settle(self, grace_seconds: float | None = None) -> None:
         """After an abort, let running children reach their next state (they see the flag) before finishing."""

@@ -84,7 +84,13 @@ class ExportedResults:
         self.since_checkpoint = 0
 
     def drain(self) -> None:
-        """Write the records of the children finished in order since the last call; checkpoint every SEGMENT."""
+        """Write the records of the children finished in order since the last call; checkpoint every SEGMENT.
+
+        Raises:
+            StatesError: ``States.ResultWriterFailed``, again, once the writer has failed.
+        """
+        if self.writer.error is not None:
+            raise self.writer.error
         for record in self._ready():
             self.writer.write(record)
             self.since_checkpoint += 1

@@ -125,14 +125,15 @@ def open_source(
     manifest: str | Path | Iterable[Any] | None,
     start: int,
     language: str = "JSONPath",
+    storage: Storage | None = None,
 ) -> Iterator[Item]:
-    """The Map's items from index ``start`` on, lazily."""
+    """The Map's items from index ``start`` on, lazily, from ``storage`` (the backend's; default: the environment's)."""
     if manifest is not None and not isinstance(manifest, str | Path):
         return _enumerate(manifest, start, STATE_DATA)
     base = reader_spec(state, data, context, variables)
-    storage: Storage | None = None
     if manifest is not None:
-        base, storage = override_spec(manifest, base)
+        base, local = override_spec(manifest, base)
+        storage = local or storage
     if base is None:
         if language == "JSONata":
             from .interpreter.jsonata_flow import map_items

@@ -8,7 +8,9 @@ Start a worker with ``dmap worker`` or ``celery -A workers.app worker -Q dmap``.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from celery import Celery
 
@@ -40,6 +42,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_reject_on_worker_lost=False,
         task_default_queue=settings.queue,
         broker_transport_options=transport,
+        broker_use_ssl=broker_ssl(settings.effective_broker_url),
         broker_connection_retry_on_startup=True,
         worker_send_task_events=False,
         task_send_sent_event=False,
@@ -48,6 +51,18 @@ def create_app(settings: Settings | None = None) -> Celery:
         imports=settings.import_list,
     )
     return app
+
+
+def broker_ssl(url: str) -> dict[str, Any] | None:
+    """TLS options for a ``rediss://`` broker whose URL names none: verify the certificate, as redis-py does.
+
+    kombu falls back to ``CERT_NONE`` (with a warning) for a bare ``rediss://`` URL, so the worker would
+    send the password to a server it never verified; URL options (``?ssl_cert_reqs=...``) still win.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "rediss" or any(name.startswith("ssl_") for name in parse_qs(parts.query)):
+        return None
+    return {"ssl_cert_reqs": ssl.CERT_REQUIRED}
 
 
 app = create_app()

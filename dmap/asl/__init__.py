@@ -25,6 +25,8 @@ from .model import MapState, StateMachine
 __all__ = ["Diagnostic", "Severity", "StateMachine", "check_data", "load", "parse", "validate", "DefinitionSource"]
 
 DefinitionSource = Mapping[str, Any] | str | Path
+MAX_DEPTH = 200
+"""The deepest nesting a definition may have (pydantic serializes ~254 levels; real definitions use ~20)."""
 _STATE_TAGS = frozenset({"Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map"})
 
 
@@ -49,7 +51,10 @@ def parse(definition: DefinitionSource) -> tuple[Any, list[Diagnostic]]:
     try:
         return json.loads(text), []
     except json.JSONDecodeError as exc:
-        message = f"the definition is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        message = f"the definition is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        return None, [_error("INVALID_JSON_DESCRIPTION", message, "")]
+    except RecursionError:
+        message = f"the definition is nested too deeply to be read (more than {MAX_DEPTH} levels are refused)"
         return None, [_error("INVALID_JSON_DESCRIPTION", message, "")]
 
 
@@ -63,13 +68,16 @@ def validate(definition: DefinitionSource) -> list[Diagnostic]:
         The diagnostics, ERRORs and WARNINGs, ordered by location. Empty when the definition is valid.
     """
     data, diagnostics = parse(definition)
-    return diagnostics if data is None else check_data(data)
+    return diagnostics or check_data(data)  # data None without diagnostics is a JSON null
 
 
 def check_data(data: Any) -> list[Diagnostic]:
     """:func:`validate` for an already-parsed JSON value."""
     if not isinstance(data, dict):
         return [_error("SCHEMA_VALIDATION_FAILED", f"a definition is a JSON object, got {_json_type(data)}", "")]
+    too_deep = _depth_error(data)
+    if too_deep is not None:  # the checks and pydantic's serializer recurse: stop before they do
+        return [too_deep]
     checks = check_definition(data)
     # Where a semantic check and pydantic flag the same spot, the check's message is the teaching one.
     checked = {d.location for d in checks}
@@ -102,7 +110,7 @@ def load(
         return definition
     source = str(definition) if isinstance(definition, Path) else None
     data, diagnostics = parse(definition)
-    if data is None:
+    if diagnostics:
         raise DefinitionError(diagnostics, source=source)
     found = check_data(data)
     if isinstance(data, dict) and extra_checks is not None:
@@ -111,6 +119,21 @@ def load(
     if errors:
         raise DefinitionError(errors, source=source)
     return StateMachine.model_validate(data)
+
+
+def _depth_error(data: Any) -> Diagnostic | None:
+    """An error at the first node nested deeper than MAX_DEPTH levels (found without recursion), else None."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, ())]
+    while stack:
+        node, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            message = f"the definition is nested more than {MAX_DEPTH} levels deep here; dmap refuses deeper JSON"
+            return _error("DEFINITION_TOO_DEEP", message, pointer(*path[:MAX_DEPTH]))
+        if isinstance(node, dict):
+            stack.extend((value, (*path, key)) for key, value in node.items())
+        elif isinstance(node, list):
+            stack.extend((value, (*path, index)) for index, value in enumerate(node))
+    return None
 
 
 def _json_type(value: Any) -> str:

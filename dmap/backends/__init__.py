@@ -11,6 +11,7 @@ DISTRIBUTED Map to the same :class:`~dmap.coordinator.Coordinator`.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -21,12 +22,15 @@ from ..asl.model import StateMachine
 from ..child import ChildPlan
 from ..config import Settings, get_settings
 from ..coordinator import MapRunner
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, ErrorName
 from ..interpreter import Runtime
+from ..interpreter.context import iso_now
 from ..journal import Journal
-from ..records import Execution, MapRun
+from ..records import Execution, ExecutionStatus, MapRun
 from ..storage import Storage, get_storage
 from ..store import Lease, RunStore
+
+logger = logging.getLogger(__name__)
 
 
 class Backend:
@@ -102,6 +106,13 @@ class Backend:
     def _execute(self, machine: StateMachine, execution: Execution, runtime: Runtime) -> Execution:
         try:
             return execute_in_process(machine, execution, runtime)
+        except Exception as exc:  # a bug must end the execution: left RUNNING, `dmap run` would wait forever
+            logger.exception("execution %s crashed", execution.execution_arn)
+            execution.status = ExecutionStatus.FAILED
+            execution.error = ErrorName.RUNTIME.value
+            execution.cause = f"internal error: {type(exc).__name__}: {exc}"
+            execution.stop_date = iso_now()
+            return execution
         finally:
             self.journal.save_execution(execution)
 

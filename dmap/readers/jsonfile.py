@@ -90,6 +90,12 @@ class _Tracked:
     def locate(self, exc: Exception) -> str:
         """Where the parser stopped: ``line L, column C (byte B)`` when yajl's excerpt is found, else a range."""
         text = str(exc)
+        if "invalid bytes in UTF8" in text:  # yajl's excerpt is undecodable: find the bad byte ourselves
+            try:
+                self.last.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                if bad.reason != "unexpected end of data":  # not a character cut by the chunk boundary
+                    return self._at(bad.start)
         lines = text.split("\n")
         if len(lines) >= 2 and len(lines[1]) > 40 and not text.startswith("b'"):
             # yajl prints up to 30 bytes either side of the offending byte, which is always in column 40.
@@ -99,15 +105,18 @@ class _Tracked:
             found = chunk.find(needle)
             if found >= 0 and chunk.find(needle, found + 1) < 0:
                 # yajl's caret sits just after the offending token; point at its last byte instead.
-                pos = max(found + len(before.encode()) - 1, 0)
-                nl = self.last.rfind(b"\n", 0, pos)
-                line = self.last_newlines + self.last.count(b"\n", 0, pos) + 1
-                start = self.last_start + nl + 1 if nl >= 0 else self.last_line_start
-                byte = self.last_start + pos
-                return f"line {line}, column {byte - start + 1} (byte {self.offset + byte + 1})"
+                return self._at(max(found + len(before.encode()) - 1, 0))
         if self.last:
             return f"bytes {self.offset + self.last_start + 1}-{self.offset + self.consumed}"
         return f"the end of the data (byte {self.offset + self.consumed})"
+
+    def _at(self, pos: int) -> str:
+        """``line L, column C (byte B)`` of offset ``pos`` in the last chunk read."""
+        nl = self.last.rfind(b"\n", 0, pos)
+        line = self.last_newlines + self.last.count(b"\n", 0, pos) + 1
+        start = self.last_start + nl + 1 if nl >= 0 else self.last_line_start
+        byte = self.last_start + pos
+        return f"line {line}, column {byte - start + 1} (byte {self.offset + byte + 1})"
 
 
 def _reason(exc: Exception) -> str:

@@ -8,6 +8,7 @@ are not items. It does not open objects or decompress them.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -20,8 +21,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e400: no double holds it (the JSON reader refuses it the same way)
+        raise ValueError(f"the number {text} is out of range")
+    return value
+
+
 # One decoder for every line: json.loads(..., parse_constant=...) would build a decoder per call.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite)
 
 
 def iter_jsonl(stream: BinaryIO, uri: str, skip: int = 0) -> Iterator[Any]:

@@ -149,9 +149,9 @@ class LocalStorage:
     def list_objects(self, bucket: str, prefix: str = "", *, start_after: str | None = None) -> Iterator[ObjectInfo]:
         """List files under ``prefix`` in S3 key order, directory by directory, after ``start_after``."""
         base = self._bucket_dir(bucket)
-        folder, _, name_prefix = prefix.rpartition("/")
-        if folder and any(s in ("", ".", "..") for s in folder.split("/")):
-            return  # no file can have such a key
+        folder, sep, name_prefix = prefix.rpartition("/")
+        if sep and any(s in ("", ".", "..") for s in folder.split("/")):
+            return  # no file can have such a key (a leading "/" is an empty first segment)
         start = base.joinpath(*folder.split("/")) if folder else base
         key_prefix = folder + "/" if folder else ""
         real_base = os.path.realpath(base)
@@ -189,6 +189,9 @@ class LocalStorage:
         path = self.root / bucket
         if not path.is_dir():
             raise StorageError(f"The specified bucket does not exist (bucket '{bucket}')", code="NoSuchBucket")
+        if not _inside(os.path.realpath(path), os.path.realpath(self.root)):
+            logger.warning("refused a bucket folder that resolves outside the root: %r", bucket)
+            raise StorageError(f"Access Denied: the bucket escapes the root (bucket '{bucket}')", code="AccessDenied")
         return path
 
     def _object_path(self, bucket: str, key: str, *, writing: bool = False) -> Path:

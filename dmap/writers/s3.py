@@ -214,6 +214,11 @@ class ResultWriter:
             abandon(stream)
             raise writer_failed(self._bucket, key, exc) from exc
 
+    @property
+    def error(self) -> StatesError | None:
+        """The ``States.ResultWriterFailed`` that made this writer unusable, or None."""
+        return self._error
+
     def _fail(self, exc: StatesError) -> None:
         self._error = exc
         self.abort()

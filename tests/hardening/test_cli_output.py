@@ -46,7 +46,6 @@ def test_dmap_run_as_json_reports_a_handler_message_that_looks_like_markup_liter
     assert json.loads(described["cause"])["errorMessage"] == MESSAGE
 
 
-@pytest.mark.xfail(strict=True, reason="dmap run prints the cause as rich markup: '[/oops]' raises MarkupError")
 def test_dmap_run_prints_a_failed_execution_whose_cause_looks_like_markup_without_a_traceback(
     boom_runs: dict[str, Cli],
 ) -> None:

@@ -107,7 +107,6 @@ def test_an_inline_map_output_over_the_limit_fails_the_map_with_data_limit_excee
     assert execution.cause
 
 
-@pytest.mark.xfail(strict=True, reason="the ItemReader ignores Settings.s3_root of its backend (reads DMAP_S3_ROOT)")
 def test_a_backend_built_with_an_s3_root_reads_items_from_that_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, local_backend: Callable[..., LocalBackend]
 ) -> None:

@@ -131,10 +131,6 @@ def test_a_plain_redis_url_to_a_tls_only_server_is_a_clear_backend_error(tls_red
     assert PASSWORD not in str(raised.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="for a rediss:// URL without ssl_* options kombu sets CERT_NONE: the worker's broker is unverified",
-)
 def test_a_worker_does_not_send_its_password_to_a_tls_broker_it_cannot_verify(
     tls_redis: RedisServer, tmp_path: Path
 ) -> None:

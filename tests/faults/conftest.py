@@ -122,9 +122,16 @@ class FaultCluster(Cluster):
         raw = self.conn.hgetall(key(self.ns, "calls"))
         return {int(k): int(v) for k, v in raw.items()}
 
-    def ran_by(self, pid: int) -> list[int]:
-        """The item indexes process ``pid`` started, in order."""
-        return [int(v) for v in self.conn.lrange(key(self.ns, f"ran:{pid}"), 0, -1)]
+    def ran_by(self, pid: int) -> list[tuple[int, float]]:
+        """``(item index, start time)`` of every item process ``pid`` started, in order."""
+        entries = (v.decode().split("@") for v in self.conn.lrange(key(self.ns, f"ran:{pid}"), 0, -1))
+        return [(int(index), float(at)) for index, at in entries]
+
+    def runners(self) -> list[int]:
+        """The process ids that ran ``FaultWork`` in this test."""
+        prefix = key(self.ns, "ran:")
+        names = (k.decode() if isinstance(k, bytes) else str(k) for k in self.conn.scan_iter(match=prefix + "*"))
+        return [int(name[len(prefix) :]) for name in names]
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ runs), so a test counts what really ran across processes, then does what the ite
   (``"always"``) or only on the first run (``"once"``); gives up (and fails) after ``OOM_CAP_MB``;
 * ``sleep_ms`` — sleep that long (from the Map input, shared by all items).
 
-Each run is also appended to ``faults:<ns>:ran:<pid>`` (what each process ran, in order); a
+Each run is also appended to ``faults:<ns>:ran:<pid>`` as ``"<index>@<epoch seconds>"`` (what each
+process started, in order); a
 ``hang`` item bumps ``faults:<ns>:hangs_returned`` when its sleep finally ends. It returns
 ``{"i", "double"}``. The counters live in the fault suite's Redis database
 (``FAULTS_REDIS_URL``, DB 10), never in a run store that a test restarts. It owns no dmap behaviour.
@@ -66,7 +67,7 @@ def work(event: Any, context: dmap.TaskContext) -> Any:
     conn = client()
     pipe = conn.pipeline(transaction=False)
     pipe.hincrby(key(ns, "calls"), str(index), 1)
-    pipe.rpush(key(ns, f"ran:{os.getpid()}"), index)
+    pipe.rpush(key(ns, f"ran:{os.getpid()}"), f"{index}@{time.time():.3f}")
     runs = int(pipe.execute()[0])
     oom = value.get("oom")
     if oom == "always" or (oom == "once" and runs == 1):

@@ -124,7 +124,8 @@ class FaultCluster(Cluster):
 
     def ran_by(self, pid: int) -> list[tuple[int, float]]:
         """``(item index, start time)`` of every item process ``pid`` started, in order."""
-        entries = (v.decode().split("@") for v in self.conn.lrange(key(self.ns, f"ran:{pid}"), 0, -1))
+        raw = self.conn.lrange(key(self.ns, f"ran:{pid}"), 0, -1)
+        entries = ((v.decode() if isinstance(v, bytes) else str(v)).split("@") for v in raw)
         return [(int(index), float(at)) for index, at in entries]
 
     def runners(self) -> list[int]:

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .errors import DefinitionError, DmapError
+from .errors import ConfigurationError, DefinitionError, DmapError
 
 
 class Output(StrEnum):
@@ -104,7 +104,9 @@ def run(
         if detach:
             from .detach import submit
 
-            execution = submit(definition, manifest=manifest, input=value, name=name, max_concurrency=max_concurrency)
+            execution = submit(
+                definition, manifest=manifest, input=value, name=name, max_concurrency=max_concurrency, backend=backend
+            )
             _print_execution(execution, output)
             raise typer.Exit(0)
         execution = start(
@@ -115,6 +117,8 @@ def run(
         for d in exc.diagnostics:
             err.print(f"[red]{d.severity}[/red] {escape(_where(d))}: {escape(d.message)} [dim]({d.code})[/dim]")
         raise typer.Exit(1) from None
+    except ConfigurationError as exc:
+        raise _fail(str(exc), 2) from None
     except DmapError as exc:  # infrastructure (Redis, storage): 3, so a Job can tell it from a FAILED run
         raise _fail(str(exc), 3) from None
     _print_execution(execution, output)

@@ -188,7 +188,7 @@ def redrive_execution(arn: str, *, backend: Any = None, wait: bool = True) -> Ex
     execution.redrive_date = iso_now()
     execution.status, execution.error, execution.cause, execution.stop_date = ExecutionStatus.RUNNING, None, None, None
     redriven = {m.state_name: m for m in execution.map_runs if m.status != MapRunStatus.SUCCEEDED}
-    result: Execution = engine.run(machine, execution, wait=wait, redrive=redriven)
+    result: Execution = engine.run(machine, execution, manifest=execution.manifest, wait=wait, redrive=redriven)
     return result
 
 
@@ -241,7 +241,6 @@ def _live(engine: Any, map_run: MapRun) -> MapRun:
     counts = engine.store.counts(map_run.run_id)
     map_run.item_counts = counts.items.as_dict()
     map_run.execution_counts = counts.executions.as_dict()
+    # The tolerances stay as the record says (AWS's 0 for an unset one); the store holds effective values.
     map_run.max_concurrency = config.max_concurrency
-    map_run.tolerated_failure_count = config.tolerated_failure_count
-    map_run.tolerated_failure_percentage = config.tolerated_failure_percentage
     return map_run

@@ -183,6 +183,7 @@ class Coordinator:
         try:
             return self._finish(failure)
         finally:
+            self._keep_updated_limits()
             self.engine.journal.save_map_run(self.map_run)
             metrics.finish_map_run(self.run_id)
 
@@ -323,6 +324,14 @@ class Coordinator:
                 wait_ms = 1000 if acquired.wait_ms < 0 else max(5, min(acquired.wait_ms, 1000))
                 if self.store.wait(run, wait_ms) == "ABORT":
                     next_check = 0.0
+
+    def _keep_updated_limits(self) -> None:
+        """Limits changed by update-map-run while the run went on (the journal's record has them) stay."""
+        saved = self.engine.journal.map_run(self.map_run.map_run_arn)
+        if saved is not None:
+            self.map_run.max_concurrency = saved.max_concurrency
+            self.map_run.tolerated_failure_count = saved.tolerated_failure_count
+            self.map_run.tolerated_failure_percentage = saved.tolerated_failure_percentage
 
     def _stopping(self) -> bool:
         """True once the run is aborted; a stop request of the execution aborts it ("stopped")."""

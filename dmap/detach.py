@@ -24,16 +24,24 @@ logger = logging.getLogger(__name__)
 
 RUN_EXECUTION_TASK = "dmap.run_execution"
 LEASE_MS = 15_000
-_CLAIM = """
+_RECLAIM = """
+-- KEYS: 1 lease ZSET (arn -> expiry ms), 2 owner STRING of the arn. ARGV: arn, queue_wait_ms.
+-- Claims an execution whose lease expired and that nobody owns: it gets a fresh queue-wait lease.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not score then return 0 end
-if ARGV[3] == 'renew' or tonumber(score) <= now then
-  redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
-  return 1
-end
-return 0
+if not score or tonumber(score) > now or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+_RENEW = """
+-- KEYS: 1 lease ZSET, 2 owner STRING. ARGV: arn, owner, lease_ms. Renews only the owner's lease.
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[3]), ARGV[1])
+return 1
 """
 _EXPIRED = """
 local t = redis.call('TIME')
@@ -45,6 +53,15 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 20)
 def _keys(backend: Any) -> tuple[str, str]:
     prefix = backend.redis.prefix
     return f"{prefix}:j:detached", f"{prefix}:j:detached-spec"
+
+
+def _owner_key(backend: Any, arn: str) -> str:
+    return f"{backend.redis.prefix}:j:detached-owner:{arn}"
+
+
+def _queue_wait_ms(backend: Any) -> int:
+    """How long a submitted execution may wait in the queue before a reaper sends it again."""
+    return int(backend.settings.dispatch_lease_seconds * 1000)
 
 
 def submit(
@@ -69,7 +86,9 @@ def submit(
 
     engine = get_backend(backend or "celery")
     if not isinstance(engine, CeleryBackend):
-        raise ConfigurationError("--detach needs the celery backend (the cluster runs the execution)")
+        raise ConfigurationError(
+            f"--detach needs the celery backend (the cluster runs the execution), not {engine.name!r}"
+        )
     if manifest is not None and not isinstance(manifest, str | Path):
         raise ConfigurationError("a detached execution needs a manifest the workers can read (s3://... or a path)")
     machine = prepare(definition)
@@ -80,39 +99,48 @@ def submit(
     lease_key, spec_key = _keys(engine)
     spec = {"manifest": str(manifest) if manifest is not None else None, "max_concurrency": max_concurrency}
     client = engine.redis.client
+    spec["queue"] = engine.settings.queue
     client.hset(spec_key, execution.execution_arn, json.dumps(spec))
-    client.zadd(lease_key, {execution.execution_arn: int(time.time() * 1000) + LEASE_MS})
+    client.zadd(lease_key, {execution.execution_arn: int(time.time() * 1000) + _queue_wait_ms(engine)})
     engine.app.send_task(RUN_EXECUTION_TASK, args=(execution.execution_arn,), queue=engine.settings.queue)
     return execution
 
 
 def run_detached(engine: Any, arn: str) -> str:
-    """Run (or resume) a detached execution on this worker while holding its lease; returns its final status."""
+    """Run (or resume) a detached execution on this worker while owning its lease; returns its final status.
+
+    Only one worker owns an execution at a time (a Redis key set NX with a TTL the owner renews);
+    a second delivery of the same execution finds it owned and returns ``"busy"``.
+    """
     from .api import prepare
+    from .child import worker_id
     from .records import ExecutionStatus
 
     lease_key, spec_key = _keys(engine)
+    owner_key, me = _owner_key(engine, arn), f"{worker_id()}:{threading.get_ident()}"
     client = engine.redis.client
-    claim = client.register_script(_CLAIM)
-    if not claim(keys=[lease_key], args=[arn, LEASE_MS, "renew"]):
-        return "gone"  # finished, or not detached
-    execution = engine.journal.execution(arn)
-    definition = engine.journal.definition(arn)
-    if execution is None or definition is None or execution.status != ExecutionStatus.RUNNING:
-        client.zrem(lease_key, arn)
-        return "gone"
-    spec = json.loads(client.hget(spec_key, arn) or "{}")
+    if client.zscore(lease_key, arn) is None:
+        return "gone"  # finished, or never detached
+    if not client.set(owner_key, me, nx=True, px=LEASE_MS):
+        return "busy"  # another worker runs it
+    renew = client.register_script(_RENEW)
     done = threading.Event()
 
-    def renew() -> None:
+    def beat() -> None:
         while not done.wait(LEASE_MS / 3000):
             try:
-                claim(keys=[lease_key], args=[arn, LEASE_MS, "renew"])
+                renew(keys=[lease_key, owner_key], args=[arn, me, LEASE_MS])
             except Exception:  # a Redis hiccup: the next beat tries again
                 logger.warning("could not renew the lease of detached execution %s", arn, exc_info=True)
 
-    threading.Thread(target=renew, name="dmap-execution-lease", daemon=True).start()
+    renew(keys=[lease_key, owner_key], args=[arn, me, LEASE_MS])
+    threading.Thread(target=beat, name="dmap-execution-lease", daemon=True).start()
     try:
+        execution = engine.journal.execution(arn)
+        definition = engine.journal.definition(arn)
+        if execution is None or definition is None or execution.status != ExecutionStatus.RUNNING:
+            return "gone"
+        spec = json.loads(client.hget(spec_key, arn) or "{}")
         execution.map_runs = []  # the coordinator re-attaches (and resumes) its Map Runs
         engine.run(
             prepare(definition),
@@ -121,11 +149,13 @@ def run_detached(engine: Any, arn: str) -> str:
             max_concurrency=spec.get("max_concurrency"),
             wait=True,
         )
+        return str(execution.status)
     finally:
         done.set()
-    client.zrem(lease_key, arn)
-    client.hdel(spec_key, arn)
-    return str(execution.status)
+        client.zrem(lease_key, arn)
+        client.hdel(spec_key, arn)
+        if client.get(owner_key) in (me, me.encode()):
+            client.delete(owner_key)
 
 
 class Reaper:
@@ -145,15 +175,20 @@ class Reaper:
 
     def _loop(self) -> None:
         client = self.engine.redis.client
-        lease_key, _ = _keys(self.engine)
+        lease_key, spec_key = _keys(self.engine)
         expired = client.register_script(_EXPIRED)
-        claim = client.register_script(_CLAIM)
+        reclaim = client.register_script(_RECLAIM)
         while not self._stop.wait(self.interval):
             try:
                 for raw in expired(keys=[lease_key]):
                     arn = raw.decode() if isinstance(raw, bytes) else str(raw)
-                    if claim(keys=[lease_key], args=[arn, LEASE_MS * 2, "claim"]):
-                        logger.warning("resuming detached execution %s (its coordinator stopped)", arn)
-                        self.engine.app.send_task(RUN_EXECUTION_TASK, args=(arn,), queue=self.engine.settings.queue)
+                    owner = _owner_key(self.engine, arn)
+                    if reclaim(keys=[lease_key, owner], args=[arn, _queue_wait_ms(self.engine)]):
+                        spec = json.loads(client.hget(spec_key, arn) or "{}")
+                        queue = spec.get("queue") or self.engine.settings.queue
+                        logger.warning(
+                            "resuming detached execution %s on queue %s (its coordinator stopped)", arn, queue
+                        )
+                        self.engine.app.send_task(RUN_EXECUTION_TASK, args=(arn,), queue=queue)
             except Exception:
                 logger.warning("reaper pass failed", exc_info=True)

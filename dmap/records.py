@@ -128,6 +128,8 @@ class Execution:
     stop_date: str | None = None
     redrive_count: int = 0
     map_runs: list[MapRun] = field(default_factory=list)
+    manifest: str | None = None
+    """The ``--manifest`` the execution was started with (an S3 URI or a path), for redrive and resume."""
     resume_state: str | None = None
     resume_input: Any = None
     resume_variables: dict[str, Any] | None = None

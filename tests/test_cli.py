@@ -458,10 +458,6 @@ def test_update_map_run_with_an_out_of_range_or_missing_value_is_a_usage_error(
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: `run --detach` ignores --backend and always submits to celery (cli.run does not pass it to submit)",
-)
 def test_run_detach_with_the_local_backend_is_refused_with_a_clear_message(
     runner: CliRunner, write: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

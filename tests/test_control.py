@@ -352,10 +352,6 @@ def test_list_failures_filters_by_error_name_and_stops_at_the_limit(backend: Loc
 # -- bugs these tests found: strict xfails until fixed, regression tests after -------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the coordinator saves its own MapRun record at the end, overwriting the limits update_map_run saved",
-)
 def test_a_concurrency_set_by_update_map_run_is_still_reported_after_the_run_ends(
     backend: LocalBackend, world: _World
 ) -> None:
@@ -370,11 +366,6 @@ def test_a_concurrency_set_by_update_map_run_is_still_reported_after_the_run_end
     assert (map_run.max_concurrency, map_run.tolerated_failure_count) == (7, 4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: control._live copies the run store's effective limits (2**53 / 100.0 for an unset threshold) "
-    "into a RUNNING Map Run instead of AWS's 0",
-)
 def test_a_running_map_run_reports_an_unset_tolerance_as_zero_like_aws(backend: LocalBackend) -> None:
     execution = running(backend, fan(max_concurrency=1, tolerated_percentage=50), {"items": items(2, waiting=True)})
 
@@ -383,11 +374,6 @@ def test_a_running_map_run_reports_an_unset_tolerance_as_zero_like_aws(backend: 
     assert (live["toleratedFailureCount"], live["toleratedFailurePercentage"]) == (0, 50.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: redrive_execution does not pass the execution's --manifest again (the journal does not keep it), "
-    "so the redriven Map Run reads no items and never ends",
-)
 def test_a_redrive_of_a_run_started_with_a_manifest_file_runs_the_rest_of_its_items(
     backend: LocalBackend, world: _World, tmp_path: Path
 ) -> None:

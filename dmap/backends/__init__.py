@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..api import execute_in_process
@@ -89,6 +90,8 @@ class Backend:
         )
         if manifest is not None and not maps:
             raise ConfigurationError("--manifest needs a definition with a DISTRIBUTED Map state")
+        if isinstance(manifest, str | Path):
+            execution.manifest = str(manifest)
         arn = execution.execution_arn
         runtime = Runtime(
             payload_limit=self.settings.payload_limit,

@@ -328,8 +328,7 @@ def _forget(conn: redis.Redis, ns: str, queue: str) -> None:
             run_id = map_run.rsplit(":", 1)[-1]
             doomed.extend(k.decode() for k in conn.scan_iter(match=f"dmap:{{{run_id}}}:*", count=1000))
         doomed += [f"{prefix}x:{arn}", f"{prefix}d:{arn}", f"{prefix}stop:{arn}"]
-    doomed.extend(k.decode() for k in conn.scan_iter(match=f"ctl:{ns}:*", count=1000))
-    for pattern in (f"{queue}*", f"{ready_key(queue)}*", f"_kombu.binding.{queue}*"):
+    for pattern in (f"ctl:{ns}*", f"{queue}*", f"{ready_key(queue)}*", f"_kombu.binding*.{queue}*"):
         doomed.extend(k.decode() for k in conn.scan_iter(match=pattern, count=1000))
     for start in range(0, len(doomed), 500):
         conn.delete(*doomed[start : start + 500])

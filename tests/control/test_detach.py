@@ -68,13 +68,9 @@ def test_a_detached_execution_survives_sigkill_of_the_worker_running_its_coordin
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the reaper re-sends a detached execution whose task merely waited in the queue past the 15 s "
-    "lease, and run_detached's 'renew' claim does not check who holds the lease, so both copies run a coordinator "
-    "on the same Map Run (the ResultWriter output can then miss results)",
-)
 def test_a_detached_execution_that_waited_in_the_queue_is_run_by_one_coordinator_only(ctl: Ctl) -> None:
+    # A short queue wait makes the reaper send a second copy of the task while the first still waits.
+    ctl.extra_env["DMAP_DISPATCH_LEASE_SECONDS"] = "5"
     (busy,) = ctl.start_workers(1, concurrency=2, loglevel="INFO")
     blocker = ctl.write_json("blocker.json", work_map(max_concurrency=1))
     blocker_input = ctl.write_json("blocker-input.json", work_input(f"{ctl.ns}b", 1, hold=1))
@@ -95,7 +91,8 @@ def test_a_detached_execution_that_waited_in_the_queue_is_run_by_one_coordinator
     ctl.conn.set(f"ctl:{ctl.ns}b:release", "1")
     ctl.wait_for(lambda: len(ENDED.findall(fresh.text())) == 2, "both copies of the task to end", 120)
 
-    assert sorted(ENDED.findall(fresh.text())) == ["SUCCEEDED", "gone"]
+    ended = ENDED.findall(fresh.text())
+    assert sorted(ended) in (["SUCCEEDED", "busy"], ["SUCCEEDED", "gone"])  # the other copy found it owned, or done
     output = ctl.json("describe-execution", arn)["output"]
     manifest = json.loads((ctl.s3_root / "out" / output["ResultWriterDetails"]["Key"]).read_text("utf-8"))
     records = [
@@ -107,12 +104,8 @@ def test_a_detached_execution_that_waited_in_the_queue_is_run_by_one_coordinator
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the reaper re-sends an orphaned detached execution to its own worker's DMAP_QUEUE, not to the "
-    "queue the execution was submitted to (the lease set is shared by every queue of the Redis)",
-)
 def test_the_reaper_resends_a_detached_execution_to_the_queue_it_was_submitted_to(ctl: Ctl) -> None:
+    ctl.extra_env["DMAP_DISPATCH_LEASE_SECONDS"] = "5"  # the queue wait after which a reaper sends it again
     other = f"{ctl.queue}-other"
     (stranger,) = ctl.start_workers(1, concurrency=1, loglevel="INFO", queue=other)
     definition = ctl.write_json("fan.json", work_map())

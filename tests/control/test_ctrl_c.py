@@ -1,15 +1,15 @@
 """Ctrl-C on ``dmap run`` (celery backend) stops the execution ABORTED; ``dmap redrive-execution`` finishes it.
 
-The first four handler calls hold the four worker slots until released, so at the moment of the Ctrl-C the run is
-in a known state: four children running, four more dispatched and queued behind them
-(MaxConcurrency 8), the rest never started. Every item's successful handler call is then counted
-in Redis across the stop and the redrive.
+The first four handler calls hold the four worker slots until released, so at the moment of the
+Ctrl-C the run is in a known state: four children running, four more dispatched and queued behind
+them (MaxConcurrency 8), the rest never started. Every item's successful handler call is then
+counted in Redis across the stop and the redrive.
 """
 
 from __future__ import annotations
 
+import json
 import signal
-from typing import Any
 
 from dmap import control
 
@@ -56,7 +56,7 @@ def test_ctrl_c_aborts_a_celery_run_and_a_redrive_runs_every_item_successfully_e
     assert proc.returncode == 1, stderr
     assert "Traceback" not in stderr
     assert "stopping (Ctrl-C)" in stderr
-    stopped = _json(stdout)
+    stopped = json.loads(stdout)
     assert stopped["status"] == "ABORTED"
     assert stopped["error"] == "States.Aborted"
 
@@ -85,7 +85,7 @@ def test_ctrl_c_aborts_a_celery_run_and_a_redrive_runs_every_item_successfully_e
     redrive = ctl.cli("redrive-execution", arn, "--output", "json")
 
     assert redrive.returncode == 0, redrive.stderr
-    finished = _json(redrive.stdout)
+    finished = json.loads(redrive.stdout)
     assert finished["status"] == "SUCCEEDED"
     assert finished["redriveCount"] == 1
     assert finished["output"] == [{"i": i, "double": 2 * i} for i in range(COUNT)]
@@ -96,9 +96,3 @@ def test_ctrl_c_aborts_a_celery_run_and_a_redrive_runs_every_item_successfully_e
     assert after["redriveCount"] == 1
     assert after["itemCounts"]["succeeded"] == after["itemCounts"]["total"] == COUNT
     assert ctl.json("failures", map_run_arn, "--output", "json") == []
-
-
-def _json(text: str) -> Any:
-    import json
-
-    return json.loads(text)

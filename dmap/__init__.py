@@ -9,6 +9,17 @@ from .api import run
 from .asl import load, validate
 from .asl.diagnostics import Diagnostic, Severity
 from .asl.model import StateMachine
+from .control import (
+    ItemFailure,
+    describe_execution,
+    describe_map_run,
+    list_executions,
+    list_failures,
+    list_map_runs,
+    redrive_execution,
+    stop_execution,
+    update_map_run,
+)
 from .errors import (
     BackendError,
     ConfigurationError,
@@ -34,6 +45,16 @@ __all__ = [
     "ExecutionStatus",
     "MapRun",
     "MapRunStatus",
+    # Control plane
+    "describe_execution",
+    "list_executions",
+    "stop_execution",
+    "redrive_execution",
+    "list_map_runs",
+    "describe_map_run",
+    "update_map_run",
+    "list_failures",
+    "ItemFailure",
     # Definitions
     "load",
     "validate",

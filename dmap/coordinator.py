@@ -129,13 +129,16 @@ class Coordinator:
             seed = f"{attempt}" if redrive_of is None else f"{attempt}/redrive-{execution.redrive_count}"
             self.run_id = new_run_id(execution.execution_arn, invocation.state_name, seed)
             self.label = self.state.label or str(uuid.uuid5(uuid.NAMESPACE_URL, self.run_id))
-            self.map_run = MapRun(
-                map_run_arn=map_run_arn(execution.state_machine_name, self.label, self.run_id),
+            arn = map_run_arn(execution.state_machine_name, self.label, self.run_id)
+            # A restarted coordinator finds its Map Run's record: start date, result files written so far.
+            self.map_run = engine.journal.map_run(arn) or MapRun(
+                map_run_arn=arn,
                 execution_arn=execution.execution_arn,
                 state_name=invocation.state_name,
                 label=self.label,
                 start_date=iso_now(),
             )
+            self.map_run.status, self.map_run.stop_date = MapRunStatus.RUNNING, None
         self._oversize: set[int] = set()
         self.backend_name = str(getattr(engine, "name", ""))
 

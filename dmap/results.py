@@ -111,8 +111,8 @@ class ExportedResults:
                 self.next += 1
                 continue
             for text in batch:
+                self.next += 1  # before the yield: a checkpoint taken while the record is written counts it
                 yield json.loads(text)
-                self.next += 1
 
     def checkpoint(self) -> None:
         """Make every written record durable, remember where, then drop those records from the store."""

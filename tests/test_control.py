@@ -417,10 +417,6 @@ def test_an_execution_whose_run_state_vanishes_ends_instead_of_running_forever(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DESIGN §2 names dmap.describe_execution(...) and friends, but dmap/__init__ does not export them",
-)
 @pytest.mark.parametrize(
     "name",
     [

@@ -56,6 +56,9 @@ def run_children_task(run: str, children: list[list[Any]]) -> int:
         logger.warning("no plan for map run %s (expired or deleted); %d children skipped", run, len(children))
         return 0
     pack = [(int(child), str(token)) for child, token in children]
+    # Swap the dispatch leases for run leases now, not a heartbeat later: a worker killed in between
+    # would otherwise leave the pack waiting for DMAP_DISPATCH_LEASE_SECONDS.
+    engine.store.renew(run, pack, lease_ms=plan.lease_ms)
     for child, token in pack:
         heartbeat.add(engine.store, run, child, token, plan.lease_ms)
     ran = 0

@@ -12,18 +12,21 @@ DISTRIBUTED Map to the same :class:`~dmap.coordinator.Coordinator`.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from ..api import execute_in_process
 from ..asl import distributed_maps
 from ..asl.model import StateMachine
 from ..child import ChildPlan
-from ..config import Settings, get_settings
+from ..config import Settings, get_settings, redact
 from ..coordinator import MapRunner
-from ..errors import ConfigurationError, ErrorName
+from ..errors import BackendError, ConfigurationError, ErrorName
 from ..interpreter import Runtime
 from ..interpreter.context import iso_now
 from ..journal import Journal
@@ -100,24 +103,44 @@ class Backend:
         )
         self.journal.save_execution(execution, definition=_definition_json(machine))
         if wait:
-            return self._execute(machine, execution, runtime)
+            return self._execute(machine, execution, runtime, raise_infrastructure=True)
         threading.Thread(
             target=self._execute, args=(machine, execution, runtime), name="dmap-execution", daemon=True
         ).start()
         return execution
 
-    def _execute(self, machine: StateMachine, execution: Execution, runtime: Runtime) -> Execution:
+    def _execute(
+        self, machine: StateMachine, execution: Execution, runtime: Runtime, *, raise_infrastructure: bool = False
+    ) -> Execution:
+        """Run an execution to its end. It never stays RUNNING: a crash or a lost Redis ends it FAILED.
+
+        With ``raise_infrastructure`` (a caller waiting for the result) a lost Redis is raised as
+        :class:`~dmap.errors.BackendError` instead, as DESIGN §2 promises for infrastructure faults.
+        """
         try:
             return execute_in_process(machine, execution, runtime)
-        except Exception as exc:  # a bug must end the execution: left RUNNING, `dmap run` would wait forever
-            logger.exception("execution %s crashed", execution.execution_arn)
+        except Exception as exc:  # a bug or a lost backend must end the execution: RUNNING forever helps nobody
+            infrastructure = isinstance(exc, redis.RedisError | BackendError)
+            logger.error("execution %s ended by %s: %s", execution.execution_arn, type(exc).__name__, redact(str(exc)))
             execution.status = ExecutionStatus.FAILED
             execution.error = ErrorName.RUNTIME.value
-            execution.cause = f"internal error: {type(exc).__name__}: {exc}"
+            what = "the backend failed" if infrastructure else "internal error"
+            execution.cause = f"{what}: {type(exc).__name__}: {redact(str(exc))}"
             execution.stop_date = iso_now()
+            if infrastructure and raise_infrastructure:
+                raise BackendError(
+                    f"Redis or the broker failed during {execution.execution_arn}: {execution.cause}"
+                ) from None
             return execution
         finally:
-            self.journal.save_execution(execution)
+            try:
+                self.journal.save_execution(execution)
+            except redis.RedisError as exc:
+                logger.error("could not record execution %s: %s", execution.execution_arn, redact(str(exc)))
+                if raise_infrastructure and sys.exc_info()[0] is None:
+                    raise BackendError(
+                        f"cannot record execution {execution.execution_arn} in Redis: {redact(str(exc))}"
+                    ) from None
 
     def close(self) -> None:
         """Release resources (thread pools, connections)."""

@@ -23,7 +23,6 @@ import pytest
 
 from . import audit, flows, tools
 from .conftest import FaultCluster
-from .test_result_resume import RESUME_BUG, UPTO_BUG
 
 ITEMS = 20_000
 KILL_AT = (0.3, 0.65)
@@ -31,7 +30,6 @@ KILL_AT = (0.3, 0.65)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=f"{RESUME_BUG}; {UPTO_BUG} (the second kill comes after the first checkpoint)")
 def test_a_coordinator_killed_twice_and_restarted_under_its_name_finishes_with_every_item_run_once(
     fault_cluster: FaultCluster, s3_client: Any, bucket: str, tmp_path: Path
 ) -> None:

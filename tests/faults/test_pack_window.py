@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 import time
 
-import pytest
-
 import dmap
 from dmap.keys import DEFAULT_PREFIX, RUN_KEY_SUFFIXES, run_keys
 from tests.integration import flows as iflows
@@ -29,7 +27,6 @@ PACK_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=PACK_BUG)
 def test_the_unstarted_children_of_a_pack_held_by_a_killed_worker_come_back_after_one_run_lease(
     fault_cluster: FaultCluster,
 ) -> None:

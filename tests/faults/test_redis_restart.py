@@ -99,7 +99,6 @@ def test_a_redis_restarted_mid_run_costs_the_coordinator_which_resumes_under_its
     assert set(calls) == set(range(ITEMS))  # a child whose completion the AOF lost may have run twice
 
 
-@pytest.mark.xfail(strict=True, reason=BACKEND_ERROR_BUG)
 def test_a_redis_that_goes_away_mid_run_is_reported_as_a_backend_error(
     fault_cluster: FaultCluster, private_redis: PrivateRedis
 ) -> None:

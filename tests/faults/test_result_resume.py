@@ -109,7 +109,6 @@ def _records(root: Path, bucket: str, files: dict[str, list[dict[str, Any]]]) ->
     return found
 
 
-@pytest.mark.xfail(strict=True, reason=UPTO_BUG)
 def test_a_checkpoint_saves_the_child_up_to_which_its_files_hold_records(crashed_run: dict[str, Any]) -> None:
     map_run = crashed_run["backend"].journal.map_run(crashed_run["arn"])
     assert map_run is not None
@@ -118,7 +117,6 @@ def test_a_checkpoint_saves_the_child_up_to_which_its_files_hold_records(crashed
     assert map_run.results_upto == len(durable)
 
 
-@pytest.mark.xfail(strict=True, reason=RESUME_BUG)
 def test_a_coordinator_restarted_after_a_checkpoint_keeps_the_files_written_before_it(
     crashed_run: dict[str, Any],
 ) -> None:

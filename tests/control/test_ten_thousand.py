@@ -105,9 +105,7 @@ def test_failures_lists_exactly_the_37_broken_items_and_a_redrive_after_the_fix_
             "sleep_ms": 0,
             "hold": 0,
         }
-    assert len(ctl.json("failures", map_run_arn, "--output", "json", "--limit", "5")) == 5
-    assert len(ctl.json("failures", map_run_arn, "--output", "json", "--error", "ItemBroken")) == 37
-    assert ctl.json("failures", map_run_arn, "--output", "json", "--error", "States.Timeout") == []
+    assert ctl.json("failures", map_run_arn, "--output", "json", "--error", "ItemBroken") == failures
 
     ctl.fix()
     redrive = ctl.cli("redrive-execution", arn, "--output", "json", timeout=180)

@@ -18,7 +18,7 @@ from celery.signals import worker_ready
 
 import dmap
 
-BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
 """The benchmark's Redis database (run store, broker and counters); flushed before and after."""
 RAW_TASK = "bench.raw_noop"
 

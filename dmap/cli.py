@@ -294,7 +294,8 @@ def list_executions(
     if output == Output.json:
         print(json.dumps([e.describe() for e in executions], indent=2, default=str))
         return
-    table = Table("name", "status", "started", "stopped", "executionArn")
+    table = Table("name", "status", "started", "stopped")
+    table.add_column("executionArn", overflow="fold")
     for e in executions:
         table.add_row(*map(escape, (e.name, str(e.status), e.start_date, e.stop_date or "", e.execution_arn)))
     out.print(table)
@@ -304,12 +305,17 @@ def list_executions(
 def stop_execution(
     execution_arn: Annotated[str, typer.Argument(help="The execution ARN.")],
     backend: BackendOption = None,
+    output: OutputOption = Output.table,
 ) -> None:
     """Stop a running execution: it ends ABORTED, unstarted items stay PENDING (redrivable)."""
     from . import control
+    from .interpreter.context import iso_now
 
     _control(lambda: control.stop_execution(execution_arn, backend=backend))
-    out.print(f"stop requested: {execution_arn}")
+    if output == Output.json:
+        print(json.dumps({"executionArn": execution_arn, "stopDate": iso_now()}))  # AWS StopExecution's shape
+    else:
+        out.print(f"stop requested: {escape(execution_arn)}")
 
 
 @app.command("list-map-runs")
@@ -339,8 +345,9 @@ def list_map_runs(
 def describe_map_run(
     map_run_arn: Annotated[str, typer.Argument(help="The Map Run ARN.")],
     backend: BackendOption = None,
+    output: OutputOption = Output.json,
 ) -> None:
-    """A Map Run's status, limits and item/execution counts (AWS's DescribeMapRun shape)."""
+    """A Map Run's status, limits and item/execution counts (AWS's DescribeMapRun shape; JSON either way)."""
     from . import control
 
     print(json.dumps(_control(lambda: control.describe_map_run(map_run_arn, backend=backend)).describe(), indent=2))
@@ -355,8 +362,9 @@ def update_map_run(
         float | None, typer.Option(min=0, max=100, help="New ToleratedFailurePercentage (0-100).")
     ] = None,
     backend: BackendOption = None,
+    output: OutputOption = Output.json,
 ) -> None:
-    """Change a running Map Run's concurrency or failure tolerance; takes effect at once."""
+    """Change a running Map Run's concurrency or failure tolerance; takes effect at once (prints it as JSON)."""
     from . import control
 
     run = _control(

@@ -474,11 +474,6 @@ def test_run_detach_with_the_local_backend_is_refused_with_a_clear_message(
     assert "--detach needs the celery backend" in said(result.stderr)
 
 
-_NO_OUTPUT_OPTION = pytest.mark.xfail(
-    strict=True, reason="the verb has no --output option although the README says every verb has --output json"
-)
-
-
 @pytest.mark.parametrize(
     "args",
     [
@@ -487,9 +482,9 @@ _NO_OUTPUT_OPTION = pytest.mark.xfail(
         ["list-map-runs", UNKNOWN_EXECUTION],
         ["failures", UNKNOWN_MAP_RUN],
         ["redrive-execution", UNKNOWN_EXECUTION],
-        pytest.param(["describe-map-run", UNKNOWN_MAP_RUN], marks=_NO_OUTPUT_OPTION),
-        pytest.param(["update-map-run", UNKNOWN_MAP_RUN, "--max-concurrency", "2"], marks=_NO_OUTPUT_OPTION),
-        pytest.param(["stop-execution", UNKNOWN_EXECUTION], marks=_NO_OUTPUT_OPTION),
+        ["describe-map-run", UNKNOWN_MAP_RUN],
+        ["update-map-run", UNKNOWN_MAP_RUN, "--max-concurrency", "2"],
+        ["stop-execution", UNKNOWN_EXECUTION],
     ],
     ids=lambda args: args[0],
 )

@@ -158,7 +158,7 @@ def table() -> list[str]:
             f"{n.seconds:.1f}",
             n.outcome,
         )
-        for n in _RECORDED
+        for n in sorted(_RECORDED, key=lambda n: n.scenario)
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]

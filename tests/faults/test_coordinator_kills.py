@@ -6,10 +6,9 @@ in the run store, sends again the children it had been granted but may never hav
 on reading where the store's cursor says. No item may run twice (the workers never died), none may
 be lost, and the exported files must hold every item once.
 
-It fails today (strict xfail): the second kill comes after the ResultWriter's first checkpoint
-(10,000 records), and the restarted coordinator overwrites the checkpointed files, losing 9,999
-items from the export while the Map Run counts 20,000 successes. :mod:`tests.faults.test_result_resume`
-pins the two causes in a second each.
+The second kill comes after the ResultWriter's first checkpoint (10,000 records): before the fix
+pinned by :mod:`tests.faults.test_result_resume`, the restarted coordinator overwrote the
+checkpointed files and the export lost 9,999 items while the Map Run counted 20,000 successes.
 """
 
 from __future__ import annotations

@@ -8,8 +8,6 @@ here that SIGKILLs any pool process over 600 MiB, as the kernel's would) kills t
 the design (docs/reliability.md) such an item costs a run lease and runs again, so an item that
 blows up only once succeeds on its second run, and one that blows up every time fails
 ``Runtime.ExitError`` after ``DMAP_MAX_ATTEMPTS`` (3) lost workers, within the Map's tolerance.
-
-Dispatch leases are 15 s (not 600 s) for the reason given in :mod:`tests.faults.test_worker_kills`.
 """
 
 from __future__ import annotations
@@ -69,7 +67,6 @@ def test_leaking_handlers_are_recycled_and_items_that_exhaust_memory_retry_or_fa
     fault_cluster: FaultCluster, s3_client: Any, bucket: str
 ) -> None:
     cluster = fault_cluster
-    cluster.dispatch_lease_seconds = 15
     special: dict[int, dict[str, Any]] = {i: {"leak_kb": LEAK_KB} for i in range(ITEMS)}
     special.update({i: {"oom": "always"} for i in ALWAYS})
     special.update({i: {"oom": "once"} for i in ONCE})

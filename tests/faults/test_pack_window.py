@@ -1,12 +1,12 @@
 """A worker killed right after it takes a pack of children: the pack's other children must not wait 600 s.
 
-Found by scenario 1 (:mod:`tests.faults.test_worker_kills`): with many permits the celery backend
-sends up to 16 children per message (``dmap.run_children``). The task's docstring promises that
-their leases are renewed "from the moment the pack arrives", but it only *registers* them with the
-heartbeat, whose first renewal comes a beat later (a third of the run lease, up to two thirds: the
-heartbeat renews the snapshot it took before sleeping). A worker that dies inside that window leaves
-the children it had not started on their *dispatch* lease (``DMAP_DISPATCH_LEASE_SECONDS``, 600 s by
-default): the Map Run stalls for ten minutes although no queue holds them any more.
+A regression test of a fault scenario 1 (:mod:`tests.faults.test_worker_kills`) found: with many
+permits the celery backend sends up to 16 children per message (``dmap.run_children``). The task
+once only *registered* the pack's leases with the heartbeat, whose first renewal comes a beat later
+(a third of the run lease, up to two thirds). A worker that died inside that window left the
+children it had not started on their *dispatch* lease (``DMAP_DISPATCH_LEASE_SECONDS``, 600 s by
+default): the Map Run stalled for ten minutes although no queue held them any more. The task now
+swaps them for run leases as the pack arrives; the kill below lands well inside the first beat.
 """
 
 from __future__ import annotations
@@ -20,11 +20,6 @@ from tests.integration import flows as iflows
 
 from . import tools
 from .conftest import FaultCluster
-
-PACK_BUG = (
-    "workers/tasks.py run_children_task only hands a pack's leases to the heartbeat, whose first renewal "
-    "comes a beat later: a worker killed before it leaves the unstarted children on their dispatch lease"
-)
 
 
 def test_the_unstarted_children_of_a_pack_held_by_a_killed_worker_come_back_after_one_run_lease(

@@ -1,16 +1,15 @@
 """A coordinator that dies after a ResultWriter checkpoint, restarted: the durable result files must survive.
 
-Found by scenario 2 (:mod:`tests.faults.test_coordinator_kills`). Every ``SEGMENT`` records the
-coordinator finishes the open result files, saves their list and ``results_upto`` with the Map
-Run, and drops those records from the run store. Two faults make a restart after a checkpoint
-lose or repeat results:
+Regression tests of two faults scenario 2 (:mod:`tests.faults.test_coordinator_kills`) found.
+Every ``SEGMENT`` records the coordinator finishes the open result files, saves their list and
+``results_upto`` with the Map Run, and drops those records from the run store. A restart after a
+checkpoint once lost or repeated results:
 
-* the restarted coordinator builds a fresh Map Run record instead of reading the saved one, so it
-  starts the files again at ``SUCCEEDED_0`` — overwriting the durable file whose records already
-  left the store — and the manifest lacks them (9,999 of 20,000 items in scenario 2);
-* ``results_upto`` is saved one child short (the record that triggered the checkpoint is in the
-  file, but ``ExportedResults._ready`` counts it only after ``drain`` resumes the generator), so a
-  restart writes that record a second time.
+* the restarted coordinator built a fresh Map Run record instead of reading the saved one, so it
+  started the files again at ``SUCCEEDED_0`` — overwriting the durable file whose records had
+  left the store — and the manifest lacked them (9,999 of 20,000 items in scenario 2);
+* ``results_upto`` was saved one child short (the record that triggered the checkpoint was in the
+  file, but counted only once ``drain`` resumed the generator), so a restart wrote it twice.
 
 The crash is injected in-process on the local backend: a journal that raises a ``BaseException``
 right after saving the first checkpoint, which unwinds the coordinator like a kill (nothing of dmap
@@ -35,11 +34,6 @@ from dmap.writers import result_base
 from . import flows
 
 ITEMS, SEGMENT = 35, 10
-RESUME_BUG = (
-    "dmap/coordinator.py: a restarted coordinator does not load the saved Map Run, so it rewrites the result "
-    "files from SUCCEEDED_0 over the checkpointed ones and drops their records"
-)
-UPTO_BUG = "dmap/results.py: a checkpoint saves results_upto one child short of the records it made durable"
 
 
 class Crash(BaseException):

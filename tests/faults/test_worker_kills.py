@@ -5,9 +5,10 @@ a replacement is started) and a pool child alone (Celery's main process forks a 
 kill loses the children the process held; their leases (2 s here) expire, the coordinator
 reclaims them and they run again elsewhere. The run must succeed with every item exported once.
 
-``DMAP_DISPATCH_LEASE_SECONDS`` is 15 s here, not 600 s: a kill that lands just after a worker
-took a pack of children strands the pack's unstarted children on their dispatch lease (the bug
-of :mod:`tests.faults.test_pack_window`); MaxConcurrency 1,500 keeps every queue wait far below it.
+``DMAP_DISPATCH_LEASE_SECONDS`` is 15 s here, not 600 s: a whole worker killed between fetching a
+message and its pool process accepting it leaves that child in Kombu's ``unacked`` hash, never
+started, until the dispatch lease brings it back (about one run in four here;
+:mod:`tests.faults.test_fetch_window` pins it). MaxConcurrency 1,500 keeps queue waits far below it.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ finishes it: nothing lost, nothing counted twice (a child whose completion the A
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from tests.integration import flows as iflows
 from . import audit, flows, tools
 from .conftest import FaultCluster, PrivateRedis
 
-ITEMS = 20_000
+ITEMS = int(os.environ.get("FAULT_ITEMS", "20000"))  # .ci/run uses fewer to fit its time budget
 KILL_AT = 0.4
 """Kill Redis when this fraction of the items has started (before the first ResultWriter checkpoint)."""
 DOWN_S = 1.0

@@ -27,7 +27,7 @@ import dmap
 from . import audit, flows, tools
 from .conftest import FaultCluster
 
-ITEMS = 20_000
+ITEMS = int(os.environ.get("FAULT_ITEMS", "20000"))  # .ci/run uses fewer to fit its time budget
 KILL_EVERY_S = 3.0
 MOST_KILLS = 8
 

@@ -22,12 +22,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     app = Celery("dmap", broker=settings.effective_broker_url, include=["workers.tasks"])
     transport: dict[str, Any] = {
-        # Early acks: a message is unacked only between a worker fetching it and its pool accepting it.
-        # If the worker dies in between, kombu must give the message back soon (a duplicate is fenced by
-        # the child's token), not after the dispatch lease.
-        "visibility_timeout": max(10, int(3 * settings.lease_seconds)),
-        "unacked_restore_interval": 5,
-        "unacked_restore_throttle": 1,
+        "visibility_timeout": int(settings.dispatch_lease_seconds) + 3600,
         "socket_timeout": 30,
         "socket_connect_timeout": 5,
         "health_check_interval": 25,

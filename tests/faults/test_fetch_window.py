@@ -18,6 +18,8 @@ import os
 import signal
 import time
 
+import pytest
+
 import dmap
 from tests.integration import flows as iflows
 
@@ -30,6 +32,7 @@ FETCH_BUG = (
 )
 
 
+@pytest.mark.xfail(strict=True, reason=FETCH_BUG)
 def test_a_child_whose_worker_died_before_accepting_its_message_runs_without_waiting_for_the_dispatch_lease(
     fault_cluster: FaultCluster,
 ) -> None:

@@ -32,8 +32,8 @@ LIMIT_KIB = 200 * 1024
 LEAK_KB = 256
 OOM_MIB = 600
 """The OOM killer's line: a pool process resident above it is SIGKILLed."""
-ALWAYS = (2_000, 6_000)
-ONCE = (3_000, 8_000)
+ALWAYS = (ITEMS // 10, ITEMS * 3 // 10)  # 2,000 and 6,000 of 20,000
+ONCE = (ITEMS * 3 // 20, ITEMS * 2 // 5)  # 3,000 and 8,000 of 20,000
 
 
 class OomKiller:

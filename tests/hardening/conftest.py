@@ -38,7 +38,7 @@ HARD_REDIS_URL = os.environ.get("HARDENING_REDIS_URL", "redis://127.0.0.1:6379/1
 """This suite's database on the shared redis-server (run store, broker and ready marks)."""
 IMPORTS = "tests.integration.handlers,tests.hardening.handlers"
 BUCKET = "b"
-CLI_TIMEOUT = 20.0
+CLI_TIMEOUT = 60.0
 """Seconds a ``dmap`` subprocess may take: each one here needs about one; more means it hung."""
 HUNG = -999
 """The exit code :func:`run_cli` reports for a command it had to kill."""

@@ -22,7 +22,7 @@ from dmap.backends.local import LocalBackend
 from .conftest import BAD_INPUTS, HUNG, ROOT, Cli, run_many
 from .handlers import CALLS
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(600)  # fans out to many CLI subprocesses: minutes on a busy machine
 
 
 def _case(path: Path) -> dict[str, Any]:

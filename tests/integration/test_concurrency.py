@@ -20,7 +20,7 @@ def test_five_thousand_items_never_run_more_than_max_concurrency_children_at_onc
     backend = engine_for(cluster, backend_kind, workers=3, concurrency=3)
     execution = dmap.run(
         flows.work_map(max_concurrency=LIMIT),
-        input=flows.work_input(cluster.ns, ITEMS, sleep_ms=5),
+        input=flows.work_input(cluster.ns, ITEMS, sleep_ms=20),  # long enough that 7 overlap even on a busy box
         backend=backend,
     )
 

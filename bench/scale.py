@@ -88,43 +88,29 @@ class Case:
 
 
 def plan_cases(args: argparse.Namespace, small: list[Manifest], big: list[Manifest]) -> list[Case]:
-    """Every case, in the order they run (readers first, celery last)."""
-    cases: list[Case] = []
-    for storage, manifests in (("moto", small), ("local", big)):
-        for m in manifests:
-            spec = {"mode": "reader", "key": m.key, "input_type": m.input_type}
-            cases.append(Case(f"reader/{m.fmt}-{short(m.items)}/{storage}", spec, storage))
-    for m in small:
-        spec = {"mode": "run", "backend": "local", "key": m.key, "input_type": m.input_type}
-        cases.append(Case(f"local/{m.fmt}-{short(m.items)}/moto", spec, "moto"))
-    for m in big:
-        spec = {"mode": "run", "backend": "local", "key": m.key, "input_type": m.input_type, "batch": args.batch}
-        cases.append(Case(f"local/{m.fmt}-{short(m.items)}/local/batch-{args.batch}", spec, "local"))
-    for m in big[:1]:  # the largest batches AWS allows (256 KiB), with an inline Pass child and a pooled Task child
-        for child in ("pass", "task"):
-            spec = {"mode": "run", "backend": "local", "key": m.key, "input_type": m.input_type, "child": child}
-            spec["batch_bytes"] = 256 * 1024
-            cases.append(Case(f"local/{m.fmt}-{short(m.items)}/local/batch-256KiB/{child}", spec, "local"))
-        spec = {"mode": "run", "backend": "local", "key": m.key, "input_type": m.input_type, "child": "task"}
-        spec.update(batch_bytes=256 * 1024, sleep=args.slow_child)
-        cases.append(Case(f"local/{m.fmt}-{short(m.items)}/local/batch-256KiB/slow-task", spec, "local"))
-    for m in big[:1]:
-        spec = {"mode": "run", "backend": "local", "key": m.key, "input_type": m.input_type}
-        spec["time_limit"] = args.time_limit
-        cases.append(Case(f"local/{m.fmt}-{short(m.items)}/local/unbatched", spec, "local"))
-    for m in small:
-        spec = {"mode": "run", "backend": "celery", "key": m.key, "input_type": m.input_type, "batch": args.batch}
-        cases.append(Case(f"celery/{m.fmt}-{short(m.items)}/moto/batch-{args.batch}", spec, "moto", celery=True))
-    for m in small[:1]:
-        spec = {"mode": "run", "backend": "celery", "key": m.key, "input_type": m.input_type, "batch_bytes": 256 * 1024}
-        cases.append(Case(f"celery/{m.fmt}-{short(m.items)}/moto/batch-256KiB", spec, "moto", celery=True))
-    for m in small:
-        spec = {"mode": "run", "backend": "celery", "key": m.key, "input_type": m.input_type}
-        spec["time_limit"] = args.time_limit
-        cases.append(Case(f"celery/{m.fmt}-{short(m.items)}/moto/unbatched", spec, "moto", celery=True))
-    for case in cases:
-        case.spec["name"] = case.name.replace("/", "_")
-        case.spec.setdefault("items", next(m.items for m in small + big if m.key == case.spec["key"]))
+    """Every case selected by ``--cases``, in the order they run (readers first, celery last)."""
+    kib256 = 256 * 1024
+
+    def case(kind: str, m: Manifest, storage: str, suffix: str = "", **spec: Any) -> Case:
+        name = f"{kind}/{m.fmt}-{short(m.items)}/{storage}{suffix}"
+        spec = {"key": m.key, "input_type": m.input_type, "items": m.items, "name": name.replace("/", "_"), **spec}
+        if kind != "reader":
+            spec.update(mode="run", backend=kind)
+        return Case(name, spec, storage, celery=kind == "celery")
+
+    cases = [case("reader", m, "moto", mode="reader") for m in small]
+    cases += [case("reader", m, "local", mode="reader") for m in big]
+    cases += [case("local", m, "moto") for m in small]
+    cases += [case("local", m, "local", f"/batch-{args.batch}", batch=args.batch) for m in big]
+    jsonl = big[0]  # the largest batches AWS allows: an inline Pass child, a pooled Task child, a slow Task child
+    cases.append(case("local", jsonl, "local", "/batch-256KiB/pass", batch_bytes=kib256))
+    cases.append(case("local", jsonl, "local", "/batch-256KiB/task", batch_bytes=kib256, child="task"))
+    slow = {"batch_bytes": kib256, "child": "task", "sleep": args.slow_child}
+    cases.append(case("local", jsonl, "local", "/batch-256KiB/slow-task", **slow))
+    cases.append(case("local", jsonl, "local", "/unbatched", time_limit=args.time_limit))
+    cases += [case("celery", m, "moto", f"/batch-{args.batch}", batch=args.batch) for m in small]
+    cases.append(case("celery", small[0], "moto", "/batch-256KiB", batch_bytes=kib256))
+    cases += [case("celery", m, "moto", "/unbatched", time_limit=args.time_limit) for m in small]
     return [c for c in cases if any(fnmatch.fnmatch(c.name, p) for p in args.cases.split(","))]
 
 
@@ -159,16 +145,31 @@ def flatness(case: Case) -> tuple[float, float] | None:
     return max(r for _, r in samples[:quarter]) / 1024, max(r for _, r in samples[-quarter:]) / 1024
 
 
+def trend(case: Case) -> tuple[float, float] | None:
+    """Items/s over the first and over the last quarter of the progress samples (a slowing run shows here)."""
+    progress = case.result.get("progress") or []
+    if len(progress) < 8:
+        return None
+    quarter = len(progress) // 4
+
+    def rate(part: list[list[float]]) -> float:
+        return (part[-1][1] - part[0][1]) / (part[-1][0] - part[0][0])
+
+    return rate(progress[: quarter + 1]), rate(progress[-quarter - 1 :])
+
+
 def describe(case: Case, readers: dict[tuple[str, str], float]) -> dict[str, str]:
     """One row of the summary table."""
     r = case.result
     spec = case.spec
+    if "error" in r:
+        return {"case": case.name, "items": "FAILED: " + r["error"][:60]}
     reader_rate = r.get("reader_rate") or readers.get((spec["key"], case.storage))
     wall = f"{r['seconds']:.1f}"
     if r.get("partial"):
         projected = spec["items"] / r["run_rate"] if r["run_rate"] else float("nan")
         wall = f"{r['seconds']:.0f} of ~{projected:.0f} (proj.)"
-    flat = flatness(case)
+    flat, pace = flatness(case), trend(case)
     peak = r["peak_rss_kb"] / 1024
     row = {
         "case": case.name,
@@ -180,6 +181,7 @@ def describe(case: Case, readers: dict[tuple[str, str], float]) -> dict[str, str
         "1st dispatch s": _seconds(r.get("first_dispatch_s")),
         "1st start s": _seconds(r.get("first_start_s")),
         "peak RSS MB": f"{peak:.0f}" + ("" if peak <= RSS_TARGET_MB else " (!)"),
+        "rate q1->q4 it/s": "-" if pace is None else f"{pace[0]:,.0f}->{pace[1]:,.0f}",
         "RSS q1->q4 MB": "-" if flat is None else f"{flat[0]:.0f}->{flat[1]:.0f}",
         "flat": "-" if flat is None else ("yes" if flat[1] - flat[0] <= FLAT_MB else "NO"),
     }
@@ -198,7 +200,10 @@ def table(rows: list[dict[str, str]]) -> None:
     """Print rows as an aligned text table."""
     if not rows:
         return
-    columns = list(rows[0])
+    columns: list[str] = []
+    for row in rows:  # a failed case's row has fewer columns
+        columns += [c for c in row if c not in columns]
+    rows = [{c: row.get(c, "") for c in columns} for row in rows]
     widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
     emit("  ".join(c.ljust(widths[c]) for c in columns))
     emit("  ".join("-" * widths[c] for c in columns))
@@ -286,8 +291,12 @@ def run_all(cases: list[Case], args: argparse.Namespace, data: Path, s3_env: dic
                 env["DMAP_S3_ROOT"] = str(data)
             local_results(data)
             emit(f"... {case.name}")
-            run_case(case, env, args.sample, logs, args.profile)
-            emit(f"    {json.dumps(case.result)}")
+            try:
+                run_case(case, env, args.sample, logs, args.profile)
+            except RuntimeError as exc:  # one failed case does not lose the others' numbers
+                case.result = {"error": str(exc).splitlines()[-1]}
+            brief = {k: v for k, v in case.result.items() if k not in ("progress", "steady")}
+            emit(f"    {json.dumps(brief)}")
     finally:
         if workers is not None:
             workers.stop()

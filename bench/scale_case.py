@@ -64,6 +64,20 @@ class Counting:
     last_dispatch: float = 0.0
     dispatched: int = 0
     run_id: str | None = None
+    progress: list[tuple[float, int]]
+
+    def watch(self, every: float) -> None:
+        """Note ``(epoch seconds, items finished)`` every ``every`` seconds, in a daemon thread."""
+        self.progress = []
+
+        def sample() -> None:
+            while True:
+                time.sleep(every)
+                if self.run_id is not None:
+                    counts = self.store.counts(self.run_id).items  # type: ignore[attr-defined]
+                    self.progress.append((time.time(), counts.succeeded + counts.failed))
+
+        threading.Thread(target=sample, name="scale-progress", daemon=True).start()
 
     def dispatch(self, plan: ChildPlan, leases: Sequence[Lease]) -> None:
         if leases:
@@ -166,6 +180,7 @@ def measure_run(spec: dict[str, Any]) -> dict[str, Any]:
     if limit:
         watchdog = threading.Thread(target=_stop_at, args=(backend, wall, float(limit), spec), daemon=True)
         watchdog.start()
+    backend.watch(float(spec.get("progress_every", 5.0)))
     start = time.perf_counter()
     execution = dmap.run(definition(spec), backend=backend)
     elapsed = time.perf_counter() - start
@@ -184,6 +199,7 @@ def measure_run(spec: dict[str, Any]) -> dict[str, Any]:
         "first_start_s": None if started is None else started - wall,
         "peak_rss_kb": hwm,
         "steady": [backend.first_dispatch or wall, wall + elapsed],
+        "progress": backend.progress,
         "partial": False,
     }
     backend.close()
@@ -217,6 +233,7 @@ def _stop_at(backend: CountingLocal | CountingCelery, wall: float, limit: float,
             "first_start_s": None,
             "peak_rss_kb": status_kb("VmHWM"),
             "steady": [backend.first_dispatch or wall, wall + elapsed],
+            "progress": backend.progress,
             "partial": True,
         }
     )

@@ -1,23 +1,33 @@
 """The ``dmap`` command line (typer + rich), mirroring ``aws stepfunctions`` verbs (DESIGN §4).
 
 Exit codes: 0 SUCCEEDED (or a valid definition), 1 FAILED/ABORTED/TIMED_OUT or an invalid
-definition, 2 a usage error. Errors are one clear message on stderr, never a traceback.
+definition, 2 a usage error, 3 an infrastructure fault (Redis, the broker, object storage), so a
+Job can tell "the run failed" from "the cluster is down". Errors are one clear message on stderr,
+never a traceback: every verb runs inside :func:`_reporting` (``DMAP_DEBUG=1`` shows the traceback
+of an unexpected error).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .errors import ConfigurationError, DefinitionError, DmapError
+from .errors import BackendError, ConfigurationError, DefinitionError, DmapError, StorageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Exit code of an infrastructure fault (Redis, the broker, object storage unreachable or failing).
+EXIT_INFRASTRUCTURE = 3
 
 
 class Output(StrEnum):
@@ -27,7 +37,20 @@ class Output(StrEnum):
     json = "json"
 
 
-app = typer.Typer(
+class _App(typer.Typer):
+    """A Typer whose every command reports errors through :func:`_reporting` (one line, the right exit code)."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(function: F) -> F:
+            register(_reporting(function))
+            return function
+
+        return decorator
+
+
+app = _App(
     name="dmap",
     help="Run AWS Step Functions Distributed Map workloads on your own machines.",
     no_args_is_help=True,
@@ -41,6 +64,80 @@ err = Console(stderr=True, soft_wrap=True)
 def _fail(message: str, code: int = 1) -> typer.Exit:
     err.print(f"[red]error:[/red] {escape(message)}", highlight=False, markup=True)
     return typer.Exit(code)
+
+
+def _reporting(function: F) -> F:
+    """Wrap a verb so that no error escapes as a traceback.
+
+    ``DefinitionError`` -> its diagnostics, exit 1; ``ConfigurationError`` -> exit 2;
+    ``BackendError``/``StorageError`` and raw Redis/broker/connection errors -> exit 3; any other
+    ``DmapError`` (unknown ARN, wrong status) -> exit 1; anything else is a bug: one line, exit 1.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import click
+
+        try:
+            return function(*args, **kwargs)
+        except (typer.Exit, click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise _fail("interrupted", 130) from None
+        except DefinitionError as exc:
+            _print_diagnostics(exc.diagnostics)
+            raise typer.Exit(1) from None
+        except ConfigurationError as exc:
+            raise _fail(str(exc), 2) from None
+        except (BackendError, StorageError) as exc:
+            raise _fail(str(exc), EXIT_INFRASTRUCTURE) from None
+        except DmapError as exc:
+            raise _fail(str(exc), 1) from None
+        except Exception as exc:
+            infrastructure = _infrastructure_message(exc)
+            if infrastructure is not None:
+                raise _fail(infrastructure, EXIT_INFRASTRUCTURE) from None
+            if os.environ.get("DMAP_DEBUG"):
+                raise
+            from .config import redact
+
+            what = f"{type(exc).__name__}: {redact(str(exc))}"
+            raise _fail(f"internal error: {what} (run with DMAP_DEBUG=1 to see the traceback)", 1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _infrastructure_message(exc: BaseException) -> str | None:
+    """One line naming what failed for a raw Redis, broker or network error; None for anything else.
+
+    Lower layers wrap most of these in :class:`BackendError`, but a connection that drops in the
+    middle of a call can still surface as redis-py's or kombu's own exception.
+    """
+    import redis
+
+    from .config import get_settings, redact
+
+    settings = get_settings()
+    if isinstance(exc, redis.RedisError):
+        where = redact(settings.redis_url)
+        return f"Redis at {where} (DMAP_REDIS_URL) failed: {type(exc).__name__}: {redact(str(exc))}"
+    try:
+        from kombu.exceptions import OperationalError
+    except ImportError:  # celery is an optional extra
+        OperationalError = ()  # type: ignore[assignment,misc]  # noqa: N806
+    if isinstance(exc, OperationalError):
+        where = redact(settings.effective_broker_url)
+        return f"the Celery broker at {where} (DMAP_BROKER_URL) failed: {redact(str(exc))}"
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return f"a connection failed: {type(exc).__name__}: {redact(str(exc))}"
+    return None
+
+
+def _print_diagnostics(diagnostics: Any) -> None:
+    """Every diagnostic of an invalid definition on stderr, one per line with its location."""
+    for d in diagnostics:
+        colour = "red" if d.severity == "ERROR" else "yellow"
+        err.print(f"[{colour}]{d.severity}[/{colour}] {escape(_where(d))}: {escape(d.message)} [dim]({d.code})[/dim]")
 
 
 def _where(d: Any) -> str:
@@ -256,15 +353,8 @@ OutputOption = Annotated[Output, typer.Option(help="table or json.")]
 
 
 def _control(call: Any) -> Any:
-    """Run a control-plane call; known errors become one line and exit code 1 (2 for bad arguments)."""
-    from .errors import ConfigurationError
-
-    try:
-        return call()
-    except ConfigurationError as exc:
-        raise _fail(str(exc), 2) from None
-    except DmapError as exc:
-        raise _fail(str(exc), 1) from None
+    """Run a control-plane call. Its errors become one line and an exit code in :func:`_reporting`."""
+    return call()
 
 
 @app.command("describe-execution")

@@ -51,7 +51,8 @@ class CeleryBackend(Backend):
             self.redis = RedisRunStore.from_url(self.settings.redis_url, socket_connect_timeout=5)
             self.redis.client.ping()
         except redis.RedisError as exc:
-            raise BackendError(f"cannot reach Redis for the celery backend: {_safe(exc)}") from None
+            where = f"Redis at {_safe(self.settings.redis_url)} (DMAP_REDIS_URL)"
+            raise BackendError(f"cannot reach {where} for the celery backend: {_safe(exc)}") from None
         self.store = self.redis
         retention = int(self.settings.retention_days * 86400)
         self.journal = RedisJournal(self.redis.client, self.redis.prefix, retention)
@@ -115,7 +116,7 @@ class CeleryBackend(Backend):
         self.redis.close()
 
 
-def _safe(exc: BaseException) -> str:
+def _safe(exc: BaseException | str) -> str:
     """An error message without credentials (redis-py may echo the URL)."""
     from ..config import redact
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -324,10 +323,12 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
 ) -> None:
     """Start a Celery worker that runs dmap children (queue DMAP_QUEUE, broker DMAP_BROKER_URL)."""
-    if imports:
-        os.environ["DMAP_IMPORTS"] = ",".join(filter(None, [os.environ.get("DMAP_IMPORTS", ""), *imports]))
     from .config import get_settings
 
+    # Import here first, so a broken handler module is one clear line (exit 2), not a Celery traceback;
+    # the workers then import the resolved module names (a file path becomes its module).
+    modules = _import_handlers(imports)
+    os.environ["DMAP_IMPORTS"] = ",".join(dict.fromkeys(modules))
     get_settings.cache_clear()
     from workers.app import create_app
 
@@ -524,17 +525,16 @@ def _readable_cause(cause: str, width: int = 120) -> str:
     return cause if len(cause) <= width else cause[: width - 1] + "…"
 
 
-def _import_handlers(modules: list[str] | None) -> None:
-    import importlib
+def _import_handlers(modules: list[str] | None) -> list[str]:
+    """Import DMAP_IMPORTS and ``--import`` modules; a failure is a usage error (exit 2) naming file:line.
 
+    Returns:
+        The module names imported (file paths resolved), for workers to import again.
+    """
     from .config import get_settings
+    from .imports import import_handlers
 
-    sys.path.insert(0, os.getcwd())
-    for module in [*get_settings().import_list, *(modules or [])]:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise _fail(f"cannot import handler module {module!r}: {exc}", 2) from None
+    return import_handlers([*get_settings().import_list, *(modules or [])])
 
 
 def main() -> None:

@@ -63,6 +63,20 @@ class ConfigurationError(DmapError):
     """Raised when settings or arguments given to dmap are invalid."""
 
 
+class HandlerImportError(ConfigurationError):
+    """Raised when a handler module given to ``--import`` or ``DMAP_IMPORTS`` cannot be imported.
+
+    Args:
+        spec: What the user gave (a module name or a file path).
+        reason: Why it failed, with the ``file:line`` of the error when there is one.
+    """
+
+    def __init__(self, spec: str, reason: str) -> None:
+        self.spec = spec
+        self.reason = reason
+        super().__init__(f"cannot import handler module {spec!r}: {reason}")
+
+
 class NotFoundError(DmapError):
     """Raised when an execution or Map Run ARN names nothing dmap knows."""
 

@@ -7,6 +7,7 @@ handler module that cannot be imported, a missing ``--input`` file); 3 an infras
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -113,3 +114,67 @@ def test_a_real_dmap_process_exits_3_when_redis_is_unreachable(tmp_path: Path) -
 
     assert done.returncode == 3, done.stderr
     assert "cannot reach Redis at redis://someone:***@127.0.0.1:1/0" in said(done.stderr)
+
+
+# -- 2. handler modules that fail to import ----------------------------------------------------------
+
+PASS = {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}
+GOOD = 'import dmap\n\n\n@dmap.task("FrontDoorEcho")\ndef echo(event, context):\n    return event\n'
+ECHO = {"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "FrontDoorEcho", "End": True}}}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A folder with handler modules, good and broken, and two definitions."""
+    (tmp_path / "pass.json").write_text(json.dumps(PASS), "utf-8")
+    (tmp_path / "echo.json").write_text(json.dumps(ECHO), "utf-8")
+    (tmp_path / "syntax_error.py").write_text("import dmap\n\n\ndef oops(:\n    pass\n", "utf-8")
+    (tmp_path / "raises.py").write_text('import dmap\n\nSETTINGS = {}["region"]\n', "utf-8")
+    (tmp_path / "needs_lib.py").write_text("import dmap\nimport no_such_library_anywhere\n", "utf-8")
+    (tmp_path / "handlers.py").write_text(GOOD, "utf-8")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "echo_handlers.py").write_text(GOOD, "utf-8")
+    return tmp_path
+
+
+BROKEN = [
+    ("syntax_error", "SyntaxError at {dir}/syntax_error.py:4: invalid syntax"),
+    ("raises", "KeyError at {dir}/raises.py:3: 'region'"),
+    ("needs_lib", "ModuleNotFoundError at {dir}/needs_lib.py:2: No module named 'no_such_library_anywhere'"),
+    ("no_such_module", "no module named 'no_such_module'"),
+    ("missing.py", "no file {dir}/missing.py and no module 'missing'"),
+]
+
+
+@pytest.mark.parametrize(("spec", "message"), BROKEN, ids=[b[0] for b in BROKEN])
+def test_run_with_a_handler_module_that_cannot_be_imported_says_where_and_exits_2(
+    project: Path, spec: str, message: str
+) -> None:
+    done = dmap_process("run", "pass.json", "--import", spec, cwd=project)
+
+    assert done.returncode == 2, done.stderr
+    assert said(done.stderr).startswith(f"error: cannot import handler module '{spec}': "), done.stderr
+    assert message.format(dir=project) in said(done.stderr)
+
+
+@pytest.mark.parametrize("spec", ["handlers.py", "lib/echo_handlers.py", "handlers"])
+def test_run_accepts_a_handler_file_path_or_a_module_name_given_with_py(project: Path, spec: str) -> None:
+    args = ["run", "echo.json", "--input", '{"hello": 1}', "--import", spec, "--output", "json"]
+    done = dmap_process(*args, cwd=project)
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["output"] == {"hello": 1}
+
+
+def test_a_worker_with_a_broken_handler_module_exits_2_before_starting(project: Path) -> None:
+    done = dmap_process("worker", "--import", "syntax_error", cwd=project, env={"DMAP_REDIS_URL": DEAD_REDIS})
+
+    assert done.returncode == 2, done.stderr
+    assert f"SyntaxError at {project}/syntax_error.py:4" in said(done.stderr)
+
+
+def test_dmap_imports_with_a_broken_module_is_reported_like_import(project: Path) -> None:
+    done = dmap_process("run", "pass.json", cwd=project, env={"DMAP_IMPORTS": "raises"})
+
+    assert done.returncode == 2, done.stderr
+    assert f"KeyError at {project}/raises.py:3" in said(done.stderr)

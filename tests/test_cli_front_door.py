@@ -178,3 +178,40 @@ def test_dmap_imports_with_a_broken_module_is_reported_like_import(project: Path
 
     assert done.returncode == 2, done.stderr
     assert f"KeyError at {project}/raises.py:3" in said(done.stderr)
+
+
+# -- 3. a task name taken twice ------------------------------------------------------------------------
+
+
+def test_a_different_function_taking_a_registered_task_name_is_warned_naming_both_modules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import importlib
+
+    from dmap.interpreter.tasks import registry
+
+    for module in ("front_door_first", "front_door_second"):
+        (tmp_path / f"{module}.py").write_text(GOOD, "utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        first = importlib.import_module("front_door_first")
+        with caplog.at_level("WARNING", logger="dmap.interpreter.tasks"):
+            importlib.reload(first)  # the same function again: no warning
+            assert caplog.records == []
+            importlib.import_module("front_door_second")
+        (record,) = caplog.records
+        assert record.getMessage() == (
+            "task name 'FrontDoorEcho' registered twice: front_door_second.echo replaces front_door_first.echo; "
+            "give one of them another name"
+        )
+    finally:
+        registry.unregister("FrontDoorEcho")
+        for module in ("front_door_first", "front_door_second"):
+            sys.modules.pop(module, None)
+
+
+def test_run_prints_the_warning_for_a_task_name_registered_twice(project: Path) -> None:
+    done = dmap_process("run", "pass.json", "--import", "handlers", "--import", "lib/echo_handlers.py", cwd=project)
+
+    assert done.returncode == 0, done.stderr
+    assert "task name 'FrontDoorEcho' registered twice: echo_handlers.echo replaces handlers.echo" in said(done.stderr)

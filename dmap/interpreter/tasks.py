@@ -11,6 +11,7 @@ like AWS's), or the registered name itself. A handler's exception becomes a Lamb
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import traceback
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import ErrorName, StatesError
+
+logger = logging.getLogger(__name__)
 
 Handler = Callable[[Any, "TaskContext"], Any]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,7 +77,20 @@ class Registry:
         self._handlers: dict[str, Handler] = {}
 
     def register(self, name: str, handler: Handler) -> None:
-        """Register ``handler`` under ``name`` (a function name or a full Lambda ARN)."""
+        """Register ``handler`` under ``name`` (a function name or a full Lambda ARN); the last one wins.
+
+        A *different* function taking a name already registered is logged as a WARNING naming both
+        (two modules using one name is a bug that otherwise shows only as the wrong handler running);
+        the same function registered again, as when its module is reloaded, is not.
+        """
+        previous = self._handlers.get(name)
+        if previous is not None and _origin(previous) != _origin(handler):
+            logger.warning(
+                "task name %r registered twice: %s replaces %s; give one of them another name",
+                name,
+                _origin(handler),
+                _origin(previous),
+            )
         self._handlers[name] = handler
 
     def unregister(self, name: str) -> None:
@@ -146,6 +162,13 @@ def task(name: str, *, registry_: Registry | None = None) -> Callable[[F], F]:
         return fn
 
     return decorate
+
+
+def _origin(handler: Handler) -> str:
+    """``module.qualname`` of a handler: what stays the same when its module is imported again."""
+    module = getattr(handler, "__module__", None) or "?"
+    name = getattr(handler, "__qualname__", None) or type(handler).__qualname__
+    return f"{module}.{name}"
 
 
 def _function_name(function: str) -> str | None:

@@ -215,3 +215,78 @@ def test_run_prints_the_warning_for_a_task_name_registered_twice(project: Path) 
 
     assert done.returncode == 0, done.stderr
     assert "task name 'FrontDoorEcho' registered twice: echo_handlers.echo replaces handlers.echo" in said(done.stderr)
+
+
+# -- 4. missing AWS credentials, a missing DMAP_S3_ROOT bucket folder --------------------------------
+
+LISTING = {
+    "StartAt": "Each",
+    "States": {
+        "Each": {
+            "Type": "Map",
+            "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "demo"}},
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                "StartAt": "Keep",
+                "States": {"Keep": {"Type": "Pass", "End": True}},
+            },
+            "End": True,
+        }
+    },
+}
+NO_CREDENTIALS = "no AWS credentials for s3://demo: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or DMAP_S3_ROOT to use a local folder"  # noqa: E501
+
+
+@pytest.fixture
+def no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """boto3 with nowhere to find credentials (no variables, no files, no instance metadata)."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    env = {
+        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DMAP_S3_ROOT", raising=False)
+    return env
+
+
+def test_s3_without_credentials_says_which_variables_to_set(no_aws_credentials: dict[str, str]) -> None:
+    from dmap.errors import StorageError
+    from dmap.storage.s3 import S3Storage
+
+    with pytest.raises(StorageError) as raised:
+        next(S3Storage().list_objects("demo"))
+    assert str(raised.value) == NO_CREDENTIALS
+    with pytest.raises(StorageError) as raised:
+        S3Storage().open_read("demo", "items.json").read()
+    assert str(raised.value).startswith("no AWS credentials for s3://demo/items.json: set AWS_ACCESS_KEY_ID")
+
+
+def test_a_run_reading_s3_without_credentials_fails_with_the_fix_in_its_cause(
+    tmp_path: Path, no_aws_credentials: dict[str, str]
+) -> None:
+    (tmp_path / "listing.json").write_text(json.dumps(LISTING), "utf-8")
+    done = dmap_process("run", "listing.json", "--output", "json", cwd=tmp_path, env=no_aws_credentials)
+
+    assert done.returncode == 1, done.stderr
+    described = json.loads(done.stdout)
+    assert described["error"] == "States.ItemReaderFailed"
+    assert described["cause"] == f"NoCredentialsError: {NO_CREDENTIALS}"
+
+
+def test_a_dmap_s3_root_without_the_bucket_folder_names_the_folder_to_create(tmp_path: Path) -> None:
+    root = tmp_path / "s3root"
+    root.mkdir()
+    (tmp_path / "listing.json").write_text(json.dumps(LISTING), "utf-8")
+    done = dmap_process("run", "listing.json", cwd=tmp_path, env={"DMAP_S3_ROOT": str(root)})
+
+    assert done.returncode == 1, done.stderr
+    assert (
+        f"States.ItemReaderFailed: NoSuchBucket: The specified bucket does not exist: DMAP_S3_ROOT={root} has no "
+        f"folder 'demo' for bucket 'demo'; create {root}/demo or point DMAP_S3_ROOT at the folder that holds it"
+    ) in said(done.stdout)

@@ -188,7 +188,12 @@ class LocalStorage:
             raise StorageError(f"The specified bucket is not valid (bucket '{bucket}')", code="InvalidBucketName")
         path = self.root / bucket
         if not path.is_dir():
-            raise StorageError(f"The specified bucket does not exist (bucket '{bucket}')", code="NoSuchBucket")
+            # Name the variable and the fix: "bucket does not exist" alone sends people to the AWS console.
+            raise StorageError(
+                f"The specified bucket does not exist: DMAP_S3_ROOT={self.root} has no folder "
+                f"'{bucket}' for bucket '{bucket}'; create {path} or point DMAP_S3_ROOT at the folder that holds it",
+                code="NoSuchBucket",
+            )
         if not _inside(os.path.realpath(path), os.path.realpath(self.root)):
             logger.warning("refused a bucket folder that resolves outside the root: %r", bucket)
             raise StorageError(f"Access Denied: the bucket escapes the root (bucket '{bucket}')", code="AccessDenied")

@@ -69,8 +69,23 @@ def storage_error(exc: BaseException, bucket: str, key: str | None = None) -> St
         message = _MESSAGES.get(code) or str(error.get("Message") or cause)
         return StorageError(f"{message} ({where})", code=code)
     if isinstance(cause, BotoCoreError):
-        return StorageError(f"{cause} ({where})", code=type(cause).__name__)
+        return StorageError(_explained(cause, bucket, key, where), code=type(cause).__name__)
     return StorageError(f"{type(exc).__name__}: {exc} ({where})", code="StorageError")
+
+
+def _explained(cause: BaseException, bucket: str, key: str | None, where: str) -> str:
+    """botocore's message, plus what to set when it is about missing credentials or an unreachable endpoint."""
+    from botocore.exceptions import EndpointConnectionError, NoCredentialsError, PartialCredentialsError
+
+    uri = f"s3://{bucket}/{key}" if key is not None else f"s3://{bucket}"
+    if isinstance(cause, NoCredentialsError | PartialCredentialsError):
+        return (
+            f"no AWS credentials for {uri}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, "
+            "or DMAP_S3_ROOT to use a local folder"
+        )
+    if isinstance(cause, EndpointConnectionError):
+        return f"cannot reach S3 for {uri} ({cause}): check AWS_ENDPOINT_URL_S3 (MinIO, moto) or the network"
+    return f"{cause} ({where})"
 
 
 def _guard(call: Callable[[], T], bucket: str, key: str | None) -> T:

@@ -148,11 +148,23 @@ def _json_arg(value: str | None, what: str) -> Any:
     """A JSON value given inline or as ``@file``."""
     if value is None:
         return None
+    source = what
+    text = value
+    if value.startswith("@"):
+        path = Path(value[1:])
+        source = f"{what} {value}"
+        try:
+            text = path.read_text("utf-8")
+        except FileNotFoundError:
+            raise _fail(f"{source}: no such file: {path.absolute()}", 2) from None
+        except IsADirectoryError:
+            raise _fail(f"{source}: {path.absolute()} is a folder, not a JSON file", 2) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _fail(f"{source}: cannot read {path.absolute()}: {exc}", 2) from None
     try:
-        text = Path(value[1:]).read_text("utf-8") if value.startswith("@") else value
         return json.loads(text)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise _fail(f"{what} is not valid JSON: {exc}", 2) from None
+    except json.JSONDecodeError as exc:
+        raise _fail(f"{source} is not valid JSON: {exc}", 2) from None
 
 
 @app.command()

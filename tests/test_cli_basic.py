@@ -148,12 +148,18 @@ def test_run_of_an_invalid_definition_exits_one_with_the_diagnostics_on_stderr(t
 
 
 @pytest.mark.parametrize(
-    "value", ['{"who": ', "not json at all", "@/definitely/not/here.json"], ids=["truncated", "words", "missing file"]
+    ("value", "message"),
+    [
+        ('{"who": ', "--input is not valid JSON"),
+        ("not json at all", "--input is not valid JSON"),
+        ("@/definitely/not/here.json", "--input @/definitely/not/here.json: no such file"),  # missing, not "invalid"
+    ],
+    ids=["truncated", "words", "missing file"],
 )
-def test_run_with_bad_input_json_is_a_usage_error(tmp_path: Path, value: str) -> None:
+def test_run_with_bad_input_json_is_a_usage_error(tmp_path: Path, value: str, message: str) -> None:
     result = _invoke("run", _write(tmp_path, "greet.json", GREET), "--input", value)
     assert result.exit_code == 2
-    assert "--input is not valid JSON" in result.stderr
+    assert message in result.stderr
 
 
 @pytest.mark.parametrize(

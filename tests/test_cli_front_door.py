@@ -290,3 +290,26 @@ def test_a_dmap_s3_root_without_the_bucket_folder_names_the_folder_to_create(tmp
         f"States.ItemReaderFailed: NoSuchBucket: The specified bucket does not exist: DMAP_S3_ROOT={root} has no "
         f"folder 'demo' for bucket 'demo'; create {root}/demo or point DMAP_S3_ROOT at the folder that holds it"
     ) in said(done.stdout)
+
+
+# -- 5. --input @file that is missing -----------------------------------------------------------------
+
+
+def test_run_with_input_from_a_missing_file_says_the_file_is_missing_and_exits_2(tmp_path: Path) -> None:
+    definition = tmp_path / "pass.json"
+    definition.write_text(json.dumps(PASS), "utf-8")
+    missing = tmp_path / "missing.json"
+    result = invoke("run", definition, "--input", f"@{missing}")
+
+    assert result.exit_code == 2, result.output
+    assert said(result.stderr) == f"error: --input @{missing}: no such file: {missing}"
+
+
+def test_run_with_input_from_a_file_that_is_not_json_names_the_file_and_exits_2(tmp_path: Path) -> None:
+    definition = tmp_path / "pass.json"
+    definition.write_text(json.dumps(PASS), "utf-8")
+    (tmp_path / "input.json").write_text("{not json", "utf-8")
+    result = invoke("run", definition, "--input", f"@{tmp_path / 'input.json'}")
+
+    assert result.exit_code == 2, result.output
+    assert said(result.stderr).startswith(f"error: --input @{tmp_path / 'input.json'} is not valid JSON: ")

@@ -372,14 +372,15 @@ def _control(call: Any) -> Any:
 
 @app.command("describe-execution")
 def describe_execution(
-    execution_arn: Annotated[str, typer.Argument(help="The execution ARN.")],
+    execution_arn: Annotated[str, typer.Argument(help="The execution ARN or name.")],
     backend: BackendOption = None,
     output: OutputOption = Output.json,
 ) -> None:
     """An execution's status, input, output, error and Map Runs (AWS's DescribeExecution shape)."""
     from . import control
 
-    _print_execution(_control(lambda: control.describe_execution(execution_arn, backend=backend)), output)
+    arn = _execution_arn(execution_arn, backend)
+    _print_execution(_control(lambda: control.describe_execution(arn, backend=backend)), output)
 
 
 @app.command("list-executions")
@@ -406,7 +407,7 @@ def list_executions(
 
 @app.command("stop-execution")
 def stop_execution(
-    execution_arn: Annotated[str, typer.Argument(help="The execution ARN.")],
+    execution_arn: Annotated[str, typer.Argument(help="The execution ARN or name.")],
     backend: BackendOption = None,
     output: OutputOption = Output.table,
 ) -> None:
@@ -414,6 +415,7 @@ def stop_execution(
     from . import control
     from .interpreter.context import iso_now
 
+    execution_arn = _execution_arn(execution_arn, backend)
     _control(lambda: control.stop_execution(execution_arn, backend=backend))
     if output == Output.json:
         print(json.dumps({"executionArn": execution_arn, "stopDate": iso_now()}))  # AWS StopExecution's shape
@@ -423,13 +425,14 @@ def stop_execution(
 
 @app.command("list-map-runs")
 def list_map_runs(
-    execution_arn: Annotated[str, typer.Argument(help="The execution ARN.")],
+    execution_arn: Annotated[str, typer.Argument(help="The execution ARN or name.")],
     backend: BackendOption = None,
     output: OutputOption = Output.json,
 ) -> None:
     """The Map Runs of an execution (AWS's ListMapRuns shape)."""
     from . import control
 
+    execution_arn = _execution_arn(execution_arn, backend)
     runs = _control(lambda: control.list_map_runs(execution_arn, backend=backend))
     items = [
         {
@@ -446,13 +449,16 @@ def list_map_runs(
 
 @app.command("describe-map-run")
 def describe_map_run(
-    map_run_arn: Annotated[str, typer.Argument(help="The Map Run ARN.")],
+    map_run_arn: Annotated[
+        str, typer.Argument(help="The Map Run ARN, or the ARN or name of an execution with one Map Run.")
+    ],
     backend: BackendOption = None,
     output: OutputOption = Output.json,
 ) -> None:
     """A Map Run's status, limits and item/execution counts (AWS's DescribeMapRun shape; JSON either way)."""
     from . import control
 
+    map_run_arn = _map_run_arn(map_run_arn, backend)
     print(json.dumps(_control(lambda: control.describe_map_run(map_run_arn, backend=backend)).describe(), indent=2))
 
 
@@ -484,7 +490,7 @@ def update_map_run(
 
 @app.command("redrive-execution")
 def redrive_execution(
-    execution_arn: Annotated[str, typer.Argument(help="The execution ARN.")],
+    execution_arn: Annotated[str, typer.Argument(help="The execution ARN or name.")],
     backend: BackendOption = None,
     imports: Annotated[list[str] | None, typer.Option("--import", help="Module that registers task handlers.")] = None,
     output: OutputOption = Output.table,
@@ -493,6 +499,7 @@ def redrive_execution(
     from . import control
 
     _import_handlers(imports)
+    execution_arn = _execution_arn(execution_arn, backend)
     execution = _control(lambda: control.redrive_execution(execution_arn, backend=backend, wait=False))
     _watch(execution, backend, show=output == Output.table and out.is_terminal)
     _print_execution(execution, output)
@@ -501,7 +508,9 @@ def redrive_execution(
 
 @app.command()
 def failures(
-    map_run_arn: Annotated[str, typer.Argument(help="The Map Run ARN.")],
+    map_run_arn: Annotated[
+        str, typer.Argument(help="The Map Run ARN, or the ARN or name of an execution with one Map Run.")
+    ],
     error: Annotated[str | None, typer.Option(help="Only this error name.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many.")] = None,
     backend: BackendOption = None,
@@ -514,16 +523,72 @@ def failures(
 
     from . import control
 
+    map_run_arn = _map_run_arn(map_run_arn, backend)
     found = _control(lambda: list(control.list_failures(map_run_arn, error=error, limit=limit, backend=backend)))
+    title = f"{len(found)} failed item(s)"
+    if limit is not None and len(found) == limit:  # maybe cut: the store counts the rest without reading them
+        total = control.count_failures(map_run_arn, error=error, backend=backend)
+        if total > len(found):
+            title = f"showing {len(found)} of {total} failed item(s)"
     if output == Output.json:
         print(json.dumps([asdict(f) for f in found], indent=2, default=str))
+        if title.startswith("showing"):
+            err.print(escape(title), highlight=False)  # stdout stays the JSON list
         return
-    table = Table("item", "status", "error", "cause", "input", "attempts", title=f"{len(found)} failed item(s)")
+    table = Table("item", "status", "error", "cause", "input", "attempts", title=title)
     for f in found:
         cause = _readable_cause(f.cause)
         cells = (str(f.index), f.status, f.error, cause, json.dumps(f.input)[:80], str(f.attempts))
         table.add_row(*map(escape, cells))
     out.print(table)
+
+
+#: How many recent executions a name is looked up among (names are not indexed; ARNs always work).
+NAME_LOOKUP_LIMIT = 1000
+
+
+def _execution_arn(ref: str, backend: str | None, *, kind: str = "execution") -> str:
+    """The ARN of the execution ``ref`` names: an ARN as given, or a name among the recent executions.
+
+    Several executions with one name (in different state machines) are listed and the verb exits 2.
+    """
+    from . import control
+    from .errors import NotFoundError
+
+    if ref.startswith("arn:"):
+        return ref
+    named = [e for e in control.list_executions(backend=backend, limit=NAME_LOOKUP_LIMIT) if e.name == ref]
+    if not named:
+        raise NotFoundError(kind, ref)
+    if len(named) > 1:
+        listing = "\n".join(f"  {e.execution_arn}  {e.status}  started {e.start_date}" for e in named)
+        raise _fail(f"{len(named)} executions are named {ref!r}; give the ARN of one:\n{listing}", 2)
+    return str(named[0].execution_arn)
+
+
+def _map_run_arn(ref: str, backend: str | None) -> str:
+    """The Map Run ARN ``ref`` means: a Map Run ARN, or an execution (ARN or name) that has exactly one Map Run.
+
+    An execution with several Map Runs has them listed and the verb exits 2, asking to pick one.
+    """
+    from . import control
+    from .errors import NotFoundError
+    from .records import parse_map_run_arn
+
+    if parse_map_run_arn(ref) is not None or (ref.startswith("arn:") and ":execution:" not in ref):
+        return ref  # a Map Run ARN, or something control will refuse with its own message
+    kind = "map run (or execution)"
+    execution_arn = _execution_arn(ref, backend, kind=kind)
+    try:
+        runs = control.list_map_runs(execution_arn, backend=backend)
+    except NotFoundError:
+        raise NotFoundError(kind, ref) from None
+    if len(runs) == 1:
+        return str(runs[0].map_run_arn)
+    if not runs:
+        raise _fail(f"execution {execution_arn} has no Map Run (no DISTRIBUTED Map state started)", 1)
+    listing = "\n".join(f"  {r.map_run_arn}  {r.state_name}  {r.status}" for r in runs)
+    raise _fail(f"execution {execution_arn} has {len(runs)} Map Runs; give the ARN of one:\n{listing}", 2)
 
 
 def _readable_cause(cause: str, width: int = 120) -> str:

@@ -222,6 +222,16 @@ def list_failures(
         )
 
 
+def count_failures(map_run_arn: str, *, error: str | None = None, backend: Any = None) -> int:
+    """How many records :func:`list_failures` would yield without ``limit``, counted by the store (not read).
+
+    Raises:
+        NotFoundError: No Map Run has this ARN.
+    """
+    engine = _backend(backend)
+    return int(engine.store.failure_count(_map_run(engine, map_run_arn).run_id, error=error))
+
+
 def _map_run(engine: Any, arn: str) -> MapRun:
     if parse_map_run_arn(arn) is None:
         raise NotFoundError("map run (not a Map Run ARN)", arn)

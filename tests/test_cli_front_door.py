@@ -11,12 +11,15 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
 
+import dmap
 from dmap.cli import app
 from dmap.config import get_settings
 
@@ -313,3 +316,113 @@ def test_run_with_input_from_a_file_that_is_not_json_names_the_file_and_exits_2(
 
     assert result.exit_code == 2, result.output
     assert said(result.stderr).startswith(f"error: --input @{tmp_path / 'input.json'} is not valid JSON: ")
+
+
+# -- 6. failures and describe-map-run by execution ARN or name; --limit says how many there are ---------
+
+
+@dmap.task("FrontDoorFlaky")
+def _flaky(event: dict[str, Any], context: dmap.TaskContext) -> Any:
+    if event.get("fail"):
+        raise ValueError(f"item {event['i']} is broken")
+    return event
+
+
+def distributed(label: str) -> dict[str, Any]:
+    """A DISTRIBUTED Map over ``$.items`` running ``FrontDoorFlaky`` (in a state named after ``label``)."""
+    return {
+        "Type": "Map",
+        "Label": label,
+        "ItemsPath": "$.items",
+        "ToleratedFailurePercentage": 100,
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": f"Flaky-{label}",
+            "States": {f"Flaky-{label}": {"Type": "Task", "Resource": "FrontDoorFlaky", "End": True}},
+        },
+    }
+
+
+def one_map() -> dict[str, Any]:
+    return {"StartAt": "Fan", "States": {"Fan": {**distributed("fan"), "End": True}}}
+
+
+def two_maps() -> dict[str, Any]:
+    first = {**distributed("first"), "ResultPath": None, "Next": "Second"}
+    return {"StartAt": "First", "States": {"First": first, "Second": {**distributed("second"), "End": True}}}
+
+
+def run_local(tmp_path: Path, file: str, definition: dict[str, Any], name: str, failing: int, count: int) -> str:
+    """``dmap run`` on the local backend (this process); returns the execution ARN."""
+    path = tmp_path / file
+    path.write_text(json.dumps(definition), "utf-8")
+    data = {"items": [{"i": i, "fail": i < failing} for i in range(count)]}
+    result = invoke("run", path, "--backend", "local", "--name", name, "--input", json.dumps(data), "--output", "json")
+    assert result.exit_code == 0, result.output
+    return str(json.loads(result.stdout)["executionArn"])
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def test_failures_accepts_an_execution_name_and_its_limit_says_how_many_there_are(tmp_path: Path) -> None:
+    name = unique("named")
+    arn = run_local(tmp_path, "fan.json", one_map(), name, failing=23, count=30)
+
+    table = invoke("failures", name, "--limit", "4", "--backend", "local")
+    by_arn = invoke("failures", arn, "--limit", "4", "--backend", "local", "--output", "json")
+    everything = invoke("failures", name, "--backend", "local")
+
+    assert table.exit_code == 0, table.output
+    assert "showing 4 of 23 failed item(s)" in said(table.stdout)
+    assert by_arn.exit_code == 0, by_arn.output
+    assert [f["index"] for f in json.loads(by_arn.stdout)] == [0, 1, 2, 3]
+    assert said(by_arn.stderr) == "showing 4 of 23 failed item(s)"
+    assert "23 failed item(s)" in said(everything.stdout) and "showing" not in everything.stdout
+
+
+def test_describe_map_run_accepts_an_execution_name_or_arn_with_one_map_run(tmp_path: Path) -> None:
+    name = unique("described")
+    arn = run_local(tmp_path, "fan.json", one_map(), name, failing=1, count=3)
+
+    by_name = invoke("describe-map-run", name, "--backend", "local")
+    by_arn = invoke("describe-map-run", arn, "--backend", "local")
+    execution = invoke("describe-execution", name, "--backend", "local")
+
+    assert by_name.exit_code == by_arn.exit_code == execution.exit_code == 0, by_name.output
+    assert json.loads(by_name.stdout) == json.loads(by_arn.stdout)
+    assert json.loads(by_name.stdout)["itemCounts"]["failed"] == 1
+    assert json.loads(execution.stdout)["executionArn"] == arn
+
+
+def test_an_execution_with_several_map_runs_lists_them_and_exits_2(tmp_path: Path) -> None:
+    name = unique("two-maps")
+    arn = run_local(tmp_path, "two.json", two_maps(), name, failing=1, count=2)
+    runs = [r["mapRunArn"] for r in json.loads(invoke("list-map-runs", name, "--backend", "local").stdout)["mapRuns"]]
+
+    result = invoke("failures", name, "--backend", "local")
+
+    assert len(runs) == 2
+    assert result.exit_code == 2, result.output
+    assert said(result.stderr).startswith(f"error: execution {arn} has 2 Map Runs; give the ARN of one:")
+    assert all(run in result.stderr for run in runs)
+
+
+def test_a_name_several_state_machines_used_is_listed_and_exits_2(tmp_path: Path) -> None:
+    name = unique("shared")
+    first = run_local(tmp_path, "alpha.json", one_map(), name, failing=0, count=1)
+    second = run_local(tmp_path, "beta.json", one_map(), name, failing=0, count=1)
+
+    result = invoke("describe-execution", name, "--backend", "local")
+
+    assert result.exit_code == 2, result.output
+    assert said(result.stderr).startswith(f"error: 2 executions are named '{name}'; give the ARN of one:")
+    assert first in result.stderr and second in result.stderr
+
+
+def test_an_unknown_execution_name_exits_1_like_an_unknown_arn() -> None:
+    result = invoke("failures", "no-such-execution-name", "--backend", "local")
+
+    assert result.exit_code == 1, result.output
+    assert said(result.stderr) == "error: map run (or execution) does not exist: no-such-execution-name"

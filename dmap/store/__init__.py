@@ -443,6 +443,10 @@ class RunStore(Protocol):
         """
         ...
 
+    def failure_count(self, run: str, *, error: str | None = None) -> int:
+        """How many records :meth:`failures` would yield (``error`` filters), without reading them."""
+        ...
+
     def child_input(self, run: str, child: int) -> str | None:
         """The stored input of a child (kept for children that did not succeed)."""
         ...

@@ -462,6 +462,12 @@ class MemoryRunStore:
         snapshot: list[tuple[int, tuple[str | None, str]]] = self._read(run, lambda r: sorted(r.failures.items()), [])
         return (rec for _, (e, rec) in snapshot if error is None or (record_error(rec) if e is None else e) == error)
 
+    def failure_count(self, run: str, *, error: str | None = None) -> int:
+        """How many failure records there are (``error`` filters), without copying them."""
+        if error is None:
+            return self._read(run, lambda r: len(r.failures), 0)
+        return sum(1 for _ in self.failures(run, error=error))
+
     def child_input(self, run: str, child: int) -> str | None:
         """The stored input of a child (kept for children that did not succeed)."""
         return self._read(run, lambda r: r.inputs.get(child), None)

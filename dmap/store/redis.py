@@ -349,6 +349,14 @@ class RedisRunStore:
             if value is not None:
                 yield _text(value).split("\n", 1)[1]
 
+    def failure_count(self, run: str, *, error: str | None = None) -> int:
+        """How many failure records there are (``error`` filters): one ZCARD/ZLEXCOUNT on the failure indexes."""
+        keys = self._k(run)
+        if error is None:
+            return int(self.client.zcard(keys[9]))
+        name = error.replace("\n", " ") + "\n"
+        return int(self.client.zlexcount(keys[10], "[" + name, "[" + name + "\xff"))
+
     def child_input(self, run: str, child: int) -> str | None:
         """The stored input of a child (kept for children that did not succeed)."""
         value = self.client.hget(self._k(run)[4], str(child))

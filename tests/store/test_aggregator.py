@@ -174,6 +174,19 @@ def test_failures_are_listed_by_child_and_filtered_by_error(store: RunStore, mak
     assert list(store.failures(run, error="Oop")) == []
 
 
+def test_failures_are_counted_without_reading_them(store: RunStore, make_run: Callable[..., str]) -> None:
+    run = make_run(max_concurrency=0, tolerated_failure_count=1000)
+    assert store.failure_count(run) == 0
+    for lease in _run_children(store, run, 30):
+        c = lease.child
+        status, error = (ChildStatus.SUCCEEDED, "") if c % 3 == 0 else (ChildStatus.FAILED, "Oops" * (c % 3))
+        store.complete(run, c, lease.token, status, record(c, "FAILED", error) if error else record(c))
+    assert store.failure_count(run) == 20 == len(list(store.failures(run)))
+    assert store.failure_count(run, error="Oops") == 10
+    assert store.failure_count(run, error="OopsOops") == 10
+    assert store.failure_count(run, error="Oop") == 0
+
+
 def test_redrive_makes_failed_timed_out_and_aborted_children_pending_again(
     store: RunStore, make_run: Callable[..., str]
 ) -> None:

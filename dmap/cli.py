@@ -168,11 +168,20 @@ def _json_arg(value: str | None, what: str) -> Any:
 
 
 @app.command()
-def validate(definition: Annotated[Path, typer.Argument(help="A definition file (.json / .asl.json).")]) -> None:
+def validate(
+    definition: Annotated[Path, typer.Argument(help="A definition file (.json / .asl.json).")],
+    output: Annotated[Output, typer.Option(help="table or json (a list of diagnostics).")] = Output.table,
+) -> None:
     """Check a definition and print every problem with its location; exit 1 on any ERROR."""
+    from dataclasses import asdict
+
     from .asl import validate as check
 
     diagnostics = check(definition)
+    if output == Output.json:
+        # severity, code, message, location: AWS ValidateStateMachineDefinition's diagnostic fields.
+        print(json.dumps([{k: str(v) for k, v in asdict(d).items()} for d in diagnostics], indent=2))
+        raise typer.Exit(1 if any(d.severity == "ERROR" for d in diagnostics) else 0)
     for d in diagnostics:
         colour = "red" if d.severity == "ERROR" else "yellow"
         out.print(f"[{colour}]{d.severity}[/{colour}] {escape(_where(d))}: {escape(d.message)} [dim]({d.code})[/dim]")
@@ -444,7 +453,16 @@ def list_map_runs(
         }
         for r in runs
     ]
-    print(json.dumps({"mapRuns": items}, indent=2))
+    if output == Output.json:
+        print(json.dumps({"mapRuns": items}, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("state", "status", "started", "stopped", title=f"Map Runs of {escape(execution_arn)}")
+    table.add_column("mapRunArn", overflow="fold")
+    for r in runs:
+        table.add_row(*map(escape, (r.state_name, str(r.status), r.start_date, r.stop_date or "", r.map_run_arn)))
+    out.print(table)
 
 
 @app.command("describe-map-run")
@@ -459,7 +477,7 @@ def describe_map_run(
     from . import control
 
     map_run_arn = _map_run_arn(map_run_arn, backend)
-    print(json.dumps(_control(lambda: control.describe_map_run(map_run_arn, backend=backend)).describe(), indent=2))
+    _print_map_run(_control(lambda: control.describe_map_run(map_run_arn, backend=backend)), output)
 
 
 @app.command("update-map-run")
@@ -485,7 +503,29 @@ def update_map_run(
             backend=backend,
         )
     )
-    print(json.dumps(run.describe(), indent=2))
+    _print_map_run(run, output)
+
+
+def _print_map_run(map_run: Any, output: Output) -> None:
+    """A Map Run as AWS's DescribeMapRun JSON, or as a table of its settings and item counts."""
+    described = map_run.describe()
+    if output == Output.json:
+        print(json.dumps(described, indent=2))
+        return
+    from rich.table import Table
+
+    colour = {"SUCCEEDED": "green", "RUNNING": "cyan"}.get(str(map_run.status), "red")
+    out.print(f"[bold]{escape(map_run.map_run_arn)}[/bold]  [{colour}]{escape(str(map_run.status))}[/{colour}]")
+    settings = Table("field", "value", show_header=False)
+    for key, value in described.items():
+        if not isinstance(value, dict):
+            settings.add_row(escape(key), escape(str(value)))
+    out.print(settings)
+    keys = ("total", "succeeded", "failed", "timedOut", "aborted", "running", "pending", "resultsWritten")
+    counts = Table("", *keys, title="counts")
+    for what in ("itemCounts", "executionCounts"):
+        counts.add_row(what, *(str(described[what].get(k, 0)) for k in keys))
+    out.print(counts)
 
 
 @app.command("redrive-execution")

@@ -11,6 +11,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -321,8 +323,14 @@ def test_run_with_input_from_a_file_that_is_not_json_names_the_file_and_exits_2(
 # -- 6. failures and describe-map-run by execution ARN or name; --limit says how many there are ---------
 
 
+GATE = threading.Event()
+"""Children given ``"hold": true`` wait for it (a RUNNING execution for as long as a test needs)."""
+
+
 @dmap.task("FrontDoorFlaky")
 def _flaky(event: dict[str, Any], context: dmap.TaskContext) -> Any:
+    if event.get("hold"):
+        GATE.wait(30)
     if event.get("fail"):
         raise ValueError(f"item {event['i']} is broken")
     return event
@@ -426,3 +434,94 @@ def test_an_unknown_execution_name_exits_1_like_an_unknown_arn() -> None:
 
     assert result.exit_code == 1, result.output
     assert said(result.stderr) == "error: map run (or execution) does not exist: no-such-execution-name"
+
+
+# -- 7. every verb honours --output table|json ------------------------------------------------------
+
+
+def is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("verb", ["describe-execution", "list-map-runs", "describe-map-run", "failures"])
+def test_the_read_verbs_print_a_table_or_json_as_asked(tmp_path: Path, verb: str) -> None:
+    name = unique("output")
+    arn = run_local(tmp_path, "fan.json", one_map(), name, failing=2, count=3)
+
+    table = invoke(verb, name, "--backend", "local", "--output", "table")
+    as_json = invoke(verb, name, "--backend", "local", "--output", "json")
+
+    assert table.exit_code == as_json.exit_code == 0, table.output + as_json.output
+    assert not is_json(table.stdout), table.stdout
+    assert is_json(as_json.stdout), as_json.stdout
+    shown = "".join(table.stdout.split())
+    assert name in shown or "failed" in shown, table.stdout
+    if verb != "failures":
+        assert arn in as_json.stdout
+
+
+def test_list_executions_prints_a_table_or_json_as_asked(tmp_path: Path) -> None:
+    name = unique("listed")
+    run_local(tmp_path, "fan.json", one_map(), name, failing=0, count=1)
+
+    table = invoke("list-executions", "--backend", "local", "--output", "table")
+    as_json = invoke("list-executions", "--backend", "local", "--output", "json")
+
+    assert name in table.stdout and not is_json(table.stdout)
+    assert name in [e["name"] for e in json.loads(as_json.stdout)]
+
+
+def test_update_stop_and_redrive_print_a_table_or_json_as_asked(tmp_path: Path) -> None:
+    from dmap.api import start
+
+    path = tmp_path / "fan.json"
+    path.write_text(json.dumps(one_map()), "utf-8")
+    data = {"items": [{"i": i, "hold": True} for i in range(4)]}
+    GATE.clear()
+    try:
+        execution = start(path, input=data, backend="local", name=unique("held"), max_concurrency=1)
+        deadline = time.monotonic() + 20
+        while not (execution.map_runs and execution.map_runs[0].item_counts.get("running")):
+            assert time.monotonic() < deadline, "the first child never started"
+            time.sleep(0.02)
+            execution = dmap.describe_execution(execution.execution_arn, backend="local")
+        map_run = execution.map_runs[0].map_run_arn
+        table = invoke("update-map-run", map_run, "--max-concurrency", "2", "--backend", "local", "--output", "table")
+        as_json = invoke("update-map-run", map_run, "--max-concurrency", "1", "--backend", "local", "--output", "json")
+        stopped = invoke("stop-execution", execution.execution_arn, "--backend", "local", "--output", "json")
+    finally:
+        GATE.set()
+    assert table.exit_code == 0 and not is_json(table.stdout) and "maxConcurrency" in table.stdout, table.output
+    assert json.loads(as_json.stdout)["maxConcurrency"] == 1
+    assert json.loads(stopped.stdout)["executionArn"] == execution.execution_arn
+    deadline = time.monotonic() + 20
+    while dmap.describe_execution(execution.execution_arn, backend="local").status == "RUNNING":
+        assert time.monotonic() < deadline, "the execution never stopped"
+        time.sleep(0.02)
+    redriven = invoke("redrive-execution", execution.execution_arn, "--backend", "local", "--output", "json")
+    assert redriven.exit_code == 0, redriven.output
+    assert json.loads(redriven.stdout)["status"] == "SUCCEEDED"
+
+
+def test_validate_as_json_prints_the_diagnostics_and_keeps_its_exit_codes(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "Nxt": "B", "End": True}}}))
+    valid = tmp_path / "pass.json"
+    valid.write_text(json.dumps(PASS), "utf-8")
+
+    bad = invoke("validate", broken, "--output", "json")
+    good = invoke("validate", valid, "--output", "json")
+
+    assert bad.exit_code == 1
+    (diagnostic,) = json.loads(bad.stdout)
+    assert diagnostic == {
+        "severity": "ERROR",
+        "code": "SCHEMA_VALIDATION_FAILED",
+        "message": "'Nxt' is not a valid field here; did you mean 'Next'?",
+        "location": "/States/A/Nxt",
+    }
+    assert (good.exit_code, json.loads(good.stdout)) == (0, [])

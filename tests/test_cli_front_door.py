@@ -525,3 +525,46 @@ def test_validate_as_json_prints_the_diagnostics_and_keeps_its_exit_codes(tmp_pa
         "location": "/States/A/Nxt",
     }
     assert (good.exit_code, json.loads(good.stdout)) == (0, [])
+
+
+# -- 8. worker logs: the handlers at start, each handler failure ---------------------------------------
+
+
+def test_a_handler_exception_is_logged_with_the_item_index_and_no_secret(caplog: pytest.LogCaptureFixture) -> None:
+    from dmap.errors import StatesError
+    from dmap.interpreter.tasks import TaskContext, call_handler
+
+    def broken(event: Any, context: TaskContext) -> Any:
+        raise ConnectionError(f"cannot reach {DEAD_REDIS}")
+
+    context = TaskContext("Broken", "Work", "arn:aws:states:local:000000000000:execution:fan:x", "r", item_index=41)
+    for limits in ({"timeout": None, "heartbeat": None}, {"timeout": 5.0, "heartbeat": None}):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="dmap.handlers"), pytest.raises(StatesError):
+            call_handler(broken, {"secret": "input"}, context, **limits)
+        (record,) = caplog.records
+        assert record.levelname == "WARNING"
+        assert record.getMessage() == (
+            "handler Broken raised on item 41 of arn:aws:states:local:000000000000:execution:fan:x: "
+            "ConnectionError: cannot reach redis://someone:***@127.0.0.1:1/0"
+        )
+
+
+def test_a_dmap_worker_names_its_handlers_when_it_starts(project: Path, redis_url: str) -> None:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DMAP_")}
+    env = {**base, "DMAP_REDIS_URL": redis_url, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    args = [sys.executable, "-m", "dmap", "worker", "--import", "handlers.py", "--pool", "solo"]
+    worker = subprocess.Popen(args, cwd=project, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    seen: list[str] = []
+    try:
+        assert worker.stderr is not None
+        deadline = time.monotonic() + 60
+        for line in worker.stderr:
+            seen.append(line)
+            if "dmap worker ready" in line or time.monotonic() > deadline:
+                break
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    assert any("dmap worker ready: 1 task handler(s) registered: FrontDoorEcho" in line for line in seen), seen
+    assert not any("Traceback" in line for line in seen), seen

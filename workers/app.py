@@ -20,7 +20,7 @@ from dmap.config import Settings, get_settings
 def create_app(settings: Settings | None = None) -> Celery:
     """A Celery app for dmap children on the broker of ``settings``."""
     settings = settings or get_settings()
-    app = Celery("dmap", broker=settings.effective_broker_url, include=["workers.tasks"])
+    app = Celery("dmap", broker=settings.effective_broker_url, include=["workers.tasks", "workers.announce"])
     transport: dict[str, Any] = {
         "visibility_timeout": int(settings.dispatch_lease_seconds) + 3600,
         "socket_timeout": 30,

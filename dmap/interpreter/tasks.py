@@ -23,6 +23,11 @@ from typing import Any, TypeVar
 from ..errors import ErrorName, StatesError
 
 logger = logging.getLogger(__name__)
+handler_logger = logging.getLogger("dmap.handlers")
+"""One WARNING per handler exception. Workers show it (``workers.announce``); elsewhere it is silent
+unless the application configures logging: the CLI and the Python API report failures themselves,
+and a million failing items must not mean a million lines on a terminal."""
+handler_logger.addHandler(logging.NullHandler())
 
 Handler = Callable[[Any, "TaskContext"], Any]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -238,6 +243,7 @@ def call_handler(
         except StatesError:
             raise  # an integration reports an AWS error (name and cause) of its own
         except (Exception, SystemExit) as exc:
+            _log_failure(context, exc)
             raise lambda_error(exc) from None
     box: dict[str, Any] = {}
     done = threading.Event()
@@ -270,8 +276,26 @@ def call_handler(
             )
     if "error" in box:
         error = box["error"]
-        raise error if isinstance(error, StatesError) else lambda_error(error)
+        if isinstance(error, StatesError):
+            raise error
+        _log_failure(context, error)
+        raise lambda_error(error)
     return box["result"]
+
+
+def _log_failure(context: TaskContext, exc: BaseException) -> None:
+    """A handler's exception in the log: the handler, the item index, the error (never the input)."""
+    from ..config import redact
+
+    where = f"item {context.item_index}" if context.item_index is not None else f"state {context.state_name!r}"
+    handler_logger.warning(
+        "handler %s raised on %s of %s: %s: %s",
+        context.function_name,
+        where,
+        context.execution_arn,
+        type(exc).__name__,
+        redact(str(exc))[:500],
+    )
 
 
 def check_resources(data: Mapping[str, Any], handlers: Registry) -> list[Any]:

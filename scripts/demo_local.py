@@ -127,6 +127,36 @@ def cluster(keep: bool) -> Iterator[Cluster]:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+#: Python modules the demo needs: (module, what it is, how to get it).
+REQUIREMENTS = [
+    ("dmap", "dmap itself", 'pip install -e ".[dev]" (from the repository root)'),
+    ("celery", "Celery (dmap's celery backend)", 'pip install -e ".[dev]"'),
+    ("redis", "redis-py", 'pip install -e ".[dev]"'),
+    ("boto3", "boto3 (S3)", 'pip install -e ".[dev]"'),
+    ("moto.server", "moto's S3 server (stands in for MinIO)", 'pip install -e ".[dev]" (or "moto[server,s3]")'),
+    ("flask", "Flask (moto's server runs on it)", 'pip install -e ".[dev]" (or "moto[server,s3]")'),
+]
+
+
+def missing_requirements() -> list[str]:
+    """What the demo needs and this machine lacks, each with how to install it (empty: all there)."""
+    import importlib.util
+
+    missing = []
+    if shutil.which("redis-server") is None:
+        missing.append("redis-server is not installed: apt-get install redis-server (Debian/Ubuntu)")
+    for module, what, fix in REQUIREMENTS:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a parent package missing
+            found = False
+        if not found:
+            missing.append(f"{what} is not importable (module {module!r}): {fix}")
+    if not (ROOT / DEFINITION).is_file():
+        missing.append(f"{ROOT / DEFINITION} is missing: run this script from a dmap checkout")
+    return missing
+
+
 def start_services(nodes: Cluster) -> None:
     """redis-server and moto's S3, as the compose ``redis`` and ``minio`` services."""
     redis_server = shutil.which("redis-server")
@@ -199,6 +229,9 @@ def run_demo(nodes: Cluster, timeout: float = 300.0) -> dict[str, Any]:
 def demo(workers: int, concurrency: int, keep: bool) -> dict[str, Any]:
     """The whole flow; returns a summary. Raises DemoFailed naming the failed step."""
     sys.path.insert(0, str(ROOT))
+    missing = missing_requirements()
+    if missing:
+        raise DemoFailed("this machine lacks what the demo needs:\n  " + "\n  ".join(missing))
     from examples.demo.seed import seed
     from examples.demo.verify import DemoCheckFailed, verify
 

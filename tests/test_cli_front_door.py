@@ -568,3 +568,41 @@ def test_a_dmap_worker_names_its_handlers_when_it_starts(project: Path, redis_ur
         worker.wait(30)
     assert any("dmap worker ready: 1 task handler(s) registered: FrontDoorEcho" in line for line in seen), seen
     assert not any("Traceback" in line for line in seen), seen
+
+
+# -- 9. scripts/demo_local.py says what it needs --------------------------------------------------------
+
+DEMO = Path(__file__).resolve().parents[1] / "scripts" / "demo_local.py"
+
+
+def test_the_local_demo_without_redis_server_says_how_to_install_it(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path)}  # nothing on PATH: no redis-server
+    summary = tmp_path / "summary.json"
+    done = subprocess.run(
+        [sys.executable, str(DEMO), "--summary", str(summary)], env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "redis-server is not installed: apt-get install redis-server" in done.stderr
+    assert json.loads(summary.read_text("utf-8"))["status"] == "DEMO_FAILED"
+
+
+def test_the_local_demo_lists_every_missing_python_package_with_the_install_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+    import runpy
+
+    script = runpy.run_path(str(DEMO), run_name="demo_local_under_test")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name in ("celery", "moto.server") else real(name, *a)
+    )
+    monkeypatch.setattr(script["shutil"], "which", lambda name: f"/usr/bin/{name}")
+
+    assert script["missing_requirements"]() == [
+        "Celery (dmap's celery backend) is not importable (module 'celery'): pip install -e \".[dev]\"",
+        "moto's S3 server (stands in for MinIO) is not importable (module 'moto.server'): "
+        'pip install -e ".[dev]" (or "moto[server,s3]")',
+    ]

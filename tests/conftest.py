@@ -1,7 +1,10 @@
 """Shared fixtures: a real Redis on loopback, fakeredis with Lua, and moto's S3 over HTTP.
 
-Real-service fixtures skip when the service is missing on a developer machine, but fail under CI
-(``CI`` set): a skipped real-Redis test is not a passed one.
+The session starts a ``redis-server`` for every loopback Redis URL the fixtures use where nothing
+answers (:mod:`tests.services`), so the README's ``pytest`` runs the real-Redis tests on a fresh
+machine; without the binary it stops at once with the install command. Only with
+``DMAP_TEST_SERVICES=0`` do real-service fixtures skip on a developer machine; under CI (``CI``
+set) they fail: a skipped real-Redis test is not a passed one.
 """
 
 from __future__ import annotations
@@ -14,6 +17,27 @@ from typing import Any
 import pytest
 
 IN_CI = bool(os.environ.get("CI"))
+_STARTED: list[Any] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start the redis-servers the suite needs and nothing provides (see :mod:`tests.services`)."""
+    from .services import ServiceError, ensure_redis
+
+    try:
+        _STARTED.extend(ensure_redis())
+    except ServiceError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the servers this session started (never one that was already running)."""
+    from .services import stop
+
+    while _STARTED:
+        stop(_STARTED.pop())
+
+
 REDIS_URL = os.environ.get("DMAP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 

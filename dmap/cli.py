@@ -482,7 +482,9 @@ def describe_map_run(
 
 @app.command("update-map-run")
 def update_map_run(
-    map_run_arn: Annotated[str, typer.Argument(help="The Map Run ARN.")],
+    map_run_arn: Annotated[
+        str, typer.Argument(help="The Map Run ARN, or the ARN or name of an execution with one Map Run.")
+    ],
     max_concurrency: Annotated[int | None, typer.Option(min=0, help="New MaxConcurrency (0 = 10,000).")] = None,
     tolerated_failure_count: Annotated[int | None, typer.Option(min=0, help="New ToleratedFailureCount.")] = None,
     tolerated_failure_percentage: Annotated[
@@ -494,6 +496,7 @@ def update_map_run(
     """Change a running Map Run's concurrency or failure tolerance; takes effect at once (prints it as JSON)."""
     from . import control
 
+    map_run_arn = _map_run_arn(map_run_arn, backend)
     run = _control(
         lambda: control.update_map_run(
             map_run_arn,

@@ -483,14 +483,15 @@ def test_update_stop_and_redrive_print_a_table_or_json_as_asked(tmp_path: Path) 
     data = {"items": [{"i": i, "hold": True} for i in range(4)]}
     GATE.clear()
     try:
-        execution = start(path, input=data, backend="local", name=unique("held"), max_concurrency=1)
+        name = unique("held")
+        execution = start(path, input=data, backend="local", name=name, max_concurrency=1)
         deadline = time.monotonic() + 20
         while not (execution.map_runs and execution.map_runs[0].item_counts.get("running")):
             assert time.monotonic() < deadline, "the first child never started"
             time.sleep(0.02)
             execution = dmap.describe_execution(execution.execution_arn, backend="local")
         map_run = execution.map_runs[0].map_run_arn
-        table = invoke("update-map-run", map_run, "--max-concurrency", "2", "--backend", "local", "--output", "table")
+        table = invoke("update-map-run", name, "--max-concurrency", "2", "--backend", "local", "--output", "table")
         as_json = invoke("update-map-run", map_run, "--max-concurrency", "1", "--backend", "local", "--output", "json")
         stopped = invoke("stop-execution", execution.execution_arn, "--backend", "local", "--output", "json")
     finally:
@@ -606,3 +607,25 @@ def test_the_local_demo_lists_every_missing_python_package_with_the_install_comm
         "moto's S3 server (stands in for MinIO) is not importable (module 'moto.server'): "
         'pip install -e ".[dev]" (or "moto[server,s3]")',
     ]
+
+
+# -- the last resort ------------------------------------------------------------------------------------
+
+
+def test_an_unexpected_error_is_one_line_and_dmap_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dmap import control
+
+    def bug(**_: object) -> None:
+        raise ValueError(f"unexpected state near {DEAD_REDIS}")
+
+    monkeypatch.setattr(control, "list_executions", bug)
+    result = invoke("list-executions", "--backend", "local")
+
+    assert result.exit_code == 1
+    assert said(result.stderr) == (
+        "error: internal error: ValueError: unexpected state near redis://someone:***@127.0.0.1:1/0 "
+        "(run with DMAP_DEBUG=1 to see the traceback)"
+    )
+    monkeypatch.setenv("DMAP_DEBUG", "1")
+    debug = CliRunner().invoke(app, ["list-executions", "--backend", "local"])
+    assert isinstance(debug.exception, ValueError)

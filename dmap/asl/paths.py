@@ -204,6 +204,21 @@ def _bracket(text: str, i: int) -> tuple[list[Step] | None, str, int]:
     return None, text[i:end], end
 
 
+def _deep_scan(body: str, i: int, parts: list[str]) -> int:
+    """Append a ``..`` step and the name or ``*`` after it (a bracket is left to the caller); the next index."""
+    parts.append("..")
+    if i < len(body) and body[i] == "*":
+        parts.append("*")
+        return i + 1
+    if i < len(body) and body[i] != "[":
+        match = _DOT_NAME.match(body, i)
+        if not match:
+            raise ValueError(f"expected a field name after '..' at {i}")
+        parts.append(_quote(match.group(0)))
+        return match.end()
+    return i
+
+
 def _tokenize(body: str) -> tuple[tuple[Step, ...] | None, str, tuple[str, ...] | None]:
     """Split the part of a path after its root into steps.
 
@@ -224,17 +239,7 @@ def _tokenize(body: str) -> tuple[tuple[Step, ...] | None, str, tuple[str, ...] 
         ch = body[i]
         if body.startswith("..", i):
             definite = False
-            i += 2
-            parts.append("..")
-            if i < len(body) and body[i] == "*":
-                parts.append("*")
-                i += 1
-            elif i < len(body) and body[i] != "[":
-                match = _DOT_NAME.match(body, i)
-                if not match:
-                    raise ValueError(f"expected a field name after '..' at {i}")
-                parts.append(_quote(match.group(0)))
-                i = match.end()
+            i = _deep_scan(body, i + 2, parts)
             continue
         if ch == ".":
             if body.startswith("[", i + 1):

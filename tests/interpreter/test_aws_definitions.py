@@ -8,8 +8,6 @@ SDK's HTTP metadata (``SdkHttpMetadata``, ``SdkResponseMetadata``) around the ``
 
 from __future__ import annotations
 
-from typing import Any
-
 import dmap.asl
 
 from .support import Harness, single

@@ -194,7 +194,7 @@ def _bracket(text: str, i: int) -> tuple[list[Step] | None, str, int]:
             raise ValueError("expected ']' after a quoted name")
         if len(names) == 1:
             return [names[0]], _quote(names[0]), j + 1
-        return names, "[" + ",".join(_quote(n)[1:-1] for n in names) + "]", j + 1
+        return list[Step](names), "[" + ",".join(_quote(n)[1:-1] for n in names) + "]", j + 1
     end = _scan_balanced(text, i)
     inner = text[i + 1 : end - 1].strip()
     if not inner:

@@ -140,7 +140,8 @@ def invoke(
         if exc.name == ErrorName.TIMEOUT.value and bound is not timeout:  # the execution's deadline, not the Task's
             ex._check_alive()
         raise
-    result = wrap_lambda_result(result) if wrap else result
+    if wrap:
+        result = wrap_lambda_result(result, request_id=context.aws_request_id, function=function)
     return ex.check_size(result, env)
 
 

@@ -14,8 +14,10 @@ import json
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -178,9 +180,56 @@ def marshal(value: Any, function: str) -> Any:
         raise StatesError("Runtime.MarshalError", json.dumps(cause)) from None
 
 
-def wrap_lambda_result(payload: Any) -> dict[str, Any]:
-    """The result of ``arn:aws:states:::lambda:invoke``, shaped like AWS's."""
-    return {"ExecutedVersion": "$LATEST", "Payload": payload, "StatusCode": 200}
+def wrap_lambda_result(payload: Any, *, request_id: str | None = None, function: str | None = None) -> dict[str, Any]:
+    """The result of ``arn:aws:states:::lambda:invoke``, shaped like AWS's Lambda Invoke response.
+
+    AWS returns the SDK's response object around the function's output, and definitions read its
+    metadata (``$.SdkHttpMetadata.HttpStatusCode``, ``$.SdkResponseMetadata.RequestId``), so every
+    field is there, with the headers Lambda sends.
+
+    Args:
+        payload: The handler's (marshalled) return value.
+        request_id: The invocation's request id (the handler's ``context.aws_request_id``); a new one if None.
+        function: The FunctionName as given; a numeric qualifier (``fn:7``) is the executed version.
+
+    Returns:
+        ``{ExecutedVersion, Payload, SdkHttpMetadata, SdkResponseMetadata, StatusCode}`` as AWS orders them.
+    """
+    request_id = request_id or str(uuid.uuid4())
+    version = _executed_version(function)
+    headers = {  # the order of AWS's AllHttpHeaders
+        "X-Amz-Executed-Version": version,
+        "x-amzn-Remapped-Content-Length": "0",
+        "Connection": "keep-alive",
+        "x-amzn-RequestId": request_id,
+        "Content-Length": str(len(json.dumps(payload).encode("utf-8"))),
+        "Date": formatdate(usegmt=True),
+        "X-Amzn-Trace-Id": f"root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};sampled=0",
+        "Content-Type": "application/json",
+    }
+    return {
+        "ExecutedVersion": version,
+        "Payload": payload,
+        "SdkHttpMetadata": {
+            "AllHttpHeaders": {name: [value] for name, value in headers.items()},
+            "HttpHeaders": dict(sorted(headers.items(), key=lambda item: item[0].lower())),
+            "HttpStatusCode": 200,
+        },
+        "SdkResponseMetadata": {"RequestId": request_id},
+        "StatusCode": 200,
+    }
+
+
+def _executed_version(function: str | None) -> str:
+    """``$LATEST`` unless the function is qualified by a version number (an alias's version is unknown here)."""
+    if not function:
+        return "$LATEST"
+    if function.startswith(_LAMBDA_ARN_PREFIX):
+        parts = function.split(":")
+        qualifier = parts[7] if len(parts) == 8 else ""
+    else:
+        qualifier = function.partition(":")[2]  # "name:7"
+    return qualifier if qualifier.isdigit() else "$LATEST"
 
 
 def unresolved(resource: str, function: str | None, names: list[str]) -> StatesError:

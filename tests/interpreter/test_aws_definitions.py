@@ -8,7 +8,10 @@ SDK's HTTP metadata (``SdkHttpMetadata``, ``SdkResponseMetadata``) around the ``
 
 from __future__ import annotations
 
+from typing import Any
+
 import dmap.asl
+from dmap.interpreter import TaskContext
 
 from .support import Harness, single
 
@@ -30,3 +33,61 @@ def test_a_field_union_after_a_wildcard_gives_one_object_per_element_as_jayway_d
         "r": [{"bucket": "b1", "key": "k1"}, {"bucket": "b2", "key": "k2"}, {"bucket": "b3"}],
         "one": {"key": "k1", "size": 1},
     }
+
+
+def _request_id(event: Any, context: TaskContext) -> Any:
+    return {"seen": context.aws_request_id}
+
+
+def test_lambda_invoke_returns_the_sdk_metadata_aws_returns(sfn: Harness) -> None:
+    sfn.task("Fn")(_request_id)
+    definition = single(
+        {
+            "Type": "Task",
+            "Resource": INVOKE,
+            "Parameters": {"FunctionName": "Fn", "Payload.$": "$"},
+            "ResultSelector": {
+                "code.$": "$.SdkHttpMetadata.HttpStatusCode",
+                "request.$": "$.SdkResponseMetadata.RequestId",
+                "header.$": "$.SdkHttpMetadata.HttpHeaders['x-amzn-RequestId']",
+                "all.$": "$.SdkHttpMetadata.AllHttpHeaders['Content-Type']",
+                "version.$": "$.ExecutedVersion",
+                "status.$": "$.StatusCode",
+                "payload.$": "$.Payload",
+            },
+        }
+    )
+    out = sfn.run(definition, {}).output
+    seen = out["payload"]["seen"]
+    assert out == {
+        "code": 200,
+        "request": seen,
+        "header": seen,
+        "all": ["application/json"],
+        "version": "$LATEST",
+        "status": 200,
+        "payload": {"seen": seen},
+    }
+
+
+def test_lambda_invoke_in_jsonata_exposes_the_same_response_to_output(sfn: Harness) -> None:
+    sfn.task("Fn")(_request_id)
+    definition = single(
+        {
+            "Type": "Task",
+            "QueryLanguage": "JSONata",
+            "Resource": INVOKE,
+            "Arguments": {"FunctionName": "Fn", "Payload": "{% $states.input %}"},
+            "Output": "{% [$states.result.SdkHttpMetadata.HttpStatusCode, $states.result.SdkResponseMetadata.RequestId"
+            " = $states.result.Payload.seen] %}",
+        }
+    )
+    assert sfn.run(definition, {}).output == [200, True]
+
+
+def test_a_numeric_qualifier_is_the_executed_version(sfn: Harness) -> None:
+    sfn.task("Fn")(_request_id)
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:Fn:7"
+    definition = single({"Type": "Task", "Resource": INVOKE, "Parameters": {"FunctionName": arn}})
+    out = sfn.run(definition, {}).output
+    assert (out["ExecutedVersion"], out["SdkHttpMetadata"]["HttpHeaders"]["X-Amz-Executed-Version"]) == ("7", "7")

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import checks_choice, checks_graph, checks_map, checks_paths, checks_state
+from . import checks_choice, checks_graph, checks_map, checks_paths, checks_resource, checks_state
 from .checks_common import DUPLICATE_LABEL, DUPLICATE_STATE, JSONATA, JSONPATH, Loc, Report, StateCtx, as_mapping
 from .diagnostics import Diagnostic, pointer
 
@@ -81,6 +81,7 @@ def _state(walk: _Walk, ctx: StateCtx, *, in_express: bool) -> None:
     report = walk.report
     checks_state.check_state(report, ctx, walk.top_language)
     checks_paths.check_state_paths(report, ctx)
+    checks_resource.check_task_resource(report, ctx)
     if ctx.type == "Choice":
         checks_choice.check_choice(report, ctx)
     if ctx.type == "Parallel" and isinstance(ctx.body.get("Branches"), list):

@@ -106,7 +106,7 @@ def invoke(
 ) -> Any:
     """Resolve the Task's resource against the registry and call it; the raw result (wrapped for lambda:invoke)."""
     registry = ex.runtime.registry
-    wrap = state.resource.startswith(LAMBDA_INVOKE)
+    wrap = state.resource == LAMBDA_INVOKE
     if wrap:
         function = args.get("FunctionName") if isinstance(args, Mapping) else None
         payload = args.get("Payload") if isinstance(args, Mapping) else None

@@ -108,7 +108,7 @@ class Registry:
         Returns None when nothing registered matches. For ``lambda:invoke`` with a dynamic
         ``FunctionName.$`` the check is deferred to run time and a placeholder is returned.
         """
-        if resource.startswith(LAMBDA_INVOKE):
+        if resource == LAMBDA_INVOKE:  # exactly: '.waitForTaskToken' and made-up suffixes are not request-response
             if isinstance(parameters, Mapping) and "FunctionName.$" in parameters:
                 return Resolved(name="", handler=None, wrap=True)
             function = parameters.get("FunctionName") if isinstance(parameters, Mapping) else None

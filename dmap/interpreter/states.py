@@ -121,7 +121,7 @@ def invoke(
         function, payload = None, args
         found = registry.lookup(state.resource)
     if found is None:
-        raise unresolved(state.resource, function, registry.names())
+        raise unresolved(state.resource, function, registry.names(), state=env.name)
     name, handler = found
     context = TaskContext(
         function_name=name,

@@ -11,6 +11,7 @@ like AWS's), or the registered name itself. A handler's exception becomes a Lamb
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import traceback
@@ -232,15 +233,73 @@ def _executed_version(function: str | None) -> str:
     return qualifier if qualifier.isdigit() else "$LATEST"
 
 
-def unresolved(resource: str, function: str | None, names: list[str]) -> StatesError:
+def unresolved(resource: str, function: str | None, names: list[str], *, state: str | None = None) -> StatesError:
     """The error for a resource that resolves to no registered handler (a run-time FunctionName.$)."""
+    return StatesError(ErrorName.TASK_FAILED, unresolved_message(resource, function, names, state=state))
+
+
+def unresolved_message(resource: str, function: str | None, names: list[str], *, state: str | None = None) -> str:
+    """Why a Task resource has no handler, and what to do: for run-time errors and pre-run diagnostics alike.
+
+    Args:
+        resource: The Task's Resource.
+        function: The ``lambda:invoke`` FunctionName, if any.
+        names: The registered handler names.
+        state: The state's name, used as the handler name a fix suggests.
+    """
+    if function is None:
+        service = _service_integration(resource, state or "NAME")
+        if service is not None:
+            return service
     what = f"function {function!r}" if function else f"resource {resource!r}"
     listing = ", ".join(names) if names else "none"
-    return StatesError(
-        ErrorName.TASK_FAILED,
+    return (
         f"{what} is not a registered dmap task handler (registered: {listing}); "
-        "register it with @dmap.task(name) in a module the workers import (--import/DMAP_IMPORTS)",
+        "register it with @dmap.task(name) in a module the workers import (--import/DMAP_IMPORTS)"
     )
+
+
+_STATES_PREFIX = "arn:aws:states:::"
+_INTEGRATION_PATTERN = re.compile(r"\.(sync(:\d+)?|waitForTaskToken)$")
+#: Optimized integrations whose service Step Functions' aws-sdk integration spells differently.
+_SDK_SERVICE = {"events": "eventbridge", "states": "sfn", "elasticmapreduce": "emr", "bedrock": "bedrockruntime"}
+
+
+def _service_integration(resource: str, handler: str) -> str | None:
+    """The message for an ``arn:aws:states:::<service>:<action>`` integration dmap does not run, else None."""
+    if not resource.startswith(_STATES_PREFIX) or resource.startswith(_STATES_PREFIX + "lambda:"):
+        return None
+    body = resource.removeprefix(_STATES_PREFIX)
+    pattern = _INTEGRATION_PATTERN.search(body)
+    service, _, action = body[: pattern.start() if pattern else None].partition(":")
+    if not service or not action:
+        return None
+    sdk = _SDK_SERVICE.get(service.lower(), service.lower())
+    arn = f"arn:aws:lambda:us-east-1:123456789012:function:{handler}"
+    also = f" (nor its {pattern.group(0)} pattern)" if pattern else ""
+    via_sdk = ""
+    if ":" not in action and _sdk_action_exists(sdk, action):
+        via_sdk = (
+            f'call {service} through the AWS SDK integration, which dmap runs when it is enabled: "Resource": '
+            f'"{_STATES_PREFIX}aws-sdk:{sdk}:{action}" with DMAP_INTEGRATIONS=aws-sdk:{sdk} on the coordinator and the '
+            "workers (it takes the API's own parameter names and returns the API's response); or "
+        )
+    return (
+        f"{resource!r} is an AWS service integration, which dmap does not run{also}. To run this definition, "
+        f"{via_sdk}do the work in a Python handler registered with @dmap.task({handler!r}) and use "
+        f'"Resource": "{arn}" (or {LAMBDA_INVOKE!r} with "FunctionName": "{handler}")'
+    )
+
+
+def _sdk_action_exists(service: str, action: str) -> bool:
+    """True if ``aws-sdk:<service>:<action>`` names an operation of botocore's models (False when unreadable)."""
+    from ..integrations.aws_sdk import handler
+
+    try:
+        handler(service, action)
+    except Exception:  # noqa: BLE001 - a suggestion must never break the diagnostic it improves
+        return False
+    return True
 
 
 def call_handler(
@@ -323,14 +382,12 @@ def check_resources(data: Mapping[str, Any], handlers: Registry) -> list[Any]:
         parameters = state.get("Parameters") or state.get("Arguments")
         if handlers.resolve(resource, parameters):
             continue
-        listing = ", ".join(handlers.names()) or "none"
         function = parameters.get("FunctionName") if isinstance(parameters, Mapping) else None
-        what = f"function {function!r} of resource {resource!r}" if function else f"resource {resource!r}"
-        message = (
-            f"state '{name}' uses {what}, which is not a registered dmap task handler (registered: {listing}); "
-            "register it with @dmap.task(...) in a module given to --import or DMAP_IMPORTS"
+        why = unresolved_message(
+            resource, function if isinstance(function, str) else None, handlers.names(), state=name
         )
-        found.append(Diagnostic(Severity.ERROR, "UNRESOLVED_RESOURCE", message, pointer(*where, "Resource")))
+        code = integrations.NOT_SUPPORTED if _service_integration(resource, name) else "UNRESOLVED_RESOURCE"
+        found.append(Diagnostic(Severity.ERROR, code, f"state '{name}': {why}", pointer(*where, "Resource")))
     return found
 
 

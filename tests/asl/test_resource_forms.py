@@ -121,3 +121,27 @@ def test_a_bare_name_in_a_map_processor_is_located_there() -> None:
 def test_a_malformed_arn_is_a_warning(resource: str) -> None:
     [diagnostic] = _found(resource)
     assert (diagnostic.severity, diagnostic.code) == ("WARNING", "NOT_AN_AWS_ARN")
+
+
+def test_query_language_inside_states_is_one_error_without_the_cascade() -> None:
+    definition = {
+        "StartAt": "A",
+        "States": {
+            "QueryLanguage": "JSONata",
+            "A": {"Type": "Pass", "Output": "{% $states.input %}", "Next": "B"},
+            "B": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Arguments": {"FunctionName": "f", "Payload": "{% $states.input %}"},
+                "Output": "{% $states.result.Payload %}",
+                "End": True,
+            },
+        },
+    }
+    [diagnostic] = dmap.asl.validate(definition)
+    assert (diagnostic.severity, diagnostic.code, diagnostic.location) == (
+        "ERROR",
+        "MISPLACED_QUERY_LANGUAGE",
+        "/States/QueryLanguage",
+    )
+    assert diagnostic.message.startswith("QueryLanguage belongs at the top level or inside a state, not in States")

@@ -8,6 +8,7 @@ two; it warns where a definition uses a bare handler name (AWS refuses it, dmap 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -145,3 +146,15 @@ def test_query_language_inside_states_is_one_error_without_the_cascade() -> None
         "/States/QueryLanguage",
     )
     assert diagnostic.message.startswith("QueryLanguage belongs at the top level or inside a state, not in States")
+
+
+EXAMPLES = sorted(
+    p
+    for p in (Path(__file__).resolve().parents[2] / "examples").rglob("*.json")
+    if p.name.endswith(".asl.json") or p.name == "definition.json"
+)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[str(p.relative_to(p.parents[1])) for p in EXAMPLES])
+def test_the_example_definitions_validate_without_a_warning(path: Path) -> None:
+    assert dmap.asl.validate(path) == []

@@ -29,7 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)  # dmap's own frames are noise in a handler's stackTrace
-_LAMBDA_ARN_PREFIX = "arn:aws:lambda:"
+_LAMBDA_ARN = re.compile(r"arn:aws[a-z-]*:lambda:")  # every partition: aws, aws-cn, aws-us-gov
 
 
 @dataclass
@@ -153,7 +153,7 @@ def task(name: str, *, registry_: Registry | None = None) -> Callable[[F], F]:
 
 def _function_name(function: str) -> str | None:
     """``NAME`` from ``arn:aws:lambda:region:acct:function:NAME[:qualifier]``, or the bare name."""
-    if function.startswith(_LAMBDA_ARN_PREFIX):
+    if _LAMBDA_ARN.match(function):
         parts = function.split(":")
         return parts[6] if len(parts) >= 7 and parts[5] == "function" else None
     return function.split(":")[0] if function else None
@@ -225,7 +225,7 @@ def _executed_version(function: str | None) -> str:
     """``$LATEST`` unless the function is qualified by a version number (an alias's version is unknown here)."""
     if not function:
         return "$LATEST"
-    if function.startswith(_LAMBDA_ARN_PREFIX):
+    if _LAMBDA_ARN.match(function):
         parts = function.split(":")
         qualifier = parts[7] if len(parts) == 8 else ""
     else:

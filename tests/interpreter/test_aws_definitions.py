@@ -91,3 +91,11 @@ def test_a_numeric_qualifier_is_the_executed_version(sfn: Harness) -> None:
     definition = single({"Type": "Task", "Resource": INVOKE, "Parameters": {"FunctionName": arn}})
     out = sfn.run(definition, {}).output
     assert (out["ExecutedVersion"], out["SdkHttpMetadata"]["HttpHeaders"]["X-Amz-Executed-Version"]) == ("7", "7")
+
+
+def test_a_lambda_arn_of_another_partition_resolves_to_the_function_name(sfn: Harness) -> None:
+    sfn.task("Fn")(_request_id)
+    arn = "arn:aws-cn:lambda:cn-north-1:123456789012:function:Fn"
+    definition = single({"Type": "Task", "Resource": arn})
+    assert dmap.asl.validate(definition) == []
+    assert "seen" in sfn.run(definition, {}).output

@@ -20,7 +20,7 @@ import json
 import re
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -122,6 +122,7 @@ class _Compiled:
     function: str | None  # a trailing Jayway function, e.g. "length"
     expr: Any  # the compiled jsonpath-ng expression, for indefinite paths only
     merge: tuple[str, ...] | None = None  # a trailing ['a','b']: Jayway gathers those fields into one object
+    scan: bool = False  # '..' before the trailing union: every object below that has all of its fields
 
 
 def _scan_quoted(text: str, i: int) -> tuple[str, int]:
@@ -263,11 +264,7 @@ def _tokenize(body: str) -> tuple[tuple[Step, ...] | None, str, tuple[str, ...] 
                 definite = False
                 parts.append(text)
             elif len(found) > 1:
-                if parts[-1] == "..":  # a deep scan of a union: left to jsonpath-ng (a list of the values)
-                    definite = False
-                    parts.append(text)
-                else:
-                    merge = tuple(str(n) for n in found)
+                merge = tuple(str(n) for n in found)  # after '..' the scan stays in parts: see _compile
             else:
                 steps.extend(found)
                 parts.append(text)
@@ -307,10 +304,13 @@ def _compile(text: str) -> _Compiled:
             function = match.group(1)
             body = body[: match.start()]
         steps, normalised, merge = _tokenize(body)
+        scan = merge is not None and normalised.endswith("..")
         if merge is not None and function is not None:
             # '$['a','b'].length()': the union is not the last token, so Jayway iterates over its fields.
             normalised += "[" + ",".join(_quote(n)[1:-1] for n in merge) + "]"
-            steps, merge = None, None
+            steps, merge, scan = None, None, False
+        elif scan:
+            normalised = normalised.removesuffix("..")  # the documents to scan; select() walks them
         expr = None
         if steps is None:
             expr = _jsonpath_ng(normalised)
@@ -318,7 +318,7 @@ def _compile(text: str) -> _Compiled:
         raise
     except Exception as exc:  # jsonpath-ng raises several unrelated exception types
         raise PathSyntaxError(text, str(exc)) from None
-    return _Compiled(text=text, root=root, steps=steps, function=function, expr=expr, merge=merge)
+    return _Compiled(text=text, root=root, steps=steps, function=function, expr=expr, merge=merge, scan=scan)
 
 
 def is_path(text: str) -> bool:
@@ -406,6 +406,18 @@ def _merge(compiled: _Compiled, names: tuple[str, ...], value: Any, doc: Any) ->
     return {name: value[name] for name in names if name in value}
 
 
+def _objects(value: Any) -> Iterator[dict[str, Any]]:
+    """Every object in ``value``, itself first, then depth-first in document order (Jayway's deep-scan order)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            yield node
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+
+
 def _apply_function(compiled: _Compiled, value: Any, doc: Any) -> Any:
     # Only length() for now: the one Jayway function AWS users reach for.
     if isinstance(value, (list, dict, str)):
@@ -453,7 +465,10 @@ def select(
             value = _merge(compiled, compiled.merge, value, doc)
     else:
         value = [match.value for match in compiled.expr.find(doc)]
-        if compiled.merge is not None:  # indefinite upstream: Jayway skips what is not an object
+        if compiled.merge is not None and compiled.scan:
+            names = compiled.merge  # Jayway's scan keeps only the objects that hold every field of the union
+            value = [{n: o[n] for n in names} for v in value for o in _objects(v) if all(n in o for n in names)]
+        elif compiled.merge is not None:  # indefinite upstream: Jayway skips what is not an object
             value = [_merge(compiled, compiled.merge, v, doc) for v in value if isinstance(v, dict)]
     if compiled.function is not None:
         return _apply_function(compiled, value, doc)

@@ -375,3 +375,9 @@ def test_a_definite_trailing_union_on_a_non_object_is_not_found() -> None:
 
 def test_a_trailing_union_is_not_a_reference_path() -> None:
     assert not is_reference_path("$['a','b']")
+
+
+def test_a_deep_scan_of_a_union_is_every_object_holding_all_those_fields_in_document_order() -> None:
+    doc = {"a": 1, "b": 2, "x": [{"a": 3, "b": 4, "c": {"a": 5, "b": 6}}, {"a": 7}], "y": {"a": 8, "b": 9}}
+    assert select("$..['a','b']", doc) == [{"a": 1, "b": 2}, {"a": 3, "b": 4}, {"a": 5, "b": 6}, {"a": 8, "b": 9}]
+    assert select("$.x..['a','b']", doc) == [{"a": 3, "b": 4}, {"a": 5, "b": 6}]

@@ -114,7 +114,10 @@ def load(
         raise DefinitionError(diagnostics, source=source)
     found = check_data(data)
     if isinstance(data, dict) and extra_checks is not None:
-        found += extra_checks(data)
+        # A spot the definition's own checks already flag (a Resource AWS does not know) needs no second,
+        # less precise error from the extra checks (no registered handler for it).
+        flagged = {d.location for d in found if d.severity == Severity.ERROR}
+        found += [d for d in extra_checks(data) if d.location not in flagged]
     errors = [d for d in found if d.severity == Severity.ERROR]
     if errors:
         raise DefinitionError(errors, source=source)

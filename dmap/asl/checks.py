@@ -15,18 +15,22 @@ check tolerates wrong types by skipping (the schema reports them), and none rais
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import checks_choice, checks_graph, checks_map, checks_paths, checks_state
+from . import checks_choice, checks_graph, checks_map, checks_paths, checks_resource, checks_state
 from .checks_common import DUPLICATE_LABEL, DUPLICATE_STATE, JSONATA, JSONPATH, Loc, Report, StateCtx, as_mapping
 from .diagnostics import Diagnostic, pointer
 
 __all__ = ["check_definition"]
 
 logger = logging.getLogger(__name__)
+
+QUERY_LANGUAGE = "QueryLanguage"
+MISPLACED_QUERY_LANGUAGE = "MISPLACED_QUERY_LANGUAGE"
 
 
 @dataclass
@@ -53,7 +57,9 @@ def check_definition(raw: Mapping[str, Any]) -> list[Diagnostic]:
     if not isinstance(raw, Mapping):
         return []
     try:
-        top = JSONATA if raw.get("QueryLanguage") == JSONATA else JSONPATH
+        misplaced = _misplaced_language(raw)
+        language = raw.get("QueryLanguage", misplaced)  # the language meant, so its states are checked in it
+        top = JSONATA if language == JSONATA else JSONPATH
         walk = _Walk(report, top, {name: loc for loc, name in _all_names(raw, ())})
         _machine(walk, raw, (), in_express=False)
     except Exception:  # a bug in a check must not hide the other diagnostics or crash validate()
@@ -61,11 +67,31 @@ def check_definition(raw: Mapping[str, Any]) -> list[Diagnostic]:
     return report.items
 
 
-def _machine(walk: _Walk, machine: Mapping[str, Any], loc: Loc, *, in_express: bool) -> None:
-    checks_graph.check_machine(walk.report, machine, loc, walk.where)
+def _misplaced_language(machine: Mapping[str, Any]) -> Any:
+    """The value of a ``QueryLanguage`` written inside ``States`` (where it reads as a state), else None."""
     states = as_mapping(machine.get("States"))
+    value = states.get(QUERY_LANGUAGE) if states is not None else None
+    return value if isinstance(value, str) else None
+
+
+def _machine(walk: _Walk, machine: Mapping[str, Any], loc: Loc, *, in_express: bool) -> None:
+    states = as_mapping(machine.get("States"))
+    misplaced = _misplaced_language(machine)
+    if states is not None and misplaced is not None:
+        walk.report.error(
+            MISPLACED_QUERY_LANGUAGE,
+            f"QueryLanguage belongs at the top level or inside a state, not in States (where it reads as a state "
+            f'named QueryLanguage): move "QueryLanguage": {json.dumps(misplaced)} next to StartAt',
+            (*loc, "States", QUERY_LANGUAGE),
+        )
+        # One error, not a cascade: the graph checks would call it an unreachable state.
+        states = {name: state for name, state in states.items() if name != QUERY_LANGUAGE}
+        machine = {**machine, "States": states}
+    checks_graph.check_machine(walk.report, machine, loc, walk.where)
     if states is None:
         return
+    # The states are checked in the language the misplaced field meant, so its fields raise nothing more.
+    scope_language = misplaced if misplaced in (JSONPATH, JSONATA) else walk.top_language
     for name, state in states.items():
         body = as_mapping(state)
         if body is None:
@@ -73,7 +99,7 @@ def _machine(walk: _Walk, machine: Mapping[str, Any], loc: Loc, *, in_express: b
         state_loc = (*loc, "States", name)
         _unique_name(walk, name, state_loc)
         language = body.get("QueryLanguage")
-        ctx = StateCtx(name, body, state_loc, language if language in (JSONPATH, JSONATA) else walk.top_language)
+        ctx = StateCtx(name, body, state_loc, language if language in (JSONPATH, JSONATA) else scope_language)
         _state(walk, ctx, in_express=in_express)
 
 
@@ -81,6 +107,7 @@ def _state(walk: _Walk, ctx: StateCtx, *, in_express: bool) -> None:
     report = walk.report
     checks_state.check_state(report, ctx, walk.top_language)
     checks_paths.check_state_paths(report, ctx)
+    checks_resource.check_task_resource(report, ctx)
     if ctx.type == "Choice":
         checks_choice.check_choice(report, ctx)
     if ctx.type == "Parallel" and isinstance(ctx.body.get("Branches"), list):

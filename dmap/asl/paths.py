@@ -20,7 +20,7 @@ import json
 import re
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -121,6 +121,8 @@ class _Compiled:
     steps: tuple[Step, ...] | None  # definite steps, None when indefinite
     function: str | None  # a trailing Jayway function, e.g. "length"
     expr: Any  # the compiled jsonpath-ng expression, for indefinite paths only
+    merge: tuple[str, ...] | None = None  # a trailing ['a','b']: Jayway gathers those fields into one object
+    scan: bool = False  # '..' before the trailing union: every object below that has all of its fields
 
 
 def _scan_quoted(text: str, i: int) -> tuple[str, int]:
@@ -165,7 +167,11 @@ def _quote(name: str) -> str:
 
 
 def _bracket(text: str, i: int) -> tuple[list[Step] | None, str, int]:
-    """Parse one ``[...]`` step at ``text[i]``: (definite steps or None, jsonpath-ng text, next index)."""
+    """Parse one ``[...]`` step at ``text[i]``: (steps or None, jsonpath-ng text, next index).
+
+    The steps are None for an indefinite step, one field or index for a definite one, and two or more
+    names for a union of fields (``['a','b']``), which the caller tells apart by their count.
+    """
     match = _INDEX.match(text, i)
     if match:
         return [int(match.group(1))], match.group(0), match.end()
@@ -189,7 +195,7 @@ def _bracket(text: str, i: int) -> tuple[list[Step] | None, str, int]:
             raise ValueError("expected ']' after a quoted name")
         if len(names) == 1:
             return [names[0]], _quote(names[0]), j + 1
-        return None, "[" + ",".join(_quote(n)[1:-1] for n in names) + "]", j + 1
+        return list[Step](names), "[" + ",".join(_quote(n)[1:-1] for n in names) + "]", j + 1
     end = _scan_balanced(text, i)
     inner = text[i + 1 : end - 1].strip()
     if not inner:
@@ -199,33 +205,47 @@ def _bracket(text: str, i: int) -> tuple[list[Step] | None, str, int]:
     return None, text[i:end], end
 
 
-def _tokenize(body: str) -> tuple[tuple[Step, ...] | None, str]:
+def _deep_scan(body: str, i: int, parts: list[str]) -> int:
+    """Append a ``..`` step and the name or ``*`` after it (a bracket is left to the caller); the next index."""
+    parts.append("..")
+    if i < len(body) and body[i] == "*":
+        parts.append("*")
+        return i + 1
+    if i < len(body) and body[i] != "[":
+        match = _DOT_NAME.match(body, i)
+        if not match:
+            raise ValueError(f"expected a field name after '..' at {i}")
+        parts.append(_quote(match.group(0)))
+        return match.end()
+    return i
+
+
+def _tokenize(body: str) -> tuple[tuple[Step, ...] | None, str, tuple[str, ...] | None]:
     """Split the part of a path after its root into steps.
 
-    Returns the definite steps (None if any step is indefinite) and an equivalent jsonpath-ng text
-    rooted at ``$`` with every field in bracket notation (jsonpath-ng reserves words like ``where``).
+    Returns the definite steps (None if any step is indefinite), an equivalent jsonpath-ng text
+    rooted at ``$`` with every field in bracket notation (jsonpath-ng reserves words like ``where``),
+    and the names of a trailing field union (``['a','b']``), which is not part of the other two:
+    Jayway reads a union that ends a path as one object holding those fields, not as a list of values.
     """
     steps: list[Step] = []
     parts: list[str] = ["$"]
     definite = True
+    merge: tuple[str, ...] | None = None
     i = 0
     while i < len(body):
+        if merge is not None:  # a union before more steps is an iteration over its fields, as in Jayway
+            parts.append("[" + ",".join(_quote(n)[1:-1] for n in merge) + "]")
+            definite, merge = False, None
         ch = body[i]
         if body.startswith("..", i):
             definite = False
-            i += 2
-            parts.append("..")
-            if i < len(body) and body[i] == "*":
-                parts.append("*")
-                i += 1
-            elif i < len(body) and body[i] != "[":
-                match = _DOT_NAME.match(body, i)
-                if not match:
-                    raise ValueError(f"expected a field name after '..' at {i}")
-                parts.append(_quote(match.group(0)))
-                i = match.end()
+            i = _deep_scan(body, i + 2, parts)
             continue
         if ch == ".":
+            if body.startswith("[", i + 1):
+                i += 1  # Jayway reads '$.[0]' and "$.['a']" as '$[0]' and "$['a']"
+                continue
             if body.startswith("*", i + 1):
                 definite = False
                 parts.append(".*")
@@ -240,14 +260,17 @@ def _tokenize(body: str) -> tuple[tuple[Step, ...] | None, str]:
             continue
         if ch == "[":
             found, text, i = _bracket(body, i)
-            parts.append(text)
             if found is None:
                 definite = False
+                parts.append(text)
+            elif len(found) > 1:
+                merge = tuple(str(n) for n in found)  # after '..' the scan stays in parts: see _compile
             else:
                 steps.extend(found)
+                parts.append(text)
             continue
         raise ValueError(f"unexpected character {ch!r} at {i}")
-    return (tuple(steps) if definite else None), "".join(parts)
+    return (tuple(steps) if definite else None), "".join(parts), merge
 
 
 def _split_root(text: str) -> tuple[str, str]:
@@ -280,7 +303,14 @@ def _compile(text: str) -> _Compiled:
         if match:
             function = match.group(1)
             body = body[: match.start()]
-        steps, normalised = _tokenize(body)
+        steps, normalised, merge = _tokenize(body)
+        scan = merge is not None and normalised.endswith("..")
+        if merge is not None and function is not None:
+            # '$['a','b'].length()': the union is not the last token, so Jayway iterates over its fields.
+            normalised += "[" + ",".join(_quote(n)[1:-1] for n in merge) + "]"
+            steps, merge, scan = None, None, False
+        elif scan:
+            normalised = normalised.removesuffix("..")  # the documents to scan; select() walks them
         expr = None
         if steps is None:
             expr = _jsonpath_ng(normalised)
@@ -288,7 +318,7 @@ def _compile(text: str) -> _Compiled:
         raise
     except Exception as exc:  # jsonpath-ng raises several unrelated exception types
         raise PathSyntaxError(text, str(exc)) from None
-    return _Compiled(text=text, root=root, steps=steps, function=function, expr=expr)
+    return _Compiled(text=text, root=root, steps=steps, function=function, expr=expr, merge=merge, scan=scan)
 
 
 def is_path(text: str) -> bool:
@@ -326,7 +356,7 @@ def is_reference_path(text: str, *, allow_context: bool = True, allow_variables:
         compiled = _compile(text)
     except PathSyntaxError:
         return False
-    if compiled.steps is None or compiled.function is not None:
+    if compiled.steps is None or compiled.function is not None or compiled.merge is not None:
         return False
     if compiled.root == "$$":
         return allow_context
@@ -366,6 +396,26 @@ def _walk(compiled: _Compiled, steps: tuple[Step, ...], doc: Any) -> Any:
         hint = f"no {what} {step!r} at '{where}', which is {_describe(node)}"
         raise PathNotFound(compiled.text, doc, hint)
     return node
+
+
+def _merge(compiled: _Compiled, names: tuple[str, ...], value: Any, doc: Any) -> dict[str, Any]:
+    """Jayway's trailing ``['a','b']``: one object with those of the fields that exist (missing ones left out)."""
+    if not isinstance(value, dict):
+        fields = ",".join(_quote(n)[1:-1] for n in names)
+        raise PathNotFound(compiled.text, doc, f"[{fields}] needs an object, not {_describe(value)}")
+    return {name: value[name] for name in names if name in value}
+
+
+def _objects(value: Any) -> Iterator[dict[str, Any]]:
+    """Every object in ``value``, itself first, then depth-first in document order (Jayway's deep-scan order)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            yield node
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
 
 
 def _apply_function(compiled: _Compiled, value: Any, doc: Any) -> Any:
@@ -411,8 +461,15 @@ def select(
         doc = variables[compiled.root]
     if compiled.steps is not None:
         value = _walk(compiled, compiled.steps, doc)
+        if compiled.merge is not None:
+            value = _merge(compiled, compiled.merge, value, doc)
     else:
         value = [match.value for match in compiled.expr.find(doc)]
+        if compiled.merge is not None and compiled.scan:
+            names = compiled.merge  # Jayway's scan keeps only the objects that hold every field of the union
+            value = [{n: o[n] for n in names} for v in value for o in _objects(v) if all(n in o for n in names)]
+        elif compiled.merge is not None:  # indefinite upstream: Jayway skips what is not an object
+            value = [_merge(compiled, compiled.merge, v, doc) for v in value if isinstance(v, dict)]
     if compiled.function is not None:
         return _apply_function(compiled, value, doc)
     return value
@@ -465,7 +522,7 @@ def assign(data: Any, path: str, value: Any) -> Any:
         compiled = _compile(path)
     except PathSyntaxError as exc:
         raise PathAssignError(path, exc.reason) from None
-    if compiled.root != "$" or compiled.steps is None or compiled.function is not None:
+    if compiled.root != "$" or compiled.steps is None or compiled.function is not None or compiled.merge is not None:
         raise PathAssignError(path, "a ResultPath must be a reference path on the state data ('$...')")
     if not compiled.steps:
         return value

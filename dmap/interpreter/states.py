@@ -106,7 +106,7 @@ def invoke(
 ) -> Any:
     """Resolve the Task's resource against the registry and call it; the raw result (wrapped for lambda:invoke)."""
     registry = ex.runtime.registry
-    wrap = state.resource.startswith(LAMBDA_INVOKE)
+    wrap = state.resource == LAMBDA_INVOKE
     if wrap:
         function = args.get("FunctionName") if isinstance(args, Mapping) else None
         payload = args.get("Payload") if isinstance(args, Mapping) else None
@@ -121,7 +121,7 @@ def invoke(
         function, payload = None, args
         found = registry.lookup(state.resource)
     if found is None:
-        raise unresolved(state.resource, function, registry.names())
+        raise unresolved(state.resource, function, registry.names(), state=env.name)
     name, handler = found
     context = TaskContext(
         function_name=name,
@@ -140,7 +140,8 @@ def invoke(
         if exc.name == ErrorName.TIMEOUT.value and bound is not timeout:  # the execution's deadline, not the Task's
             ex._check_alive()
         raise
-    result = wrap_lambda_result(result) if wrap else result
+    if wrap:
+        result = wrap_lambda_result(result, request_id=context.aws_request_id, function=function)
     return ex.check_size(result, env)
 
 

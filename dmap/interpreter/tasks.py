@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,7 +37,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)  # dmap's own frames are noise in a handler's stackTrace
-_LAMBDA_ARN_PREFIX = "arn:aws:lambda:"
+_LAMBDA_ARN = re.compile(r"arn:aws[a-z-]*:lambda:")  # every partition: aws, aws-cn, aws-us-gov
 
 
 @dataclass
@@ -127,7 +130,7 @@ class Registry:
         Returns None when nothing registered matches. For ``lambda:invoke`` with a dynamic
         ``FunctionName.$`` the check is deferred to run time and a placeholder is returned.
         """
-        if resource.startswith(LAMBDA_INVOKE):
+        if resource == LAMBDA_INVOKE:  # exactly: '.waitForTaskToken' and made-up suffixes are not request-response
             if isinstance(parameters, Mapping) and "FunctionName.$" in parameters:
                 return Resolved(name="", handler=None, wrap=True)
             function = parameters.get("FunctionName") if isinstance(parameters, Mapping) else None
@@ -178,7 +181,7 @@ def _origin(handler: Handler) -> str:
 
 def _function_name(function: str) -> str | None:
     """``NAME`` from ``arn:aws:lambda:region:acct:function:NAME[:qualifier]``, or the bare name."""
-    if function.startswith(_LAMBDA_ARN_PREFIX):
+    if _LAMBDA_ARN.match(function):
         parts = function.split(":")
         return parts[6] if len(parts) >= 7 and parts[5] == "function" else None
     return function.split(":")[0] if function else None
@@ -206,20 +209,125 @@ def marshal(value: Any, function: str) -> Any:
         raise StatesError("Runtime.MarshalError", json.dumps(cause)) from None
 
 
-def wrap_lambda_result(payload: Any) -> dict[str, Any]:
-    """The result of ``arn:aws:states:::lambda:invoke``, shaped like AWS's."""
-    return {"ExecutedVersion": "$LATEST", "Payload": payload, "StatusCode": 200}
+def wrap_lambda_result(payload: Any, *, request_id: str | None = None, function: str | None = None) -> dict[str, Any]:
+    """The result of ``arn:aws:states:::lambda:invoke``, shaped like AWS's Lambda Invoke response.
+
+    AWS returns the SDK's response object around the function's output, and definitions read its
+    metadata (``$.SdkHttpMetadata.HttpStatusCode``, ``$.SdkResponseMetadata.RequestId``), so every
+    field is there, with the headers Lambda sends.
+
+    Args:
+        payload: The handler's (marshalled) return value.
+        request_id: The invocation's request id (the handler's ``context.aws_request_id``); a new one if None.
+        function: The FunctionName as given; a numeric qualifier (``fn:7``) is the executed version.
+
+    Returns:
+        ``{ExecutedVersion, Payload, SdkHttpMetadata, SdkResponseMetadata, StatusCode}`` as AWS orders them.
+    """
+    request_id = request_id or str(uuid.uuid4())
+    version = _executed_version(function)
+    headers = {  # the order of AWS's AllHttpHeaders
+        "X-Amz-Executed-Version": version,
+        "x-amzn-Remapped-Content-Length": "0",
+        "Connection": "keep-alive",
+        "x-amzn-RequestId": request_id,
+        "Content-Length": str(len(json.dumps(payload).encode("utf-8"))),
+        "Date": formatdate(usegmt=True),
+        "X-Amzn-Trace-Id": f"root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};sampled=0",
+        "Content-Type": "application/json",
+    }
+    return {
+        "ExecutedVersion": version,
+        "Payload": payload,
+        "SdkHttpMetadata": {
+            "AllHttpHeaders": {name: [value] for name, value in headers.items()},
+            "HttpHeaders": dict(sorted(headers.items(), key=lambda item: item[0].lower())),
+            "HttpStatusCode": 200,
+        },
+        "SdkResponseMetadata": {"RequestId": request_id},
+        "StatusCode": 200,
+    }
 
 
-def unresolved(resource: str, function: str | None, names: list[str]) -> StatesError:
+def _executed_version(function: str | None) -> str:
+    """``$LATEST`` unless the function is qualified by a version number (an alias's version is unknown here)."""
+    if not function:
+        return "$LATEST"
+    if _LAMBDA_ARN.match(function):
+        parts = function.split(":")
+        qualifier = parts[7] if len(parts) == 8 else ""
+    else:
+        qualifier = function.partition(":")[2]  # "name:7"
+    return qualifier if qualifier.isdigit() else "$LATEST"
+
+
+def unresolved(resource: str, function: str | None, names: list[str], *, state: str | None = None) -> StatesError:
     """The error for a resource that resolves to no registered handler (a run-time FunctionName.$)."""
+    return StatesError(ErrorName.TASK_FAILED, unresolved_message(resource, function, names, state=state))
+
+
+def unresolved_message(resource: str, function: str | None, names: list[str], *, state: str | None = None) -> str:
+    """Why a Task resource has no handler, and what to do: for run-time errors and pre-run diagnostics alike.
+
+    Args:
+        resource: The Task's Resource.
+        function: The ``lambda:invoke`` FunctionName, if any.
+        names: The registered handler names.
+        state: The state's name, used as the handler name a fix suggests.
+    """
+    if function is None:
+        service = _service_integration(resource, state or "NAME")
+        if service is not None:
+            return service
     what = f"function {function!r}" if function else f"resource {resource!r}"
     listing = ", ".join(names) if names else "none"
-    return StatesError(
-        ErrorName.TASK_FAILED,
+    return (
         f"{what} is not a registered dmap task handler (registered: {listing}); "
-        "register it with @dmap.task(name) in a module the workers import (--import/DMAP_IMPORTS)",
+        "register it with @dmap.task(name) in a module the workers import (--import/DMAP_IMPORTS)"
     )
+
+
+_STATES_PREFIX = "arn:aws:states:::"
+_INTEGRATION_PATTERN = re.compile(r"\.(sync(:\d+)?|waitForTaskToken)$")
+#: Optimized integrations whose service Step Functions' aws-sdk integration spells differently.
+_SDK_SERVICE = {"events": "eventbridge", "states": "sfn", "elasticmapreduce": "emr", "bedrock": "bedrockruntime"}
+
+
+def _service_integration(resource: str, handler: str) -> str | None:
+    """The message for an ``arn:aws:states:::<service>:<action>`` integration dmap does not run, else None."""
+    if not resource.startswith(_STATES_PREFIX) or resource.startswith(_STATES_PREFIX + "lambda:"):
+        return None
+    body = resource.removeprefix(_STATES_PREFIX)
+    pattern = _INTEGRATION_PATTERN.search(body)
+    service, _, action = body[: pattern.start() if pattern else None].partition(":")
+    if not service or not action:
+        return None
+    sdk = _SDK_SERVICE.get(service.lower(), service.lower())
+    arn = f"arn:aws:lambda:us-east-1:123456789012:function:{handler}"
+    also = f" (nor its {pattern.group(0)} pattern)" if pattern else ""
+    via_sdk = ""
+    if ":" not in action and _sdk_action_exists(sdk, action):
+        via_sdk = (
+            f'call {service} through the AWS SDK integration, which dmap runs when it is enabled: "Resource": '
+            f'"{_STATES_PREFIX}aws-sdk:{sdk}:{action}" with DMAP_INTEGRATIONS=aws-sdk:{sdk} on the coordinator and the '
+            "workers (it takes the API's own parameter names and returns the API's response); or "
+        )
+    return (
+        f"{resource!r} is an AWS service integration, which dmap does not run{also}. To run this definition, "
+        f"{via_sdk}do the work in a Python handler registered with @dmap.task({handler!r}) and use "
+        f'"Resource": "{arn}" (or {LAMBDA_INVOKE!r} with "FunctionName": "{handler}")'
+    )
+
+
+def _sdk_action_exists(service: str, action: str) -> bool:
+    """True if ``aws-sdk:<service>:<action>`` names an operation of botocore's models (False when unreadable)."""
+    from ..integrations.aws_sdk import handler
+
+    try:
+        handler(service, action)
+    except Exception:  # noqa: BLE001 - a suggestion must never break the diagnostic it improves
+        return False
+    return True
 
 
 def call_handler(
@@ -321,14 +429,12 @@ def check_resources(data: Mapping[str, Any], handlers: Registry) -> list[Any]:
         parameters = state.get("Parameters") or state.get("Arguments")
         if handlers.resolve(resource, parameters):
             continue
-        listing = ", ".join(handlers.names()) or "none"
         function = parameters.get("FunctionName") if isinstance(parameters, Mapping) else None
-        what = f"function {function!r} of resource {resource!r}" if function else f"resource {resource!r}"
-        message = (
-            f"state '{name}' uses {what}, which is not a registered dmap task handler (registered: {listing}); "
-            "register it with @dmap.task(...) in a module given to --import or DMAP_IMPORTS"
+        why = unresolved_message(
+            resource, function if isinstance(function, str) else None, handlers.names(), state=name
         )
-        found.append(Diagnostic(Severity.ERROR, "UNRESOLVED_RESOURCE", message, pointer(*where, "Resource")))
+        code = integrations.NOT_SUPPORTED if _service_integration(resource, name) else "UNRESOLVED_RESOURCE"
+        found.append(Diagnostic(Severity.ERROR, code, f"state '{name}': {why}", pointer(*where, "Resource")))
     return found
 
 

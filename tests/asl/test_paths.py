@@ -103,7 +103,9 @@ def test_non_strings_are_not_paths() -> None:
         ("$.a[?(@.b)]", False),
         ("$.a[0:1]", False),
         ("$.a[0,1]", False),
-        ("$['a','b']", False),
+        ("$['a','b']", True),  # Jayway merges a trailing union into one object: definite
+        ("$[*]['a','b']", False),
+        ("$.[0]", True),
     ],
 )
 def test_definite_paths_are_only_fields_and_single_indexes(text: str, expected: bool) -> None:
@@ -182,7 +184,6 @@ def test_the_root_path_returns_the_whole_document_unchanged() -> None:
         ("$.list[0:2]", [10, 20]),
         ("$.list[0,2]", [10, 30]),
         ("$.list[*]", [10, 20, 30]),
-        ("$['name','none']", ["dmap", None]),
         ("$.missing[*]", []),
         ("$['odd keys'].*", [1, 2, 3]),
         ("$..where", [3]),
@@ -329,3 +330,54 @@ def test_assign_accepts_only_reference_paths_on_the_state_data(path: str) -> Non
 
 def test_compact_json_has_no_spaces_and_keeps_unicode() -> None:
     assert compact_json({"a": [1, 2.5, None, True], "b": "ü"}) == '{"a":[1,2.5,null,true],"b":"ü"}'
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("$.[1]", 20),
+        ("$.list.[1]", 20),
+        ("$.['name']", "dmap"),
+        ("$.users.[*].year", [1997, 1998]),
+    ],
+)
+def test_a_dot_before_a_bracket_is_read_as_the_bracket_alone_as_jayway_does(path: str, expected: Any) -> None:
+    data = [10, 20] if path == "$.[1]" else DOC
+    assert is_path(path)
+    assert select(path, data) == expected
+
+
+@pytest.mark.parametrize("path", ["$.", "$.[", "$.[0].", "$.a.", "$..[0"])
+def test_a_dot_that_ends_a_path_or_opens_nothing_is_still_rejected(path: str) -> None:
+    assert not is_path(path)
+
+
+def test_a_trailing_union_of_fields_is_one_object_with_those_fields_as_in_jayway() -> None:
+    assert select("$['name','none']", DOC) == {"name": "dmap", "none": None}
+    assert select("$.nested['deep','absent']", DOC) == {"deep": {"value": 42}}
+
+
+def test_a_trailing_union_after_a_wildcard_is_one_object_per_element() -> None:
+    items = [{"bucket": "b1", "key": "k1", "size": 1}, {"bucket": "b2"}, 7, {"other": 1}]
+    assert select("$[*]['bucket','key']", items) == [{"bucket": "b1", "key": "k1"}, {"bucket": "b2"}, {}]
+
+
+def test_a_union_followed_by_more_steps_iterates_over_its_fields() -> None:
+    doc = {"a": {"c": 1}, "b": {"c": 2}}
+    assert select("$['a','b'].c", doc) == [1, 2]
+
+
+def test_a_definite_trailing_union_on_a_non_object_is_not_found() -> None:
+    with pytest.raises(PathNotFound) as info:
+        select("$.list['a','b']", DOC)
+    assert "needs an object" in info.value.hint
+
+
+def test_a_trailing_union_is_not_a_reference_path() -> None:
+    assert not is_reference_path("$['a','b']")
+
+
+def test_a_deep_scan_of_a_union_is_every_object_holding_all_those_fields_in_document_order() -> None:
+    doc = {"a": 1, "b": 2, "x": [{"a": 3, "b": 4, "c": {"a": 5, "b": 6}}, {"a": 7}], "y": {"a": 8, "b": 9}}
+    assert select("$..['a','b']", doc) == [{"a": 1, "b": 2}, {"a": 3, "b": 4}, {"a": 5, "b": 6}, {"a": 8, "b": 9}]
+    assert select("$.x..['a','b']", doc) == [{"a": 3, "b": 4}, {"a": 5, "b": 6}]

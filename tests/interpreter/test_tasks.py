@@ -69,7 +69,12 @@ def test_lambda_invoke_calls_the_function_name_with_the_payload_and_wraps_the_re
         {"Type": "Task", "Resource": INVOKE, "Parameters": {"FunctionName": "Echo", "Payload": {"v.$": "$.v"}}}
     )
     result = sfn.run(definition, {"v": 3})
-    assert result.output == {"ExecutedVersion": "$LATEST", "Payload": {"got": {"v": 3}}, "StatusCode": 200}
+    assert list(result.output) == ["ExecutedVersion", "Payload", "SdkHttpMetadata", "SdkResponseMetadata", "StatusCode"]
+    assert (result.output["ExecutedVersion"], result.output["Payload"], result.output["StatusCode"]) == (
+        "$LATEST",
+        {"got": {"v": 3}},
+        200,
+    )
 
 
 def test_lambda_invoke_accepts_a_function_arn_and_a_dynamic_function_name(sfn: Harness) -> None:

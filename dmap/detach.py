@@ -100,8 +100,9 @@ def submit(
     machine = prepare(definition)
     admission = identity.admit(engine, state_machine_name(definition), name, input, manifest)
     execution = admission.execution
-    if not admission.owned:
-        return execution  # RUNNING with this input and source, and a live process runs it: attach, send nothing
+    if not admission.owned:  # RUNNING with this input and source, and a live process runs it: attach, send nothing
+        identity.attached(execution)
+        return execution
     try:
         if admission.new:  # a resumed execution keeps its stored record as it is
             engine.journal.save_execution(

@@ -296,6 +296,15 @@ def admit(engine: Any, state_machine: str, name: str | None, input: Any, manifes
         time.sleep(0.02)  # claimed by a caller that is recording the new execution right now
 
 
+def attached(execution: Execution) -> None:
+    """Say (a warning: the caller asked to start it) that a start request attached to a RUNNING execution."""
+    logger.warning(
+        "execution %s is already RUNNING (started %s) with this input and item source: attached to it",
+        execution.execution_arn,
+        execution.start_date,
+    )
+
+
 def _check(registry: _Claims, existing: Execution, value: Any, source: str | None) -> None:
     """Raise ExecutionAlreadyExists unless ``existing`` is RUNNING with the same input and item source."""
     arn = existing.execution_arn
@@ -329,6 +338,7 @@ def start(
     admission = admit(engine, state_machine, name, input, manifest)
     execution = admission.execution
     if not admission.owned:
+        attached(execution)
         if wait:
             return follow(engine, machine, execution, manifest=manifest, max_concurrency=max_concurrency, wait=True)
         threading.Thread(

@@ -11,7 +11,8 @@ Owns two things:
   celery backend it is a Redis key with a short TTL that the running process renews (plus the
   detached lease of :mod:`dmap.detach` while a detached execution waits in the queue); on the
   local backend a set in this process. A second caller of the same name waits while the claim is
-  alive and takes the execution over (resumes it) only once the claim lapsed — its process died.
+  alive and takes the execution over (resumes it) only once its process died: at once when that
+  process ran on this machine and its pid is gone, else when the claim expires (:data:`CLAIM_MS`).
 
 It does not own the records (:mod:`dmap.journal`) nor the detached leases (:mod:`dmap.detach`).
 """
@@ -21,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
@@ -42,11 +45,14 @@ CLAIM_MS = 15_000
 """How long a claim lives without renewal: a coordinator killed with SIGKILL is taken over after this."""
 
 _CLAIM = """
--- KEYS: 1 claim STRING (execution -> owner token), 2 detached lease ZSET (dmap.detach).
--- ARGV: token, claim_ms, arn. Claims an execution nobody runs: no live claim, not waiting as a detached task.
+-- KEYS: 1 claim STRING (execution -> owner "host:pid:token"), 2 detached lease ZSET (dmap.detach).
+-- ARGV: owner, claim_ms, arn, dead owner ('' or the value of a claim whose process is known to be dead).
+-- Claims an execution nobody runs: no live claim (or only the dead one), not waiting as a detached task.
 if redis.call('ZSCORE', KEYS[2], ARGV[3]) then return 0 end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[4] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 """
 _RENEW = """
 -- KEYS: 1 claim STRING. ARGV: token, claim_ms. Renews the claim only while this token owns it.
@@ -152,10 +158,18 @@ class _RedisClaims(_Claims):
         return f"{self.prefix}:j:detached"  # dmap.detach's lease ZSET: a queued detached execution is alive
 
     def claim(self, arn: str) -> bool:
-        """Take the claim if no process holds it and no detached task carries the execution."""
-        token = uuid.uuid4().hex
-        if not self._claim(keys=[self._key(arn), self._detached()], args=[token, CLAIM_MS, arn]):
-            return False
+        """Take the claim if no live process holds it and no detached task carries the execution.
+
+        A claim whose process is gone — same host, its pid no longer exists (a SIGKILLed ``dmap run``)
+        — is taken over at once; one from another machine only once it expires.
+        """
+        token, keys = _owner(), [self._key(arn), self._detached()]
+        if not self._claim(keys=keys, args=[token, CLAIM_MS, arn, ""]):
+            current = self.client.get(keys[0])
+            dead = current.decode() if isinstance(current, bytes) else current
+            if not dead or not _dead_here(dead) or not self._claim(keys=keys, args=[token, CLAIM_MS, arn, dead]):
+                return False
+            logger.info("claim of execution %s taken over from %s: that process is gone", arn, dead)
         with self._lock:
             self._tokens[arn] = (token, threading.Event())
         return True
@@ -163,7 +177,7 @@ class _RedisClaims(_Claims):
     def hold(self, arn: str) -> None:
         """Hold the claim (taking it over if this process did not claim it first) and renew it in a thread."""
         with self._lock:
-            token, stop = self._tokens.get(arn) or (uuid.uuid4().hex, threading.Event())
+            token, stop = self._tokens.get(arn) or (_owner(), threading.Event())
             self._tokens[arn] = (token, stop)
         self.client.set(self._key(arn), token, px=CLAIM_MS)
         threading.Thread(target=self._beat, args=(arn, token, stop), name="dmap-execution-claim", daemon=True).start()
@@ -197,6 +211,26 @@ class _RedisClaims(_Claims):
         """``(known, source)`` recorded for the execution."""
         text = self.client.get(f"{self.prefix}:j:source:{arn}")
         return (False, None) if text is None else (True, json.loads(text))
+
+
+def _owner() -> str:
+    """A claim's value: ``host:pid:token`` (host and pid let a restart on the same machine see the owner died)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+
+
+def _dead_here(owner: str) -> bool:
+    """True if ``owner`` is a process of this host that no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, owned by another user
+        return False
+    return False
 
 
 _registry: weakref.WeakKeyDictionary[Any, _Claims] = weakref.WeakKeyDictionary()

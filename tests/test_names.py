@@ -10,6 +10,8 @@ side (real workers, detached runs) is in ``tests/control/test_names.py``.
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -334,3 +336,29 @@ def test_the_cli_exits_1_naming_the_existing_execution_when_the_name_is_taken(tm
     assert "--name" in message and "Traceback" not in second.output
     described = runner.invoke(app, ["describe-execution", arn, "--backend", "local"])
     assert json.loads(described.stdout)["output"] == [1, 2, 3]
+
+
+# -- the claim: who runs an execution right now (celery: Redis) ----------------------------------
+
+
+def test_a_claim_blocks_other_callers_until_its_process_is_gone_or_it_is_released(any_redis: Any) -> None:
+    from dmap.identity import _RedisClaims
+    from dmap.journal import RedisJournal
+
+    claims, other = _RedisClaims(RedisJournal(any_redis)), _RedisClaims(RedisJournal(any_redis))
+    arn = "arn:aws:states:local:000000000000:execution:sm:n"
+    key = f"dmap:j:claim:{arn}"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+
+    any_redis.set(key, "a-host-elsewhere:1:token", px=60_000)  # alive as far as anyone here can tell
+    assert not claims.claim(arn) and claims.alive(arn)
+    any_redis.set(key, f"{socket.gethostname()}:{gone.pid}:token", px=60_000)  # a SIGKILLed caller on this host
+    assert claims.claim(arn)
+    assert not other.claim(arn)  # this process is alive
+    other.release(arn)  # not its claim: a no-op
+    assert claims.alive(arn)
+    claims.release(arn)
+    assert not claims.alive(arn)
+    any_redis.zadd("dmap:j:detached", {arn: 1})  # a detached execution waiting in the queue is taken
+    assert not claims.claim(arn) and claims.alive(arn)

@@ -34,6 +34,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from .errors import ExecutionAlreadyExists
 from .interpreter.context import execution_arn
 from .journal import RedisJournal
@@ -55,9 +57,12 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 _RENEW = """
--- KEYS: 1 claim STRING. ARGV: token, claim_ms. Renews the claim only while this token owns it.
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+-- KEYS: 1 claim STRING. ARGV: token, claim_ms. Renews the claim unless another owner took it over;
+-- a claim that vanished (a Redis restarted without its data) is set again.
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 """
 _RELEASE = """
 -- KEYS: 1 claim STRING. ARGV: token. Drops the claim only while this token owns it.
@@ -179,7 +184,10 @@ class _RedisClaims(_Claims):
         with self._lock:
             token, stop = self._tokens.get(arn) or (_owner(), threading.Event())
             self._tokens[arn] = (token, stop)
-        self.client.set(self._key(arn), token, px=CLAIM_MS)
+        try:
+            self.client.set(self._key(arn), token, px=CLAIM_MS)
+        except redis.RedisError:  # the run reports a lost Redis itself; the first beat sets the claim again
+            logger.warning("could not set the claim of execution %s", arn, exc_info=True)
         threading.Thread(target=self._beat, args=(arn, token, stop), name="dmap-execution-claim", daemon=True).start()
 
     def _beat(self, arn: str, token: str, stop: threading.Event) -> None:
@@ -197,7 +205,10 @@ class _RedisClaims(_Claims):
             held = self._tokens.pop(arn, None)
         if held is not None:
             held[1].set()
-            self._release(keys=[self._key(arn)], args=[held[0]])
+            try:
+                self._release(keys=[self._key(arn)], args=[held[0]])
+            except redis.RedisError:  # must not mask how the run ended; the claim expires on its own
+                logger.warning("could not drop the claim of execution %s", arn, exc_info=True)
 
     def alive(self, arn: str) -> bool:
         """True while a process renews the claim or the execution is detached (queued or running on a worker)."""

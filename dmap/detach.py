@@ -103,19 +103,18 @@ def submit(
     if not admission.owned:  # RUNNING with this input and source, and a live process runs it: attach, send nothing
         identity.attached(execution)
         return execution
-    try:
-        if admission.new:  # a resumed execution keeps its stored record as it is
-            engine.journal.save_execution(
-                execution, definition=machine.model_dump(by_alias=True, exclude_unset=True, mode="json")
-            )
-        lease_key, spec_key = _keys(engine)
-        spec = {"manifest": str(manifest) if manifest is not None else None, "max_concurrency": max_concurrency}
-        client = engine.redis.client
-        spec["queue"] = engine.settings.queue
-        client.hset(spec_key, execution.execution_arn, json.dumps(spec))
-        client.zadd(lease_key, {execution.execution_arn: int(time.time() * 1000) + _queue_wait_ms(engine)})
-    finally:
-        identity.release(engine, execution.execution_arn)  # from here the detached lease says who runs it
+    if admission.new:  # a resumed execution keeps its stored record as it is
+        engine.journal.save_execution(
+            execution, definition=machine.model_dump(by_alias=True, exclude_unset=True, mode="json")
+        )
+    lease_key, spec_key = _keys(engine)
+    spec = {"manifest": str(manifest) if manifest is not None else None, "max_concurrency": max_concurrency}
+    client = engine.redis.client
+    spec["queue"] = engine.settings.queue
+    client.hset(spec_key, execution.execution_arn, json.dumps(spec))
+    client.zadd(lease_key, {execution.execution_arn: int(time.time() * 1000) + _queue_wait_ms(engine)})
+    # From here the detached lease says who runs it. (A claim left by an error above is not renewed: it expires.)
+    identity.release(engine, execution.execution_arn)
     engine.app.send_task(RUN_EXECUTION_TASK, args=(execution.execution_arn,), queue=engine.settings.queue)
     return execution
 

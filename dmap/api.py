@@ -16,7 +16,7 @@ from .asl.model import StateMachine
 from .interpreter import ExecutionInfo, Runtime, execute
 from .interpreter.context import iso_now
 from .interpreter.tasks import check_resources, registry
-from .records import Execution, ExecutionStatus, new_execution
+from .records import Execution, ExecutionStatus
 
 Manifest = str | Path | Iterable[Any] | None
 
@@ -57,12 +57,17 @@ def run(
             (a listing), a local JSON/JSONL file, or an iterable of items.
         input: The execution input (default ``{}``).
         backend: ``"local"`` (default), ``"celery"``, or a Backend instance.
-        name: The execution name; running a name again resumes it.
+        name: The execution name, unique within the state machine (AWS's StartExecution rule): the name of a
+            RUNNING execution with the same input and item source attaches to it (and resumes it if its process
+            died); the name of a closed execution, or of a RUNNING one with another input or source, raises.
+            A generator (any iterable but a list or tuple) never matches a RUNNING execution's source.
         wait: False returns at once (celery backend); poll with :func:`dmap.describe_execution`.
         max_concurrency: Overrides ``MaxConcurrency`` of the Map Runs.
 
     Raises:
         DefinitionError: The definition is invalid or names unregistered handlers (before anything runs).
+        ExecutionAlreadyExists: ``name`` belongs to a closed execution, or to a RUNNING one with another input
+            or item source (nothing runs, the stored execution is left as it is).
         DmapError: An infrastructure fault (Redis unreachable...).
     """
     from .backends import get_backend
@@ -98,14 +103,21 @@ def start(
 ) -> Execution:
     """Run an execution with its coordinator in this process (a background thread unless ``wait``).
 
-    The CLI uses this to show progress and to stop the execution on Ctrl-C.
+    The CLI uses this to show progress and to stop the execution on Ctrl-C. Names follow AWS's
+    StartExecution rule (:mod:`dmap.identity`): a RUNNING execution of the same name, input and
+    item source is attached to (resumed if nothing runs it any more), never started twice.
+
+    Raises:
+        ExecutionAlreadyExists: The name belongs to a closed execution, or to a RUNNING one with
+            another input or item source.
     """
+    from . import identity
     from .backends import get_backend
 
     machine = prepare(definition)
-    execution = new_execution(state_machine_name(definition), name, {} if input is None else input)
     engine = get_backend(backend)
-    return engine.run(machine, execution, manifest=manifest, max_concurrency=max_concurrency, wait=wait)
+    sm_name = state_machine_name(definition)
+    return identity.start(engine, machine, sm_name, name, input, manifest, wait=wait, max_concurrency=max_concurrency)
 
 
 def execute_in_process(machine: StateMachine, execution: Execution, runtime: Runtime) -> Execution:

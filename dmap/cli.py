@@ -21,7 +21,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .errors import BackendError, ConfigurationError, DefinitionError, DmapError, StorageError
+from .errors import (
+    BackendError,
+    ConfigurationError,
+    DefinitionError,
+    DmapError,
+    ExecutionAlreadyExists,
+    StorageError,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -236,6 +243,8 @@ def run(
         raise typer.Exit(1) from None
     except ConfigurationError as exc:
         raise _fail(str(exc), 2) from None
+    except ExecutionAlreadyExists as exc:  # the name is taken (AWS's rule): nothing ran, nothing was changed
+        raise _fail(str(exc), 1) from None
     except DmapError as exc:  # infrastructure (Redis, storage): 3, so a Job can tell it from a FAILED run
         raise _fail(str(exc), 3) from None
     _print_execution(execution, output)

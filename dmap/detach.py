@@ -75,14 +75,20 @@ def submit(
 ) -> Any:
     """Validate a definition, record the execution and hand it to the cluster; returns the RUNNING execution.
 
+    Names follow AWS's StartExecution rule (:mod:`dmap.identity`): the name of a RUNNING execution
+    with the same input and manifest returns that execution (sent to the cluster again only if no
+    live process runs it any more); no second coordinator ever starts for it.
+
     Raises:
         ConfigurationError: The backend is not celery, or the manifest is a local iterable.
         DefinitionError: The definition is invalid.
+        ExecutionAlreadyExists: The name belongs to a closed execution, or to a RUNNING one with
+            another input or manifest.
     """
+    from . import identity
     from .api import prepare, state_machine_name
     from .backends import get_backend
     from .backends.celery import CeleryBackend
-    from .records import new_execution
 
     engine = get_backend(backend or "celery")
     if not isinstance(engine, CeleryBackend):
@@ -92,16 +98,23 @@ def submit(
     if manifest is not None and not isinstance(manifest, str | Path):
         raise ConfigurationError("a detached execution needs a manifest the workers can read (s3://... or a path)")
     machine = prepare(definition)
-    execution = new_execution(state_machine_name(definition), name, {} if input is None else input)
-    engine.journal.save_execution(
-        execution, definition=machine.model_dump(by_alias=True, exclude_unset=True, mode="json")
-    )
+    admission = identity.admit(engine, state_machine_name(definition), name, input, manifest)
+    execution = admission.execution
+    if not admission.owned:  # RUNNING with this input and source, and a live process runs it: attach, send nothing
+        identity.attached(execution)
+        return execution
+    if admission.new:  # a resumed execution keeps its stored record as it is
+        engine.journal.save_execution(
+            execution, definition=machine.model_dump(by_alias=True, exclude_unset=True, mode="json")
+        )
     lease_key, spec_key = _keys(engine)
     spec = {"manifest": str(manifest) if manifest is not None else None, "max_concurrency": max_concurrency}
     client = engine.redis.client
     spec["queue"] = engine.settings.queue
     client.hset(spec_key, execution.execution_arn, json.dumps(spec))
     client.zadd(lease_key, {execution.execution_arn: int(time.time() * 1000) + _queue_wait_ms(engine)})
+    # From here the detached lease says who runs it. (A claim left by an error above is not renewed: it expires.)
+    identity.release(engine, execution.execution_arn)
     engine.app.send_task(RUN_EXECUTION_TASK, args=(execution.execution_arn,), queue=engine.settings.queue)
     return execution
 

@@ -90,6 +90,38 @@ class InvalidStateError(DmapError):
     """Raised when an operation does not apply to an execution or Map Run in its current status."""
 
 
+class ExecutionAlreadyExists(DmapError):
+    """Raised when an execution name is taken: closed, or RUNNING with another input or item source.
+
+    AWS's StartExecution rule: within one state machine a name runs once. Only a RUNNING execution
+    with the same input and item source is attached to (resumed) instead.
+
+    Attributes:
+        execution_arn: The ARN of the existing execution.
+        status: Its status (``"SUCCEEDED"``, ``"FAILED"``, ``"RUNNING"``...).
+        reason: Why the name cannot be reused: ``"closed"``, ``"input"`` or ``"source"``.
+    """
+
+    REDRIVABLE = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+
+    def __init__(self, execution_arn: str, status: str, reason: str = "closed") -> None:
+        self.execution_arn, self.status, self.reason = execution_arn, str(status), reason
+        if reason == "closed":
+            what = f"execution {execution_arn} already exists and is {self.status} (a name runs once per state machine)"
+            if self.status in self.REDRIVABLE:
+                todo = f"re-run what did not finish with `dmap redrive-execution {execution_arn}`, or pick a new --name"
+            else:
+                todo = "pick a new --name (or leave it out for a generated one)"
+        else:
+            differs = "input" if reason == "input" else "item source (--manifest)"
+            what = (
+                f"execution {execution_arn} is RUNNING with a different {differs} (the same name attaches only to the"
+                " same input and item source)"
+            )
+            todo = f"wait for it, stop it with `dmap stop-execution {execution_arn}`, or pick a new --name"
+        super().__init__(f"{what}; {todo}")
+
+
 class BackendError(DmapError):
     """Raised when the execution backend (Redis, the Celery broker) fails or cannot be reached."""
 

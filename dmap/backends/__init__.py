@@ -103,11 +103,20 @@ class Backend:
         )
         self.journal.save_execution(execution, definition=_definition_json(machine))
         if wait:
-            return self._execute(machine, execution, runtime, raise_infrastructure=True)
+            return self._execute_claimed(machine, execution, runtime, raise_infrastructure=True)
         threading.Thread(
-            target=self._execute, args=(machine, execution, runtime), name="dmap-execution", daemon=True
+            target=self._execute_claimed, args=(machine, execution, runtime), name="dmap-execution", daemon=True
         ).start()
         return execution
+
+    def _execute_claimed(
+        self, machine: StateMachine, execution: Execution, runtime: Runtime, *, raise_infrastructure: bool = False
+    ) -> Execution:
+        """:meth:`_execute` holding the execution's claim: a second caller of its name waits, it does not run it too."""
+        from ..identity import running
+
+        with running(self, execution.execution_arn):  # released after the final record is saved
+            return self._execute(machine, execution, runtime, raise_infrastructure=raise_infrastructure)
 
     def _execute(
         self, machine: StateMachine, execution: Execution, runtime: Runtime, *, raise_infrastructure: bool = False

@@ -327,7 +327,7 @@ def _forget(conn: redis.Redis, ns: str, queue: str) -> None:
             doomed.append(f"{prefix}m:{map_run}")
             run_id = map_run.rsplit(":", 1)[-1]
             doomed.extend(k.decode() for k in conn.scan_iter(match=f"dmap:{{{run_id}}}:*", count=1000))
-        doomed += [f"{prefix}x:{arn}", f"{prefix}d:{arn}", f"{prefix}stop:{arn}"]
+        doomed += [f"{prefix}x:{arn}", f"{prefix}d:{arn}", f"{prefix}stop:{arn}", f"{prefix}source:{arn}"]
     for pattern in (f"ctl:{ns}*", f"{queue}*", f"{ready_key(queue)}*", f"_kombu.binding*.{queue}*"):
         doomed.extend(k.decode() for k in conn.scan_iter(match=pattern, count=1000))
     for start in range(0, len(doomed), 500):

@@ -34,9 +34,17 @@ def state_machine_name(definition: DefinitionSource | StateMachine) -> str:
     return "dmap"
 
 
-def prepare(definition: DefinitionSource | StateMachine) -> StateMachine:
-    """Load and validate a definition and resolve its Task resources; raise DefinitionError on any problem."""
-    return load(definition, extra_checks=lambda data: check_resources(data, registry))
+def prepare(definition: DefinitionSource | StateMachine, engine: Any = None, *, detached: bool = False) -> StateMachine:
+    """Load and validate a definition and resolve its Task resources; raise DefinitionError on any problem.
+
+    On a celery ``engine`` the handlers of the live workers count too, and what the submitter should
+    know about them (none listening, different code) is logged as warnings (:mod:`dmap.admission`).
+    """
+    if engine is None:
+        return load(definition, extra_checks=lambda data: check_resources(data, registry))
+    from .admission import resource_check
+
+    return load(definition, extra_checks=resource_check(engine, detached=detached))
 
 
 def run(
@@ -58,11 +66,16 @@ def run(
         input: The execution input (default ``{}``).
         backend: ``"local"`` (default), ``"celery"``, or a Backend instance.
         name: The execution name; running a name again resumes it.
-        wait: False returns at once (celery backend); poll with :func:`dmap.describe_execution`.
+        wait: False returns the RUNNING execution at once; poll it with :func:`dmap.describe_execution`. On
+            the celery backend (with a manifest path or URI, or none) the whole execution is handed to the
+            workers and outlives this process; its item source is checked first. On the local backend it
+            runs in a background thread of *this* process: it ends if the process exits, so keep it alive
+            (the CLI's ``--detach`` refuses the local backend for that reason).
         max_concurrency: Overrides ``MaxConcurrency`` of the Map Runs.
 
     Raises:
         DefinitionError: The definition is invalid or names unregistered handlers (before anything runs).
+        SourceNotReadable: ``wait=False`` on celery and the manifest cannot be read (nothing is recorded).
         DmapError: An infrastructure fault (Redis unreachable...).
     """
     from .backends import get_backend
@@ -102,9 +115,9 @@ def start(
     """
     from .backends import get_backend
 
-    machine = prepare(definition)
-    execution = new_execution(state_machine_name(definition), name, {} if input is None else input)
     engine = get_backend(backend)
+    machine = prepare(definition, engine)
+    execution = new_execution(state_machine_name(definition), name, {} if input is None else input)
     return engine.run(machine, execution, manifest=manifest, max_concurrency=max_concurrency, wait=wait)
 
 

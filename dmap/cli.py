@@ -483,10 +483,10 @@ def _show_admission_warnings() -> None:
         def emit(self, record: logging.LogRecord) -> None:
             err.print(f"[yellow]warning:[/yellow] {escape(record.getMessage())}", highlight=False)
 
+    # With a handler of its own the logger no longer reaches logging's last-resort stderr handler: printed once.
     log = logging.getLogger("dmap.admission")
     if not any(type(h).__name__ == "Printer" for h in log.handlers):
         log.addHandler(Printer(logging.WARNING))
-    log.propagate = False  # printed once, here; not again by the root logger's last-resort handler
 
 
 def _import_handlers(modules: list[str] | None) -> None:

@@ -24,7 +24,7 @@ from dmap import control
 from dmap.store.workers import code_hash
 
 from . import handlers
-from .conftest import ROOT, Ctl, flat, work_input, work_items, work_map
+from .conftest import ROOT, Ctl, Worker, flat, work_input, work_items, work_map
 
 VARIANT = '''
 """CtlWork with other code (a worker that runs an older or newer version of the handler)."""
@@ -36,6 +36,18 @@ from tests.control import handlers  # noqa: F401 - marks the worker ready for th
 def work(event, context):
     return handlers.work(event, context) | {"variant": {variant}}
 '''
+
+
+def _advertised(ctl: Ctl, workers: list[Worker]) -> list[Worker]:
+    """Wait until ``workers`` are in the registry (their ready mark and their record come from two receivers
+    of the same Celery signal, in an order the fixtures do not control)."""
+    pids = {w.pid for w in workers}
+
+    def listed() -> bool:
+        return pids <= {w.pid for w in dmap.list_workers(backend=ctl.backend(), queue=ctl.queue)}
+
+    ctl.wait_for(listed, "the workers to advertise themselves")
+    return workers
 
 
 def _names(ctl: Ctl) -> set[str]:
@@ -142,7 +154,7 @@ def test_a_detached_run_of_a_missing_s3_object_or_bucket_is_rejected_before_anyt
 
 
 def test_dmap_workers_lists_live_workers_with_handler_code_hashes_and_forgets_stopped_ones(ctl: Ctl) -> None:
-    polite, killed = ctl.start_workers(2, concurrency=1)
+    polite, killed = _advertised(ctl, ctl.start_workers(2, concurrency=1))
 
     listed = ctl.json("workers", "--queue", ctl.queue, "--output", "json")
     table = ctl.cli("workers", "--queue", ctl.queue)
@@ -177,7 +189,7 @@ def test_dmap_workers_exits_3_when_redis_is_unreachable(ctl: Ctl) -> None:
 
 
 def test_a_submitter_without_the_handler_code_runs_on_workers_that_have_it(ctl: Ctl) -> None:
-    ctl.start_workers(1, concurrency=2)
+    _advertised(ctl, ctl.start_workers(1, concurrency=2))
     definition = ctl.write_json("fan.json", work_map())
     data = ctl.write_json("input.json", work_input(ctl.ns, 4))
     spec = copy.deepcopy(work_map())  # work_map shares its Task state between calls
@@ -187,11 +199,17 @@ def test_a_submitter_without_the_handler_code_runs_on_workers_that_have_it(ctl: 
     # DMAP_IMPORTS empty and no --import: this process registers no handler at all.
     done = _cli(ctl, "run", str(definition), "--input", f"@{data}", "--name", ctl.name("remote"), "--output", "json",
                 DMAP_IMPORTS="")  # fmt: skip
+    detached = _cli(ctl, "run", str(definition), "--input", f"@{data}", "--name", ctl.name("away"), "--detach",
+                    "--output", "json", DMAP_IMPORTS="")  # fmt: skip
     refused = _cli(ctl, "run", str(unknown), "--input", f"@{data}", "--name", ctl.name("unknown"), DMAP_IMPORTS="")
 
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["output"] == [{"i": i, "double": 2 * i} for i in range(4)]
     assert "warning" not in done.stderr
+    assert detached.returncode == 0, detached.stderr
+    arn = json.loads(detached.stdout)["executionArn"]
+    ctl.wait_for(lambda: ctl.backend().journal.execution(arn).status != "RUNNING", "the detached execution to end")
+    assert ctl.backend().journal.execution(arn).status == "SUCCEEDED"
     assert refused.returncode == 1
     assert "'NoSuchHandler'" in refused.stderr and "CtlWork(onworkers)" in flat(refused.stderr)
     assert ctl.name("unknown") not in _names(ctl)
@@ -208,9 +226,9 @@ def test_run_warns_at_once_when_no_worker_listens_on_the_queue(ctl: Ctl) -> None
 
 
 def test_run_warns_when_workers_run_different_code_for_a_handler_than_each_other_or_this_machine(ctl: Ctl) -> None:
-    (current,) = ctl.start_workers(1, concurrency=2)
+    (current,) = _advertised(ctl, ctl.start_workers(1, concurrency=2))
     ctl.extra_env.update(DMAP_IMPORTS=_variant(ctl, 1), PYTHONPATH=_with_tmp_on_path(ctl))
-    (stale,) = ctl.start_workers(1, concurrency=2)
+    (stale,) = _advertised(ctl, ctl.start_workers(1, concurrency=2))
     ctl.extra_env.pop("DMAP_IMPORTS")
     definition = ctl.write_json("fan.json", work_map())
     data = ctl.write_json("input.json", work_input(ctl.ns, 2))

@@ -94,8 +94,8 @@ def submit(
         )
     if manifest is not None and not isinstance(manifest, str | Path):
         raise ConfigurationError("a detached execution needs a manifest the workers can read (s3://... or a path)")
-    machine = prepare(definition, engine, detached=True)
     manifest = check_source(manifest, engine)  # before anything is recorded: the worker reads it later, elsewhere
+    machine = prepare(definition, engine, detached=True)
     execution = new_execution(state_machine_name(definition), name, {} if input is None else input)
     engine.journal.save_execution(
         execution, definition=machine.model_dump(by_alias=True, exclude_unset=True, mode="json")

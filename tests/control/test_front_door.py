@@ -254,3 +254,21 @@ def test_the_python_api_logs_the_same_warnings(ctl: Ctl, caplog: pytest.LogCaptu
 
     assert execution.status == "RUNNING"
     assert f"no dmap worker is listening on queue '{ctl.queue}'" in caplog.text
+
+
+def test_a_redrive_after_a_local_fix_warns_that_the_workers_still_run_the_old_code(ctl: Ctl) -> None:
+    _advertised(ctl, ctl.start_workers(1, concurrency=2))
+    definition = ctl.write_json("fan.json", work_map())
+    data = ctl.write_json("input.json", work_input(ctl.ns, 3, failing=[1]))
+    first = ctl.cli("run", str(definition), "--input", f"@{data}", "--name", ctl.name("fix"), "--output", "json")
+    failed = json.loads(first.stdout)
+    assert first.returncode == 1 and failed["status"] == "FAILED", first.stderr
+
+    # The handler was "fixed" on this machine only: the worker was not restarted.
+    redrive = _cli(ctl, "redrive-execution", failed["executionArn"], "--output", "json",
+                   DMAP_IMPORTS=_variant(ctl, 3), PYTHONPATH=_with_tmp_on_path(ctl))  # fmt: skip
+
+    assert flat("the workers run different code for handler CtlWork than this machine: restart them") in flat(
+        redrive.stderr
+    )
+    assert redrive.returncode == 1 and json.loads(redrive.stdout)["status"] == "FAILED"  # as the warning said

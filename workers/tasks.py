@@ -92,8 +92,9 @@ def _advertise(sender: Any = None, **_: object) -> None:
     """Put this worker in the registry (main process, daemon thread): pool children never wait on it."""
     global _beacon
     controller = getattr(sender, "controller", None)
-    consume = getattr(getattr(getattr(app, "amqp", None), "queues", None), "consume_from", None) or {}
-    queues = sorted(str(name) for name in consume) or [app.conf.task_default_queue]
+    running = getattr(sender, "app", None) or app  # `dmap worker` runs an app of its own, with its own -Q
+    consume = getattr(getattr(getattr(running, "amqp", None), "queues", None), "consume_from", None) or {}
+    queues = sorted(str(name) for name in consume) or [running.conf.task_default_queue]
     node = str(getattr(sender, "hostname", None) or f"dmap@{os.uname().nodename}")
     engine = CeleryBackend(app=app)
     info = this_worker(node, queues, int(getattr(controller, "concurrency", 0) or 0))

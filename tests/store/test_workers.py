@@ -6,6 +6,7 @@ is in ``tests/control/test_front_door.py``.
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 import textwrap
@@ -150,3 +151,27 @@ def test_a_missing_or_unreadable_local_manifest_is_refused_and_a_present_one_mad
     with pytest.raises(SourceNotReadable, match="is a folder"):
         check_source(".", None)
     assert missing.value.source == "gone.json" and missing.value.code == "NoSuchKey"
+
+
+def test_a_submitter_checks_resources_against_live_workers_but_needs_here_what_runs_here(redis_url: str) -> None:
+    from dmap.api import prepare
+    from dmap.backends.celery import CeleryBackend
+    from dmap.config import Settings
+    from dmap.errors import DefinitionError
+
+    engine = CeleryBackend(Settings(redis_url=redis_url, broker_url=redis_url, queue="q"))
+    try:
+        advertise(engine.redis.client, engine.redis.prefix, worker(7, {"Work": "aaa"}, queue="q"), ttl_seconds=60)
+        top_level = {"StartAt": "Work", "States": {"Work": {"Type": "Task", "Resource": "Work", "End": True}}}
+
+        assert prepare(FAN, engine) is not None  # only the workers have Work, and only they run it
+        assert prepare(top_level, engine, detached=True) is not None  # a worker runs the whole execution
+        with pytest.raises(DefinitionError, match="runs in this process") as here:
+            prepare(top_level, engine)
+        nobody = copy.deepcopy(FAN)
+        nobody["States"]["Fan"]["ItemProcessor"]["States"]["Work"]["Resource"] = "Nobody"
+        with pytest.raises(DefinitionError, match=r"registered: Work \(on workers\)"):
+            prepare(nobody, engine)
+        assert [d.location for d in here.value.diagnostics] == ["/States/Work/Resource"]
+    finally:
+        engine.close()

@@ -29,11 +29,13 @@ from .errors import (
     ExecutionAlreadyExists,
     InvalidStateError,
     NotFoundError,
+    SourceNotReadable,
     StatesError,
     StorageError,
 )
 from .interpreter import TaskContext, task
 from .records import Execution, ExecutionStatus, MapRun, MapRunStatus
+from .store.workers import WorkerInfo, list_workers
 
 __version__ = "0.1.0"
 
@@ -56,6 +58,8 @@ __all__ = [
     "update_map_run",
     "list_failures",
     "ItemFailure",
+    "list_workers",
+    "WorkerInfo",
     # Definitions
     "load",
     "validate",
@@ -71,6 +75,7 @@ __all__ = [
     "InvalidStateError",
     "BackendError",
     "StorageError",
+    "SourceNotReadable",
     "StatesError",
     "ErrorName",
 ]

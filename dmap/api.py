@@ -34,9 +34,17 @@ def state_machine_name(definition: DefinitionSource | StateMachine) -> str:
     return "dmap"
 
 
-def prepare(definition: DefinitionSource | StateMachine) -> StateMachine:
-    """Load and validate a definition and resolve its Task resources; raise DefinitionError on any problem."""
-    return load(definition, extra_checks=lambda data: check_resources(data, registry))
+def prepare(definition: DefinitionSource | StateMachine, engine: Any = None, *, detached: bool = False) -> StateMachine:
+    """Load and validate a definition and resolve its Task resources; raise DefinitionError on any problem.
+
+    On a celery ``engine`` the handlers of the live workers count too, and what the submitter should
+    know about them (none listening, different code) is logged as warnings (:mod:`dmap.admission`).
+    """
+    if engine is None:
+        return load(definition, extra_checks=lambda data: check_resources(data, registry))
+    from .admission import resource_check
+
+    return load(definition, extra_checks=resource_check(engine, detached=detached))
 
 
 def run(
@@ -61,13 +69,18 @@ def run(
             RUNNING execution with the same input and item source attaches to it (and resumes it if its process
             died); the name of a closed execution, or of a RUNNING one with another input or source, raises.
             A generator (any iterable but a list or tuple) never matches a RUNNING execution's source.
-        wait: False returns at once (celery backend); poll with :func:`dmap.describe_execution`.
+        wait: False returns the RUNNING execution at once; poll it with :func:`dmap.describe_execution`. On
+            the celery backend (with a manifest path or URI, or none) the whole execution is handed to the
+            workers and outlives this process; its item source is checked first. On the local backend it
+            runs in a background thread of *this* process: it ends if the process exits, so keep it alive
+            (the CLI's ``--detach`` refuses the local backend for that reason).
         max_concurrency: Overrides ``MaxConcurrency`` of the Map Runs.
 
     Raises:
         DefinitionError: The definition is invalid or names unregistered handlers (before anything runs).
         ExecutionAlreadyExists: ``name`` belongs to a closed execution, or to a RUNNING one with another input
             or item source (nothing runs, the stored execution is left as it is).
+        SourceNotReadable: ``wait=False`` on celery and the manifest cannot be read (nothing is recorded).
         DmapError: An infrastructure fault (Redis unreachable...).
     """
     from .backends import get_backend
@@ -114,8 +127,8 @@ def start(
     from . import identity
     from .backends import get_backend
 
-    machine = prepare(definition)
     engine = get_backend(backend)
+    machine = prepare(definition, engine)
     sm_name = state_machine_name(definition)
     return identity.start(engine, machine, sm_name, name, input, manifest, wait=wait, max_concurrency=max_concurrency)
 

@@ -216,6 +216,7 @@ def run(
     from .config import get_settings
 
     _import_handlers(imports)
+    _show_admission_warnings()
     if get_settings().metrics_port:
         from .metrics import start_metrics_server
 
@@ -552,6 +553,7 @@ def redrive_execution(
 
     _import_handlers(imports)
     execution_arn = _execution_arn(execution_arn, backend)
+    _show_admission_warnings()
     execution = _control(lambda: control.redrive_execution(execution_arn, backend=backend, wait=False))
     _watch(execution, backend, show=output == Output.table and out.is_terminal)
     _print_execution(execution, output)
@@ -652,6 +654,59 @@ def _readable_cause(cause: str, width: int = 120) -> str:
     if isinstance(parsed, dict) and "errorMessage" in parsed:
         cause = str(parsed["errorMessage"])
     return cause if len(cause) <= width else cause[: width - 1] + "…"
+
+
+@app.command("workers")
+def workers(
+    queue: Annotated[str | None, typer.Option(help="Only workers consuming this queue.")] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """The live dmap workers (celery backend): host, pid, queues, concurrency, version, handlers and code hashes.
+
+    A worker renews its record every few seconds; one that stopped renewing drops out within its TTL.
+    Exit 0 (also when none is listening), 3 when Redis cannot be reached.
+    """
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from .store.workers import list_workers
+
+    try:
+        found = list_workers(queue=queue)
+    except ConfigurationError as exc:
+        raise _fail(str(exc), 2) from None
+    except DmapError as exc:
+        raise _fail(str(exc), 3) from None
+    if output == Output.json:
+        print(json.dumps([{**asdict(w), "queues": list(w.queues)} for w in found], indent=2))
+        return
+    if not found:
+        where = f"queue {queue!r}" if queue else "any queue"
+        out.print(f"no dmap worker is listening on {escape(where)} (start one with: dmap worker)")
+        return
+    table = Table("host", "pid", "queues", "slots", "version", "started", title=f"{len(found)} worker(s)")
+    table.add_column("handler  code hash", overflow="fold")
+    for w in found:
+        handlers = "\n".join(f"{name}  {digest}" for name, digest in sorted(w.handlers.items())) or "none"
+        started = w.started.replace("T", " ")[:19]
+        cells = (w.host, str(w.pid), ",".join(w.queues), str(w.concurrency), w.version, started, handlers)
+        table.add_row(*map(escape, cells))
+    out.print(table)
+
+
+def _show_admission_warnings() -> None:
+    """Print what the submission checks warn about (no worker listening, workers on other code) on stderr, at once."""
+    import logging
+
+    class Printer(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            err.print(f"[yellow]warning:[/yellow] {escape(record.getMessage())}", highlight=False)
+
+    # With a handler of its own the logger no longer reaches logging's last-resort stderr handler: printed once.
+    log = logging.getLogger("dmap.admission")
+    if not any(type(h).__name__ == "Printer" for h in log.handlers):
+        log.addHandler(Printer(logging.WARNING))
 
 
 def _import_handlers(modules: list[str] | None) -> list[str]:

@@ -180,7 +180,7 @@ def redrive_execution(arn: str, *, backend: Any = None, wait: bool = True) -> Ex
     definition = engine.journal.definition(arn)
     if definition is None:
         raise NotFoundError("definition of execution", arn)
-    machine = prepare(definition)
+    machine = prepare(definition, engine)
     engine.journal.clear_stop(arn)
     execution.redrive_count += 1
     from .interpreter.context import iso_now

@@ -81,23 +81,27 @@ def submit(
 
     Raises:
         ConfigurationError: The backend is not celery, or the manifest is a local iterable.
+        SourceNotReadable: The manifest cannot be read (a local path is recorded absolute).
         DefinitionError: The definition is invalid.
         ExecutionAlreadyExists: The name belongs to a closed execution, or to a RUNNING one with
             another input or manifest.
     """
     from . import identity
+    from .admission import check_source
     from .api import prepare, state_machine_name
     from .backends import get_backend
     from .backends.celery import CeleryBackend
 
-    engine = get_backend(backend or "celery")
+    engine = get_backend(backend)  # DMAP_BACKEND when not given: never a celery Redis the user did not ask for
     if not isinstance(engine, CeleryBackend):
         raise ConfigurationError(
-            f"--detach needs the celery backend (the cluster runs the execution), not {engine.name!r}"
+            f"--detach needs the celery backend: the {engine.name} backend runs the execution in this process, "
+            "which ends when the command returns; use --backend celery with workers (dmap worker), or drop --detach"
         )
     if manifest is not None and not isinstance(manifest, str | Path):
         raise ConfigurationError("a detached execution needs a manifest the workers can read (s3://... or a path)")
-    machine = prepare(definition)
+    manifest = check_source(manifest, engine)  # before anything is recorded: the worker reads it later, elsewhere
+    machine = prepare(definition, engine, detached=True)
     admission = identity.admit(engine, state_machine_name(definition), name, input, manifest)
     execution = admission.execution
     if not admission.owned:  # RUNNING with this input and source, and a live process runs it: attach, send nothing

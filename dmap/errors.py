@@ -134,6 +134,25 @@ class StorageError(DmapError):
         super().__init__(message)
 
 
+class SourceNotReadable(ConfigurationError, StorageError):
+    """Raised when an execution's item source cannot be read before the execution is accepted.
+
+    A detached execution is read later by a worker, so its manifest is checked at submission: a local
+    file must exist and be readable, an ``s3://`` object must exist, an ``s3://`` prefix must be listable.
+    It is a :class:`ConfigurationError` (the CLI exits 2) and a :class:`StorageError` (``code`` is S3's).
+
+    Args:
+        source: The source as given (``s3://...`` or a path).
+        reason: What is wrong with it.
+        code: An S3-style error code (``NoSuchKey``, ``NoSuchBucket``, ``AccessDenied``...).
+    """
+
+    def __init__(self, source: str, reason: str, *, code: str = "NoSuchKey") -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"item source {source!r} cannot be read: {reason}; nothing was submitted", code=code)
+
+
 class StatesError(DmapError):
     """Raised inside an execution for an ASL-level failure: ``name`` is what ``ErrorEquals`` matches.
 

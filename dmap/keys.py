@@ -81,3 +81,20 @@ def run_keys(prefix: str, run: str) -> list[str]:
     """
     base = f"{prefix}:{run_tag(run)}:"
     return [base + suffix for suffix in RUN_KEY_SUFFIXES]
+
+
+# The worker registry (DESIGN §11), beside the run store in the same Redis and under the same prefix.
+# Each live worker owns one STRING key that expires unless its heartbeat renews it; the SET only
+# indexes them (a member whose key expired is a worker that stopped beating, pruned on read).
+WORKERS_SUFFIX = "workers"
+WORKER_SUFFIX = "worker"
+
+
+def workers_key(prefix: str) -> str:
+    """The SET of advertised worker ids: ``<prefix>:workers``."""
+    return f"{prefix}:{WORKERS_SUFFIX}"
+
+
+def worker_key(prefix: str, worker_id: str) -> str:
+    """The STRING (JSON record, TTL renewed by the worker's heartbeat) of one worker: ``<prefix>:worker:<id>``."""
+    return f"{prefix}:{WORKER_SUFFIX}:{worker_id}"

@@ -11,17 +11,19 @@ import logging
 import os
 from typing import Any
 
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 
 from dmap.backends.celery import CHILD_TASK, CHILDREN_TASK, CeleryBackend
 from dmap.child import run_child
 from dmap.detach import RUN_EXECUTION_TASK, Reaper, run_detached
 from dmap.heartbeat import heartbeat
+from dmap.store.workers import WorkerBeacon, this_worker
 
 from .app import app
 
 logger = logging.getLogger(__name__)
 _backend: tuple[int, CeleryBackend] | None = None
+_beacon: WorkerBeacon | None = None
 
 
 def backend() -> CeleryBackend:
@@ -83,3 +85,26 @@ def run_execution_task(arn: str) -> str:
 def _start_reaper(**_: object) -> None:
     """One reaper per worker (in the main process): resumes detached executions whose coordinator died."""
     Reaper(CeleryBackend(app=app)).start()
+
+
+@worker_ready.connect
+def _advertise(sender: Any = None, **_: object) -> None:
+    """Put this worker in the registry (main process, daemon thread): pool children never wait on it."""
+    global _beacon
+    controller = getattr(sender, "controller", None)
+    running = getattr(sender, "app", None) or app  # `dmap worker` runs an app of its own, with its own -Q
+    consume = getattr(getattr(getattr(running, "amqp", None), "queues", None), "consume_from", None) or {}
+    queues = sorted(str(name) for name in consume) or [running.conf.task_default_queue]
+    node = str(getattr(sender, "hostname", None) or f"dmap@{os.uname().nodename}")
+    engine = CeleryBackend(app=app)
+    info = this_worker(node, queues, int(getattr(controller, "concurrency", 0) or 0))
+    _beacon = WorkerBeacon(engine.redis.client, engine.redis.prefix, info)
+    _beacon.start()
+    logger.info("advertised as %s on queue(s) %s with handlers %s", info.id, ", ".join(queues), info.handlers)
+
+
+@worker_shutdown.connect
+def _withdraw(**_: object) -> None:
+    """Leave the registry at once on a clean shutdown (a killed worker drops out when its record expires)."""
+    if _beacon is not None:
+        _beacon.stop()

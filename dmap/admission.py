@@ -120,12 +120,12 @@ class ClusterRegistry(Registry):
         super().__init__()
         self.local = local
         self.remote = {name for w in workers for name in w.handlers}
-        for name in self.remote:
-            self.register(name, _on_workers)
         for name in local.names():
             found = local.lookup(name)
             if found is not None:
                 self.register(name, found[1])
+        for name in self.remote - set(local.names()):  # a name here keeps its local handler (and warns nobody)
+            self.register(name, _on_workers)
 
     def names(self) -> list[str]:
         """Every known name, each marked with where it is registered (used in error messages)."""

@@ -74,9 +74,7 @@ def test_the_first_declaration_wins_and_the_final_totals_take_precedence(
     assert store.counts(run).items.total == 12
 
 
-def test_a_declared_total_below_the_items_read_is_raised_to_them(
-    store: RunStore, make_run: Callable[..., str]
-) -> None:
+def test_a_declared_total_below_the_items_read_is_raised_to_them(store: RunStore, make_run: Callable[..., str]) -> None:
     run = make_run(max_concurrency=10, tolerated_failure_count=10**6, tolerated_failure_percentage=40)
     leases = _run_children(store, run, 5)
     store.declare_total(run, items=2, children=2)  # the source grew after it was counted

@@ -145,6 +145,20 @@ def test_a_five_percent_tolerance_stops_a_100000_item_csv_run_after_about_5000_f
     assert broken.calls < 10_000  # not 100,000 (90,119 before early tolerance)
 
 
+def test_with_an_item_batcher_the_percentage_is_judged_in_items_against_the_counted_total(
+    backend: LocalBackend, handler: Callable[[Broken], str], tmp_path: Path
+) -> None:
+    broken = Broken()
+    definition = reading(handler(broken), "JSONL", percentage=5)
+    definition["States"]["Fan"]["ItemBatcher"] = {"MaxItemsPerBatch": 10}
+    execution = dmap.run(definition, manifest=manifest(tmp_path, 20_000, "jsonl"), backend=backend)
+    counts = assert_threshold_failure(execution, 20_000)
+    print(f"5 % of 20,000 items in batches of 10: {broken.calls} batches ran, {counts['failed']} failed items")
+    assert counts["failed"] > 1_000  # 1,000 failed items of 20,000 are tolerated
+    assert counts["failed"] == 10 * broken.calls  # a failed batch fails all its items
+    assert broken.calls < 400  # about 100 batches, not 2,000
+
+
 def test_a_count_only_tolerance_does_not_read_the_source_twice(
     backend: LocalBackend, handler: Callable[[Broken], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

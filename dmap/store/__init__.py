@@ -284,9 +284,10 @@ def store_record(
 def exceeds_tolerance(failed: int, total: int | None, count: int, percentage: float) -> bool:
     """AWS's rule: fail when failed items exceed the count, or exceed the percentage of the total.
 
-    Both comparisons are strict. The percentage is judged only once the total is known
-    (``total`` is None while items are still being read): dmap does not fail fast on a
-    percentage against a partial total, as AWS documents that runs may go on past the threshold.
+    Both comparisons are strict. The percentage is judged only once the total is known: declared
+    ahead of the reader by a count (:meth:`RunStore.declare_total`) or set when the reader is
+    exhausted. ``total`` is None until then: dmap never judges a percentage against a partial
+    total (the items read so far), which would fail runs AWS lets through.
     """
     if failed > count:
         return True

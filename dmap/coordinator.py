@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -304,19 +304,20 @@ class Coordinator:
         totals_set = known is not None  # the reader is exhausted (or needs no reading): the run may be done
         if known is not None:  # items in the state input: the total (and the percentage rule) apply from the start
             store.set_total(run, items=known, children=known)
-        counter = None if totals_set else self._count_ahead()
+        ahead = _CountAhead(self._count_ahead)
         next_check = 0.0
         try:
             while True:
                 if time.monotonic() >= next_check:  # at most every 100 ms: the wake list reports an abort at once
                     if self._stopping():
                         break
+                    if not totals_set:  # asked again and again: update-map-run may set a percentage later
+                        ahead.start_if_wanted()
                     next_check = time.monotonic() + 0.1
                 window.fill()
                 if window.exhausted and not window.pending and not totals_set:
                     totals_set = True
-                    if counter is not None:
-                        counter.cancel()  # the reader got there first: its totals are final
+                    ahead.cancel()  # the reader got there first: its totals are final
                     if store.set_total(run, items=window.end_item, children=window.end_child):
                         break
                 started = time.perf_counter()
@@ -334,8 +335,7 @@ class Coordinator:
                     if self.store.wait(run, wait_ms) == "ABORT":
                         next_check = 0.0
         finally:
-            if counter is not None:
-                counter.cancel()
+            ahead.cancel()
 
     def _keep_updated_limits(self) -> None:
         """Limits changed by update-map-run while the run went on (the journal's record has them) stay."""
@@ -371,9 +371,11 @@ class Coordinator:
         """Start counting the items in the background when a percentage tolerance needs the total (DESIGN §10).
 
         Only a ToleratedFailurePercentage below 100 is judged against the total; a count-only (or no)
-        tolerance never needs it, so the source is not read twice for nothing. A resumed or redriven
-        run whose total is already known is not counted again. Dispatch never waits for the count:
-        it declares the total to the store when done, and the store applies AWS's rule from then on.
+        tolerance never needs it, so the source is not read twice for nothing (the dispatch loop asks
+        again every 100 ms, so a percentage set later by update-map-run starts the count then). A
+        resumed or redriven run whose total is already known is not counted again. Dispatch never
+        waits for the count: it declares the total to the store when done, and the store applies
+        AWS's rule from then on.
         """
         store, run = self.store, self.run_id
         config = store.config(run)
@@ -540,6 +542,24 @@ class Coordinator:
             raise failure
         self.map_run.status = MapRunStatus.SUCCEEDED
         return output
+
+
+class _CountAhead:
+    """The background count of a Map Run's items, started the first time it is wanted (at most once)."""
+
+    def __init__(self, start: Callable[[], counting.TotalCounter | None]) -> None:
+        self._start = start
+        self._counter: counting.TotalCounter | None = None
+
+    def start_if_wanted(self) -> None:
+        """Start the count unless it runs already or is not wanted (yet)."""
+        if self._counter is None:
+            self._counter = self._start()
+
+    def cancel(self) -> None:
+        """Stop the count if it runs (the reader reached the end, or the run is over)."""
+        if self._counter is not None:
+            self._counter.cancel()
 
 
 class _Window:

@@ -114,8 +114,8 @@ class TotalCounter:
         self.total = total
         try:
             self._report(total)
-        except Exception:  # the run ended meanwhile (its state gone), or the store is unreachable for a moment
-            logger.warning("%s: could not declare the total of %d items", self.name, total, exc_info=True)
+        except Exception as exc:  # the run ended meanwhile (its state gone), or the store is unreachable for a moment
+            logger.warning("%s: could not declare the total of %d items: %s", self.name, total, exc)
 
     @property
     def name(self) -> str:

@@ -159,6 +159,28 @@ def test_with_an_item_batcher_the_percentage_is_judged_in_items_against_the_coun
     assert broken.calls < 400  # about 100 batches, not 2,000
 
 
+def test_a_percentage_set_by_update_map_run_starts_the_count_and_applies_at_once(
+    backend: LocalBackend, handler: Callable[[Broken], str], tmp_path: Path
+) -> None:
+    gate = threading.Event()
+    broken = Broken(gate)
+    definition = reading(handler(broken), "JSONL", percentage=100, max_concurrency=2)
+    definition["States"]["Fan"].pop("ToleratedFailurePercentage")
+    definition["States"]["Fan"]["ToleratedFailureCount"] = 10**6  # nothing to count for
+    execution = start(definition, manifest=manifest(tmp_path, 5_000, "jsonl"), backend=backend)
+    try:
+        wait_for(lambda: bool(execution.map_runs) and broken.calls == 2, "the first two children to start")
+        arn = execution.map_runs[0].map_run_arn
+        assert not control.map_run_progress(arn, backend=backend).total_known
+        dmap.update_map_run(arn, tolerated_failure_percentage=0, backend=backend)
+        wait_for(lambda: control.map_run_progress(arn, backend=backend).total_known, "the count to start and end")
+    finally:
+        gate.set()
+    wait_for(lambda: execution.status != "RUNNING", "the run to end")
+    assert (execution.error, execution.cause) == THRESHOLD
+    assert broken.calls < 100  # not 5,000
+
+
 def test_a_count_only_tolerance_does_not_read_the_source_twice(
     backend: LocalBackend, handler: Callable[[Broken], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

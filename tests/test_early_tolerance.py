@@ -27,6 +27,8 @@ from dmap import control
 from dmap.api import start
 from dmap.backends.local import LocalBackend
 from dmap.cli import app
+from dmap.counting import TotalCounter
+from dmap.errors import StorageError
 from dmap.interpreter import registry
 
 THRESHOLD = ("States.ExceedToleratedFailureThreshold", "The specified tolerated failure threshold was exceeded")
@@ -193,16 +195,34 @@ def test_a_count_only_tolerance_does_not_read_the_source_twice(
     assert counted == []  # a count threshold needs no total
 
 
-def test_a_source_that_cannot_be_counted_fails_as_its_reader_says_not_because_of_the_count(
-    backend: LocalBackend, handler: Callable[[Broken], str], tmp_path: Path
+def test_a_count_that_fails_does_not_fail_the_run_it_only_leaves_the_total_unknown(
+    backend: LocalBackend, handler: Callable[[Broken], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "data" / "bad.jsonl"
-    path.parent.mkdir()
-    path.write_text('{"i": 0}\n{"i": 1}\nnot json\n')
+    def unreachable(*args: Any, **kwargs: Any) -> int:
+        raise StorageError("s3 is having a bad day", code="SlowDown")
+
+    monkeypatch.setattr("dmap.counting.count_source", unreachable)
     broken = Broken()
-    execution = dmap.run(reading(handler(broken), "JSONL", percentage=50), manifest=path, backend=backend)
-    assert execution.status == "FAILED"
-    assert execution.error in ("States.ItemReaderFailed", THRESHOLD[0])
+    execution = dmap.run(
+        reading(handler(broken), "JSONL", percentage=50), manifest=manifest(tmp_path, 300, "jsonl"), backend=backend
+    )
+    # Judged once the reader reached the end, as without early tolerance: the count's error is nowhere.
+    counts = assert_threshold_failure(execution, 300)
+    assert counts["failed"] > 150
+
+
+def test_the_background_count_reports_its_total_once_and_swallows_its_failures() -> None:
+    reported: list[int] = []
+    ok = TotalCounter(lambda cancelled: 42, reported.append, name="ok")
+    ok.start()
+    ok.join(10)
+    failing = TotalCounter(lambda cancelled: 1 // 0, reported.append, name="failing")
+    failing.start()
+    failing.join(10)
+    uncountable = TotalCounter(lambda cancelled: None, reported.append, name="uncountable")
+    uncountable.start()
+    uncountable.join(10)
+    assert (reported, ok.total, failing.total, uncountable.total) == ([42], 42, None, None)
 
 
 def test_describe_map_run_shows_the_counted_total_while_the_run_goes_on(

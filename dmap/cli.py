@@ -269,12 +269,14 @@ def _watch(execution: Any, backend: str | None, *, show: bool) -> None:
         while execution.status == "RUNNING":
             if progress is not None and task is not None and execution.map_runs:
                 run = execution.map_runs[-1]
-                counts = engine.store.counts(run.run_id).items
+                live = engine.store.counts(run.run_id)
+                counts = live.items
                 done = counts.succeeded + counts.failed + counts.timedOut + counts.aborted
                 rate = done / max(time.monotonic() - started, 1e-3)
                 progress.update(
                     task,
-                    total=counts.total or None,
+                    # Until the source is counted (or read to its end) its total is unknown: "n/?", no ETA.
+                    total=counts.total if live.total_known and counts.total else None,
                     completed=done,
                     rate=f"{rate:,.0f} items/s",
                     description=f"{escape(run.state_name)}: [green]{counts.succeeded} ok[/green] "
@@ -483,11 +485,27 @@ def describe_map_run(
     backend: BackendOption = None,
     output: OutputOption = Output.json,
 ) -> None:
-    """A Map Run's status, limits and item/execution counts (AWS's DescribeMapRun shape; JSON either way)."""
+    """A Map Run's status, limits and item/execution counts (AWS's DescribeMapRun shape); a table adds the ETA."""
     from . import control
 
     map_run_arn = _map_run_arn(map_run_arn, backend)
-    _print_map_run(_control(lambda: control.describe_map_run(map_run_arn, backend=backend)), output)
+    map_run = _control(lambda: control.describe_map_run(map_run_arn, backend=backend))
+    _print_map_run(map_run, output)
+    if output == Output.table:
+        _print_progress(_control(lambda: control.map_run_progress(map_run_arn, backend=backend)))
+
+
+def _print_progress(progress: Any) -> None:
+    """dmap's own progress line under describe-map-run's table: done, the total (when known), rate and ETA."""
+    total = f"{progress.total:,}" if progress.total_known else f"{progress.total:,}+ (the total is not known yet)"
+    rate = "-" if progress.items_per_second is None else f"{progress.items_per_second:,.0f} items/s"
+    eta = "-" if progress.eta_seconds is None else _duration(progress.eta_seconds)
+    out.print(f"done {progress.done:,} of {total}   rate {rate}   ETA {eta}", highlight=False)
+
+
+def _duration(seconds: float) -> str:
+    whole = int(round(seconds))
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 @app.command("update-map-run")

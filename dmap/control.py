@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from .errors import ConfigurationError, InvalidStateError, NotFoundError
@@ -45,6 +47,68 @@ class ItemFailure:
     attempts: int
     worker: str
     child: int
+
+
+@dataclass(frozen=True, slots=True)
+class MapRunProgress:
+    """How far a Map Run has got: dmap's own view, beside AWS's DescribeMapRun shape (which has no ETA).
+
+    Attributes:
+        done: Items that reached a terminal status (succeeded, failed, timed out, aborted).
+        total: The item total; while ``total_known`` is False, only the items read so far.
+        total_known: True once ``total`` is the number of items the source holds (counted ahead of
+            the reader, read to its end, or the run has ended).
+        items_per_second: Items done per second since the Map Run started (None before the first).
+        eta_seconds: Seconds until every item is done at that rate: None while the total is not
+            known or nothing is done yet, 0 once the run has ended.
+    """
+
+    done: int
+    total: int
+    total_known: bool
+    items_per_second: float | None
+    eta_seconds: float | None
+
+
+def map_run_progress(arn: str, *, backend: Any = None, now: float | None = None) -> MapRunProgress:
+    """The progress of a Map Run and, while it runs, an estimate of the time left.
+
+    Args:
+        arn: The Map Run ARN.
+        backend: The backend whose journal and run store hold it.
+        now: Epoch seconds to measure from (default: the clock).
+
+    Raises:
+        NotFoundError: No Map Run has this ARN.
+    """
+    engine = _backend(backend)
+    map_run = _map_run(engine, arn)
+    running = map_run.status == MapRunStatus.RUNNING and engine.store.config(map_run.run_id) is not None
+    if running:
+        live = engine.store.counts(map_run.run_id)
+        counts, known = live.items.as_dict(), live.total_known
+    else:
+        counts, known = map_run.item_counts, True
+    done = sum(counts.get(k, 0) for k in ("succeeded", "failed", "timedOut", "aborted"))
+    total = counts.get("total", 0)
+    elapsed = _seconds_since(map_run.start_date, now)
+    rate = done / elapsed if done and elapsed and elapsed > 0 else None
+    if not running:
+        eta: float | None = 0.0
+    elif known and rate:
+        eta = max(total - done, 0) / rate
+    else:
+        eta = None
+    return MapRunProgress(done, total, known, rate, eta)
+
+
+def _seconds_since(stamp: str, now: float | None) -> float | None:
+    """Seconds from an AWS-style timestamp (``2026-12-06T12:00:00.000Z``) to ``now``; None if unreadable."""
+    try:
+        started = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+    return (time.time() if now is None else now) - started
 
 
 def _backend(backend: Any) -> Any:

@@ -14,14 +14,15 @@ finished children are never run again.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import batching, metrics, sources
+from . import batching, counting, metrics, sources
 from .asl.model import MapState, TaskState, WaitState, iter_states
 from .child import ChildPlan
 from .config import Settings
@@ -300,33 +301,41 @@ class Coordinator:
         window = _Window(self._children(next_item, next_child), next_child, next_item)
         lease_ms = int(self.settings.dispatch_lease_seconds * 1000)
         known = self._known_total()
-        totals_set = known is not None
+        totals_set = known is not None  # the reader is exhausted (or needs no reading): the run may be done
         if known is not None:  # items in the state input: the total (and the percentage rule) apply from the start
             store.set_total(run, items=known, children=known)
+        ahead = _CountAhead(self._count_ahead)
         next_check = 0.0
-        while True:
-            if time.monotonic() >= next_check:  # at most every 100 ms: the wake list reports an abort at once
-                if self._stopping():
-                    break
-                next_check = time.monotonic() + 0.1
-            window.fill()
-            if window.exhausted and not window.pending and not totals_set:
-                totals_set = True
-                if store.set_total(run, items=window.end_item, children=window.end_child):
-                    break
-            started = time.perf_counter()
-            acquired = store.acquire(run, list(window.pending), dispatch_lease_ms=lease_ms)
-            window.granted(acquired.granted_new)
-            self._dispatch(acquired.leases)
-            if acquired.leases:
-                metrics.observe_dispatch(time.perf_counter() - started, len(acquired.leases), backend=self.backend_name)
-            self.sink.drain()
-            if not acquired.leases:  # children just granted are not done: only an idle round can be the last
-                if totals_set and self._all_done():
-                    break
-                wait_ms = 1000 if acquired.wait_ms < 0 else max(5, min(acquired.wait_ms, 1000))
-                if self.store.wait(run, wait_ms) == "ABORT":
-                    next_check = 0.0
+        try:
+            while True:
+                if time.monotonic() >= next_check:  # at most every 100 ms: the wake list reports an abort at once
+                    if self._stopping():
+                        break
+                    if not totals_set:  # asked again and again: update-map-run may set a percentage later
+                        ahead.start_if_wanted()
+                    next_check = time.monotonic() + 0.1
+                window.fill()
+                if window.exhausted and not window.pending and not totals_set:
+                    totals_set = True
+                    ahead.cancel()  # the reader got there first: its totals are final
+                    if store.set_total(run, items=window.end_item, children=window.end_child):
+                        break
+                started = time.perf_counter()
+                acquired = store.acquire(run, list(window.pending), dispatch_lease_ms=lease_ms)
+                window.granted(acquired.granted_new)
+                self._dispatch(acquired.leases)
+                if acquired.leases:
+                    elapsed = time.perf_counter() - started
+                    metrics.observe_dispatch(elapsed, len(acquired.leases), backend=self.backend_name)
+                self.sink.drain()
+                if not acquired.leases:  # children just granted are not done: only an idle round can be the last
+                    if totals_set and self._all_done():
+                        break
+                    wait_ms = 1000 if acquired.wait_ms < 0 else max(5, min(acquired.wait_ms, 1000))
+                    if self.store.wait(run, wait_ms) == "ABORT":
+                        next_check = 0.0
+        finally:
+            ahead.cancel()
 
     def _keep_updated_limits(self) -> None:
         """Limits changed by update-map-run while the run went on (the journal's record has them) stay."""
@@ -357,6 +366,44 @@ class Coordinator:
             return len(sources.state_items(self.state, self.inv.input, self.inv.context, self.inv.variables))
         except StatesError:
             return None  # the reader reports it, where it belongs
+
+    def _count_ahead(self) -> counting.TotalCounter | None:
+        """Start counting the items in the background when a percentage tolerance needs the total (DESIGN §10).
+
+        Only a ToleratedFailurePercentage below 100 is judged against the total; a count-only (or no)
+        tolerance never needs it, so the source is not read twice for nothing (the dispatch loop asks
+        again every 100 ms, so a percentage set later by update-map-run starts the count then). A
+        resumed or redriven run whose total is already known is not counted again. Dispatch never
+        waits for the count: it declares the total to the store when done, and the store applies
+        AWS's rule from then on.
+        """
+        store, run = self.store, self.run_id
+        config = store.config(run)
+        if config is None or config.tolerated_failure_percentage >= 100 or store.counts(run).total_known:
+            return None
+        storage = self.engine.storage()
+        children_follow = self.batch is not None  # a batch's size depends on its items' bytes: known at the end
+
+        def count(cancelled: threading.Event) -> int | None:
+            state, inv = self.state, self.inv
+            return counting.count_source(
+                state,
+                inv.input,
+                inv.context,
+                inv.variables,
+                manifest=self.manifest,
+                language=inv.language,
+                storage=storage,
+                cancelled=cancelled,
+            )
+
+        def declare(total: int) -> None:
+            logger.info("map run %s: the source holds %d items", self.map_run.map_run_arn, total)
+            store.declare_total(run, items=total, children=None if children_follow else total)
+
+        counter = counting.TotalCounter(count, declare, name=f"dmap-count-{run[:8]}")
+        counter.start()
+        return counter
 
     def _dispatch(self, leases: Sequence[Lease]) -> None:
         if not leases:
@@ -495,6 +542,24 @@ class Coordinator:
             raise failure
         self.map_run.status = MapRunStatus.SUCCEEDED
         return output
+
+
+class _CountAhead:
+    """The background count of a Map Run's items, started the first time it is wanted (at most once)."""
+
+    def __init__(self, start: Callable[[], counting.TotalCounter | None]) -> None:
+        self._start = start
+        self._counter: counting.TotalCounter | None = None
+
+    def start_if_wanted(self) -> None:
+        """Start the count unless it runs already or is not wanted (yet)."""
+        if self._counter is None:
+            self._counter = self._start()
+
+    def cancel(self) -> None:
+        """Stop the count if it runs (the reader reached the end, or the run is over)."""
+        if self._counter is not None:
+            self._counter.cancel()
 
 
 class _Window:

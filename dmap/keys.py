@@ -7,7 +7,7 @@ multi-key Lua scripts run on a cluster too.
 
 Key layout of one run (KEYS order of every script)::
 
-    1  run    HASH    config, abort flag, final totals, cursor, counters (fields below)
+    1  run    HASH    config, abort flag, final and declared totals, cursor, counters (fields below)
     2  st     STRING  BITFIELD u4 per child: 0 pending 1 running 2 succeeded 3 failed 4 timed out 5 aborted
     3  lease  ZSET    child -> lease expiry (ms, Redis TIME); at most one lease per child
     4  meta   HASH    child -> "first:items:attempt:started_ms:token:worker" (in-flight and unsuccessful children)
@@ -52,6 +52,8 @@ F_MAX_ATTEMPTS = "ma"
 F_ABORT = "abort"
 F_TOTAL_ITEMS = "it"
 F_TOTAL_CHILDREN = "et"
+F_DECLARED_ITEMS = "dt"
+F_DECLARED_CHILDREN = "dc"
 F_CURSOR_READER = "cr"
 F_CURSOR_CHILD = "cc"
 F_CURSOR_ITEM = "ci"

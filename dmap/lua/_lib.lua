@@ -5,7 +5,8 @@
 --   1 run HASH, 2 st STRING (BITFIELD u4), 3 lease ZSET, 4 meta HASH, 5 input HASH, 6 redo LIST,
 --   7 wake LIST, 8 res HASH, 9 fail HASH, 10 fset ZSET, 11 ferr ZSET
 --
--- run HASH fields: mc tc tp ma (config), abort (reason), it et (final totals), cr cc ci (cursor),
+-- run HASH fields: mc tc tp ma (config), abort (reason), it et (final totals, set when the reader
+-- is exhausted), dt dc (totals declared ahead of the reader by a count), cr cc ci (cursor),
 -- i<code>/e<code> (items/children per status code), iw ew (results written), rec, dup.
 -- Status codes: 0 PENDING, 1 RUNNING, 2 SUCCEEDED, 3 FAILED, 4 TIMED_OUT, 5 ABORTED.
 -- Child numbers are always handled as normalised decimal strings (no leading zeros): BITFIELD
@@ -61,17 +62,21 @@ local function wake(token)
   end
 end
 
--- ToleratedFailureCount/Percentage (strict >); the percentage only once the total is known.
+-- ToleratedFailureCount/Percentage (strict >); the percentage only once the total is known: the
+-- final total, else a declared one (never below the items read so far).
 -- Sets the abort flag once; returns 1 if this call set it.
 local function check_tolerance()
-  local v = redis.call('HMGET', K_RUN, 'tc', 'tp', 'it', 'i3', 'i4', 'abort')
+  local v = redis.call('HMGET', K_RUN, 'tc', 'tp', 'it', 'i3', 'i4', 'abort', 'dt', 'ci')
   if v[6] then
     return 0
   end
   local failed = (tonumber(v[4]) or 0) + (tonumber(v[5]) or 0)
   local over = failed > tonumber(v[1])
-  if not over and v[3] then
-    local total = tonumber(v[3])
+  local total = tonumber(v[3])
+  if not total and v[7] then
+    total = math.max(tonumber(v[7]), tonumber(v[8]) or 0)
+  end
+  if not over and total then
     over = total > 0 and failed * 100 > tonumber(v[2]) * total
   end
   if over then

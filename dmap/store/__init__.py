@@ -193,6 +193,9 @@ class RunCounts:
         reclaimed: Expired leases reclaimed so far (workers that died or never started).
         duplicates: Completions that arrived after the child's first terminal result.
         leases: Permits held now (dispatched or running children).
+        total_known: True once ``items.total`` is the number of items the source holds (counted ahead
+            with :meth:`RunStore.declare_total`, or the reader reached its end); until then it is the
+            number of items read so far, which a progress display must not show as the total.
     """
 
     items: Counts = field(default_factory=Counts)
@@ -200,6 +203,7 @@ class RunCounts:
     reclaimed: int = 0
     duplicates: int = 0
     leases: int = 0
+    total_known: bool = False
 
 
 WORKER_LOST_ERROR = "Runtime.ExitError"
@@ -280,9 +284,10 @@ def store_record(
 def exceeds_tolerance(failed: int, total: int | None, count: int, percentage: float) -> bool:
     """AWS's rule: fail when failed items exceed the count, or exceed the percentage of the total.
 
-    Both comparisons are strict. The percentage is judged only once the total is known
-    (``total`` is None while items are still being read): dmap does not fail fast on a
-    percentage against a partial total, as AWS documents that runs may go on past the threshold.
+    Both comparisons are strict. The percentage is judged only once the total is known: declared
+    ahead of the reader by a count (:meth:`RunStore.declare_total`) or set when the reader is
+    exhausted. ``total`` is None until then: dmap never judges a percentage against a partial
+    total (the items read so far), which would fail runs AWS lets through.
     """
     if failed > count:
         return True
@@ -385,6 +390,21 @@ class RunStore(Protocol):
 
     def set_total(self, run: str, *, items: int, children: int) -> bool:
         """Declare the final totals once the reader is exhausted; returns True if this aborts the run.
+
+        Raises:
+            NotFoundError: The run does not exist.
+        """
+        ...
+
+    def declare_total(self, run: str, *, items: int, children: int | None = None) -> bool:
+        """Declare how many items the source holds, learned ahead of the reader (a count); True if this aborts the run.
+
+        Unlike :meth:`set_total` it does not say the reader is exhausted: it only lets the percentage
+        tolerance be judged from now on (AWS's rule, failed items x 100 > percentage x total) and
+        makes ``items.total`` (and ``executions.total`` when ``children`` is given) the real totals
+        while the run goes on. The first declaration wins; a later one changes nothing (returns
+        False), and totals from :meth:`set_total` take precedence over declared ones. A declared
+        total below the items already read is raised to them (the source grew after the count).
 
         Raises:
             NotFoundError: The run does not exist.

@@ -82,7 +82,8 @@ class _Run:
     written: list[int] = field(default_factory=lambda: [0, 0])  # items, children
     reclaimed: int = 0
     duplicates: int = 0
-    totals: tuple[int, int] | None = None  # items, children, once known
+    totals: tuple[int, int] | None = None  # items, children, once the reader is exhausted
+    declared: tuple[int, int | None] | None = None  # items, children (if known), counted ahead of the reader
     cursor: tuple[int, int, int] = (0, 0, 0)
     abort: str | None = None
     expires: float | None = None
@@ -182,6 +183,15 @@ class MemoryRunStore:
         with self._cond:
             r = self._get(run)
             r.totals = (items, children)
+            return self._check_tolerance(r)
+
+    def declare_total(self, run: str, *, items: int, children: int | None = None) -> bool:
+        """Declare the source's totals ahead of the reader (first declaration wins); True if this aborts the run."""
+        with self._cond:
+            r = self._get(run)
+            if r.declared is not None or r.totals is not None:
+                return False
+            r.declared = (items, children)
             return self._check_tolerance(r)
 
     def abort(self, run: str, reason: str) -> bool:
@@ -392,7 +402,7 @@ class MemoryRunStore:
             return False
         c = r.config
         failed = r.items[_FAILED] + r.items[_TIMED_OUT]
-        total = None if r.totals is None else r.totals[0]
+        total = _item_total(r)
         if not exceeds_tolerance(failed, total, c.tolerated_failure_count, c.tolerated_failure_percentage):
             return False
         r.abort = "tolerance"
@@ -508,14 +518,26 @@ class MemoryRunStore:
                 r.expires = self._clock() + seconds
 
 
+def _item_total(r: _Run) -> int | None:
+    """The item total the tolerance is judged against: final, else declared (never below the items read)."""
+    if r.totals is not None:
+        return r.totals[0]
+    return None if r.declared is None else max(r.declared[0], r.cursor[2])
+
+
 def _run_counts(r: _Run) -> RunCounts:
     items, children = r.totals if r.totals is not None else (r.cursor[2], r.cursor[1])
+    if r.totals is None and r.declared is not None:
+        items = max(r.declared[0], items)
+        if r.declared[1] is not None:
+            children = max(r.declared[1], children)
     return RunCounts(
         _counts(r.items, items, r.written[0]),
         _counts(r.execs, children, r.written[1]),
         r.reclaimed,
         r.duplicates,
         len(r.leases),
+        r.totals is not None or r.declared is not None,
     )
 
 

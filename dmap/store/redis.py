@@ -45,6 +45,7 @@ _SCRIPTS = (
     "renew",
     "complete",
     "set_total",
+    "declare_total",
     "abort",
     "take_results",
     "redrive",
@@ -169,6 +170,17 @@ class RedisRunStore:
             raise NotFoundError("Map Run", run)
         return bool(result)
 
+    def declare_total(self, run: str, *, items: int, children: int | None = None) -> bool:
+        """Declare the source's totals ahead of the reader (first declaration wins); True if this aborts the run.
+
+        Raises:
+            NotFoundError: The run does not exist.
+        """
+        result = self._call("declare_total", run, items, "" if children is None else children)
+        if result == -1:
+            raise NotFoundError("Map Run", run)
+        return bool(result)
+
     def abort(self, run: str, reason: str) -> bool:
         """Set the abort flag with ``reason`` unless set; wakes the coordinator."""
         return bool(self._call("abort", run, reason))
@@ -268,14 +280,16 @@ class RedisRunStore:
         h = {_text(k): int(float(v)) for k, v in raw.items() if _text(k) not in ("abort", "tp", "cr")}
         if "mc" not in h:
             return RunCounts()
-        items_total = h["it"] if "it" in h else h.get("ci", 0)
-        children_total = h["et"] if "et" in h else h.get("cc", 0)
+        # Final totals once the reader is exhausted, else declared ones (a count), else what was read so far.
+        items_total = h["it"] if "it" in h else max(h.get("dt", 0), h.get("ci", 0))
+        children_total = h["et"] if "et" in h else max(h.get("dc", 0), h.get("cc", 0))
         return RunCounts(
             items=_counts(h, "i", items_total),
             executions=_counts(h, "e", children_total),
             reclaimed=h.get("rec", 0),
             duplicates=h.get("dup", 0),
             leases=int(leases),
+            total_known="it" in h or "dt" in h,
         )
 
     def statuses(self, run: str, first_child: int, count: int) -> list[ChildStatus]:

@@ -35,6 +35,7 @@ from . import (
     RunConfig,
     RunCounts,
     Started,
+    TotalMismatch,
     aborted_cause,
     exceeds_tolerance,
     record_error,
@@ -178,11 +179,27 @@ class MemoryRunStore:
             r.notify("1")
 
     def set_total(self, run: str, *, items: int, children: int) -> bool:
-        """Declare the final totals; True if the percentage tolerance now aborts the run."""
+        """Declare the totals once; True if the percentage tolerance now aborts the run.
+
+        Raises:
+            NotFoundError: The run does not exist.
+            TotalMismatch: Other totals were declared before, or fewer than were already granted.
+        """
         with self._cond:
             r = self._get(run)
-            r.totals = (items, children)
+            declared, granted = (items, children), (r.cursor[2], r.cursor[1])
+            if r.totals is not None:
+                if r.totals != declared:
+                    raise TotalMismatch(run, declared, r.totals, granted)
+                return False
+            if items < granted[0] or children < granted[1]:
+                raise TotalMismatch(run, declared, None, granted)
+            r.totals = declared
             return self._check_tolerance(r)
+
+    def totals(self, run: str) -> tuple[int, int] | None:
+        """The declared ``(items, children)`` totals, or None while unknown."""
+        return self._read(run, lambda r: r.totals, None)
 
     def abort(self, run: str, reason: str) -> bool:
         """Set the abort flag with ``reason`` unless set; wakes the coordinator."""

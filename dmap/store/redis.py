@@ -34,6 +34,7 @@ from . import (
     RunConfig,
     RunCounts,
     Started,
+    TotalMismatch,
     record_error,
 )
 
@@ -159,15 +160,25 @@ class RedisRunStore:
             raise NotFoundError("Map Run", run)
 
     def set_total(self, run: str, *, items: int, children: int) -> bool:
-        """Declare the final totals; True if the percentage tolerance now aborts the run.
+        """Declare the totals once; True if the percentage tolerance now aborts the run.
 
         Raises:
             NotFoundError: The run does not exist.
+            TotalMismatch: Other totals were declared before, or fewer than were already granted.
         """
         result = self._call("set_total", run, items, children)
+        if isinstance(result, list):  # the script refused: {known_items, known_children, granted_items, granted...}
+            it, et, ci, cc = (_int(v, -1) for v in result)
+            known = None if it < 0 else (it, et)
+            raise TotalMismatch(run, (items, children), known, (ci, cc))
         if result == -1:
             raise NotFoundError("Map Run", run)
         return bool(result)
+
+    def totals(self, run: str) -> tuple[int, int] | None:
+        """The declared ``(items, children)`` totals, or None while unknown."""
+        it, et = self.client.hmget(self._k(run)[0], ["it", "et"])
+        return None if it is None else (int(it), _int(et))
 
     def abort(self, run: str, reason: str) -> bool:
         """Set the abort flag with ``reason`` unless set; wakes the coordinator."""

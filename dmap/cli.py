@@ -384,13 +384,19 @@ def redrive_execution(
     execution_arn: Annotated[str, typer.Argument(help="The execution ARN.")],
     backend: BackendOption = None,
     imports: Annotated[list[str] | None, typer.Option("--import", help="Module that registers task handlers.")] = None,
+    manifest: Annotated[
+        str | None,
+        typer.Option(help="The same items again (S3 URI or path) when the original cannot be read again."),
+    ] = None,
     output: OutputOption = Output.table,
 ) -> None:
     """Re-run only the failed, timed-out, aborted and pending items of a FAILED/ABORTED execution."""
     from . import control
 
     _import_handlers(imports)
-    execution = _control(lambda: control.redrive_execution(execution_arn, backend=backend, wait=False))
+    execution = _control(
+        lambda: control.redrive_execution(execution_arn, backend=backend, wait=False, manifest=manifest)
+    )
     _watch(execution, backend, show=output == Output.table and out.is_terminal)
     _print_execution(execution, output)
     raise typer.Exit(0 if execution.status == "SUCCEEDED" else 1)

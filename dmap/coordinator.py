@@ -429,7 +429,9 @@ class Coordinator:
         deadline = time.monotonic() + (grace_seconds if grace_seconds is not None else self.settings.lease_seconds)
         while self.store.counts(self.run_id).executions.running > 0 and time.monotonic() < deadline:
             self.store.acquire(self.run_id, [], dispatch_lease_ms=1)  # reclaims expired leases
-            self.store.wait(self.run_id, 200)
+            self.store.wait(self.run_id, max(1, min(200, int((deadline - time.monotonic()) * 1000))))
+        # What still runs after the grace is aborted (AWS stops a failed Map Run's children): never RUNNING at the end.
+        self.store.close_aborted(self.run_id)
 
     # -- results -------------------------------------------------------------------------------
 

@@ -427,6 +427,16 @@ class RunStore(Protocol):
         """The declared ``(items, children)`` totals, or None while they are unknown (or the run is)."""
         ...
 
+    def close_aborted(self, run: str) -> int:
+        """End an aborted run: record every child still holding a lease ABORTED and drop every lease.
+
+        The coordinator calls it when the grace it gives running children after an abort is over,
+        so a finished Map Run never shows children RUNNING. A late completion of such a child is a
+        duplicate (the first terminal result wins). Returns how many children were recorded; 0 and
+        no change for a run that is not aborted (or unknown).
+        """
+        ...
+
     def cursor(self, run: str) -> tuple[int, int, int]:
         """``(reader_cursor, next_child, next_item)`` as last stored by :meth:`acquire` (zeros if new)."""
         ...

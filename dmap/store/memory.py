@@ -416,6 +416,29 @@ class MemoryRunStore:
         r.notify("ABORT")
         return True
 
+    def close_aborted(self, run: str) -> int:
+        """Record every child still holding a lease ABORTED and drop every lease (aborted runs only)."""
+        with self._cond:
+            r = self._find(run)
+            if r is None or r.abort is None:
+                return 0
+            n = 0
+            for c in list(r.leases):
+                del r.leases[c]
+                s, child = r.get(c), r.children.get(c)
+                if child is None:
+                    continue
+                if s < _SUCCEEDED:
+                    if s == _RUNNING:
+                        r.items[_RUNNING] -= child.items
+                        r.execs[_RUNNING] -= 1
+                    self._finish_aborted(r, c, child, started=s == _RUNNING)
+                    n += 1
+                elif s == _SUCCEEDED and c not in r.results:
+                    del r.children[c]  # a leftover lease of a child another token finished
+            r.heap.clear()
+            return n
+
     def cursor(self, run: str) -> tuple[int, int, int]:
         """``(reader_cursor, next_child, next_item)`` as last stored by :meth:`acquire`."""
         return self._read(run, lambda r: r.cursor, (0, 0, 0))

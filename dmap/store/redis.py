@@ -51,6 +51,7 @@ _SCRIPTS = (
     "redrive",
     "expire",
     "requeue",
+    "close",
 )
 _RENEW_BATCH = 500
 _RESULTS_BATCH = 500
@@ -263,6 +264,10 @@ class RedisRunStore:
         return Completed(bool(recorded), bool(aborted))
 
     # -- reads --------------------------------------------------------------------------------
+
+    def close_aborted(self, run: str) -> int:
+        """Record every child still holding a lease ABORTED and drop every lease (aborted runs only)."""
+        return max(0, int(self._call("close", run)))
 
     def cursor(self, run: str) -> tuple[int, int, int]:
         """``(reader_cursor, next_child, next_item)`` as last stored by :meth:`acquire`."""

@@ -274,6 +274,9 @@ class Coordinator:
         return children
 
     def _read_children(self, next_item: int, next_child: int) -> Iterator[ChildSpec]:
+        # A total declared before (a redrive, a resume) is what the source held: more items now would
+        # be granted past it and drive pending below 0, so a grown source fails the reader instead.
+        known = self.store.totals(self.run_id)
         items = sources.open_source(
             self.state,
             self.inv.input,
@@ -290,6 +293,12 @@ class Coordinator:
             if len(child.text.encode("utf-8")) > self.settings.payload_limit:
                 self._oversize.add(number)
             end = (number + 1, child.first + child.items)
+            if known is not None and (end[1] > known[0] or end[0] > known[1]):
+                raise StatesError(
+                    ErrorName.ITEM_READER_FAILED,
+                    f"The item source of Map state '{self.inv.state_name}' changed: it held {known[0]} items "
+                    f"({known[1]} children) when this Map Run read it before, and now holds more.",
+                )
             if self._read_end is None or end > self._read_end:
                 self._read_end = end
             yield ChildSpec(number, child.first, child.items, child.text, cursor=child.first + child.items)
@@ -495,8 +504,8 @@ class Coordinator:
         try:
             for _ in self._live:
                 pass
-        except StatesError as exc:
-            logger.info("map run %s: total unknown, the source cannot be read to its end: %s", self.run_id, exc)
+        except Exception as exc:  # best effort: an unreadable rest leaves the total unknown, never guessed
+            logger.warning("map run %s: total unknown, the source cannot be read to its end: %s", self.run_id, exc)
             return
         end_child, end_item = self._read_end
         try:

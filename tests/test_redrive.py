@@ -235,3 +235,36 @@ def test_a_deleted_manifest_file_is_not_redriven_until_it_is_given_again(
     assert redriven.status == "SUCCEEDED"
     assert_honest(map_run(failed.execution_arn, backend).item_counts, 20)
     assert world.ok == {i: 1 for i in range(20)}
+
+
+def test_a_source_that_grew_before_the_redrive_fails_the_reader_instead_of_counting_past_its_total(
+    backend: LocalBackend, world: _World, tmp_path: Path
+) -> None:
+    source = tmp_path / "items.jsonl"
+    source.write_text("".join(f"{i}\n" for i in range(10)), "utf-8")
+    world.failing = {1}
+    failed = dmap.run(fan(ToleratedFailureCount=0, max_concurrency=1), source, backend=backend)
+    assert failed.status == "FAILED"
+    source.write_text("".join(f"{i}\n" for i in range(15)), "utf-8")
+    world.fixed = True
+
+    again = control.redrive_execution(failed.execution_arn, backend=backend)
+    assert (again.status, again.error) == ("FAILED", "States.ItemReaderFailed")
+    assert "changed" in (again.cause or "")
+    assert_honest(map_run(failed.execution_arn, backend).item_counts, 10)
+
+
+def test_a_source_that_shrank_before_the_redrive_fails_the_reader_and_keeps_its_total(
+    backend: LocalBackend, world: _World, tmp_path: Path
+) -> None:
+    source = tmp_path / "items.jsonl"
+    source.write_text("".join(f"{i}\n" for i in range(10)), "utf-8")
+    world.failing = {1}
+    failed = dmap.run(fan(ToleratedFailureCount=0, max_concurrency=1), source, backend=backend)
+    assert failed.status == "FAILED"
+    source.write_text("".join(f"{i}\n" for i in range(5)), "utf-8")
+    world.fixed = True
+
+    again = control.redrive_execution(failed.execution_arn, backend=backend)
+    assert (again.status, again.error) == ("FAILED", "States.ItemReaderFailed")
+    assert_honest(map_run(failed.execution_arn, backend).item_counts, 10)

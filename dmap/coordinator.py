@@ -143,7 +143,7 @@ class Coordinator:
         self.backend_name = str(getattr(engine, "name", ""))
         # A one-shot iterator (a generator...) cannot be read again from the cursor: what the reader
         # pulled is all there is, so the rest is counted from the live reader, never re-opened.
-        self._one_shot = manifest is not None and not isinstance(manifest, str | Path) and iter(manifest) is manifest
+        self._one_shot = isinstance(manifest, Iterator)
         self._live: Iterator[ChildSpec] | None = None
         self._read_end: tuple[int, int] | None = None  # (next_child, next_item) after the last child read
 

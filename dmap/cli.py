@@ -564,6 +564,10 @@ def redrive_execution(
     execution_arn: Annotated[str, typer.Argument(help="The execution ARN or name.")],
     backend: BackendOption = None,
     imports: Annotated[list[str] | None, typer.Option("--import", help="Module that registers task handlers.")] = None,
+    manifest: Annotated[
+        str | None,
+        typer.Option(help="The same items again (S3 URI or path) when the original cannot be read again."),
+    ] = None,
     output: OutputOption = Output.table,
 ) -> None:
     """Re-run only the failed, timed-out, aborted and pending items of a FAILED/ABORTED execution."""
@@ -572,7 +576,9 @@ def redrive_execution(
     _import_handlers(imports)
     execution_arn = _execution_arn(execution_arn, backend)
     _show_admission_warnings()
-    execution = _control(lambda: control.redrive_execution(execution_arn, backend=backend, wait=False))
+    execution = _control(
+        lambda: control.redrive_execution(execution_arn, backend=backend, wait=False, manifest=manifest)
+    )
     _watch(execution, backend, show=output == Output.table and out.is_terminal)
     _print_execution(execution, output)
     raise typer.Exit(0 if execution.status == "SUCCEEDED" else 1)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError, InvalidStateError, NotFoundError
+from .errors import ConfigurationError, ExecutionNotRedrivable, InvalidStateError, NotFoundError
 from .records import Execution, ExecutionStatus, MapRun, MapRunStatus, parse_map_run_arn
+from .sources import ReadToTheEnd
 
 _REDRIVABLE = (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED)
 
@@ -224,16 +226,32 @@ def stop_execution(arn: str, *, backend: Any = None) -> Execution:
     return execution
 
 
-def redrive_execution(arn: str, *, backend: Any = None, wait: bool = True) -> Execution:
+def redrive_execution(
+    arn: str, *, backend: Any = None, wait: bool = True, manifest: str | Path | Iterable[Any] | None = None
+) -> Execution:
     """Restart a FAILED, TIMED_OUT or ABORTED execution from the state that did not finish.
 
-    A Map Run there is redriven in place (AWS semantics): only its FAILED, TIMED_OUT, ABORTED and
-    never-started items run again, with their original inputs; succeeded ones are kept, and its
-    ``redriveCount`` goes up.
+    A Map Run there is redriven in place (AWS semantics): its FAILED, TIMED_OUT and ABORTED
+    children run again with their original inputs, then its reader goes on from where it stopped
+    to the end of the source, so the items that were never read run too; succeeded ones are kept,
+    and its ``redriveCount`` goes up.
+
+    The items of a ``manifest`` given to :func:`dmap.run` are read again: an S3 URI or a local path
+    (stored absolute), or a list/tuple kept by this process. A source that cannot be read again (a
+    consumed iterator, a deleted file, a list given in another process) must be given again.
+
+    Args:
+        arn: The execution ARN.
+        backend: ``"local"``, ``"celery"`` or a Backend instance.
+        wait: False returns the RUNNING execution at once.
+        manifest: The same items the execution was started with (a URI, a path or an iterable);
+            the reader skips those already read.
 
     Raises:
         NotFoundError: Unknown ARN.
         InvalidStateError: The execution SUCCEEDED or is still RUNNING.
+        ExecutionNotRedrivable: Items that never ran come from a source that cannot be read again,
+            and ``manifest`` was not given.
     """
     from .api import prepare
 
@@ -245,15 +263,60 @@ def redrive_execution(arn: str, *, backend: Any = None, wait: bool = True) -> Ex
     if definition is None:
         raise NotFoundError("definition of execution", arn)
     machine = prepare(definition, engine)
+    redriven = {m.state_name: m for m in execution.map_runs if m.status != MapRunStatus.SUCCEEDED}
+    source = _redrive_source(engine, machine, execution, redriven, manifest)
     engine.journal.clear_stop(arn)
     execution.redrive_count += 1
     from .interpreter.context import iso_now
 
     execution.redrive_date = iso_now()
     execution.status, execution.error, execution.cause, execution.stop_date = ExecutionStatus.RUNNING, None, None, None
-    redriven = {m.state_name: m for m in execution.map_runs if m.status != MapRunStatus.SUCCEEDED}
-    result: Execution = engine.run(machine, execution, manifest=execution.manifest, wait=wait, redrive=redriven)
+    result: Execution = engine.run(machine, execution, manifest=source, wait=wait, redrive=redriven)
     return result
+
+
+def _redrive_source(engine: Any, machine: Any, execution: Execution, redriven: dict[str, MapRun], given: Any) -> Any:
+    """The manifest a redrive reads: the one given, else the original if it can be read again.
+
+    Raises:
+        ExecutionNotRedrivable: The original cannot be read again and items still need it.
+    """
+    from .asl import distributed_maps
+
+    if given is not None:
+        if isinstance(given, str | Path) and "://" not in str(given) and not Path(given).expanduser().is_file():
+            raise ExecutionNotRedrivable(execution.execution_arn, f"the manifest file {given} (not found)")
+        return given
+    if execution.manifest is None and execution.manifest_items is None:
+        return None  # the items come from the definition (state input, ItemReader): read them again
+    if execution.manifest is not None:
+        if "://" in execution.manifest or Path(execution.manifest).is_file():
+            return execution.manifest
+        missing = f"the manifest file {execution.manifest} (deleted or moved)"
+    else:
+        kept = engine.kept_manifest(execution.execution_arn)
+        if kept is not None:
+            return kept
+        kind = execution.manifest_items
+        why = "not held by this process" if kind in ("list", "tuple") else "consumed: an iterator is read once"
+        missing = f"an in-process {kind} of items given to dmap.run ({why})"
+    maps = distributed_maps(machine)
+    state = maps[0][0] if maps else None
+    map_run = redriven.get(state) if state is not None else None
+    if map_run is not None and not _source_needed(engine, map_run):
+        return ReadToTheEnd()  # every item was read: the unfinished ones run from their stored inputs
+    if map_run is None and state is not None and any(m.state_name == state for m in execution.map_runs):
+        return None  # its Map Run succeeded: the redrive restarts after it and never reads these items
+    raise ExecutionNotRedrivable(execution.execution_arn, missing, state_name=state)
+
+
+def _source_needed(engine: Any, map_run: MapRun) -> bool:
+    """Whether a redrive of ``map_run`` reads its source: its state is gone, or items were never read."""
+    run = map_run.run_id
+    if engine.store.config(run) is None:
+        return True  # a new Map Run starts (state expired, another process): every item is read again
+    totals = engine.store.totals(run)
+    return totals is None or engine.store.cursor(run)[2] < totals[0]
 
 
 def list_failures(

@@ -34,7 +34,7 @@ from .journal import Journal
 from .records import Execution, MapRun, MapRunStatus, map_run_arn, new_run_id
 from .results import ExportedResults, InlineResults, pending_children
 from .storage import Storage
-from .store import ChildSpec, ChildStatus, Lease, RunConfig, RunStore
+from .store import ChildSpec, ChildStatus, Counts, Lease, RunConfig, RunStore, TotalMismatch
 from .writers import RecordContext, ResultWriter, WriterSpec
 
 logger = logging.getLogger(__name__)
@@ -142,6 +142,11 @@ class Coordinator:
             self.map_run.status, self.map_run.stop_date = MapRunStatus.RUNNING, None
         self._oversize: set[int] = set()
         self.backend_name = str(getattr(engine, "name", ""))
+        # A one-shot iterator (a generator...) cannot be read again from the cursor: what the reader
+        # pulled is all there is, so the rest is counted from the live reader, never re-opened.
+        self._one_shot = isinstance(manifest, Iterator)
+        self._live: Iterator[ChildSpec] | None = None
+        self._read_end: tuple[int, int] | None = None  # (next_child, next_item) after the last child read
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -183,7 +188,11 @@ class Coordinator:
         except StatesError as exc:
             failure = exc
             self.store.abort(self.run_id, "failed")
+        except TotalMismatch as exc:  # the source changed under the run: its counts cannot be trusted
+            failure = StatesError(ErrorName.ITEM_READER_FAILED, str(exc))
+            self.store.abort(self.run_id, "failed")
         self._settle()
+        self._learn_total()
         try:
             return self._finish(failure)
         finally:
@@ -257,6 +266,18 @@ class Coordinator:
     # -- dispatch ------------------------------------------------------------------------------
 
     def _children(self, next_item: int, next_child: int) -> Iterator[ChildSpec]:
+        """The children from the cursor on; the first reader opened stays live for :meth:`_learn_total`."""
+        if self._read_end is None:
+            self._read_end = (next_child, next_item)
+        children = self._read_children(next_item, next_child)
+        if self._live is None:
+            self._live = children
+        return children
+
+    def _read_children(self, next_item: int, next_child: int) -> Iterator[ChildSpec]:
+        # A total declared before (a redrive, a resume) is what the source held: more items now would
+        # be granted past it and drive pending below 0, so a grown source fails the reader instead.
+        known = self.store.totals(self.run_id)
         items = sources.open_source(
             self.state,
             self.inv.input,
@@ -272,6 +293,15 @@ class Coordinator:
         for number, child in enumerate(grouped, start=next_child):
             if len(child.text.encode("utf-8")) > self.settings.payload_limit:
                 self._oversize.add(number)
+            end = (number + 1, child.first + child.items)
+            if known is not None and (end[1] > known[0] or end[0] > known[1]):
+                raise StatesError(
+                    ErrorName.ITEM_READER_FAILED,
+                    f"The item source of Map state '{self.inv.state_name}' changed: it held {known[0]} items "
+                    f"({known[1]} children) when this Map Run read it before, and now holds more.",
+                )
+            if self._read_end is None or end > self._read_end:
+                self._read_end = end
             yield ChildSpec(number, child.first, child.items, child.text, cursor=child.first + child.items)
 
     def _select(self, item: Any) -> str:
@@ -455,7 +485,9 @@ class Coordinator:
         deadline = time.monotonic() + (grace_seconds if grace_seconds is not None else self.settings.lease_seconds)
         while self.store.counts(self.run_id).executions.running > 0 and time.monotonic() < deadline:
             self.store.acquire(self.run_id, [], dispatch_lease_ms=1)  # reclaims expired leases
-            self.store.wait(self.run_id, 200)
+            self.store.wait(self.run_id, max(1, min(200, int((deadline - time.monotonic()) * 1000))))
+        # What still runs after the grace is aborted (AWS stops a failed Map Run's children): never RUNNING at the end.
+        self.store.close_aborted(self.run_id)
 
     # -- results -------------------------------------------------------------------------------
 
@@ -502,10 +534,38 @@ class Coordinator:
         writer.check()
         return ExportedResults(self.store, self.run_id, writer, self.map_run, self.engine.journal.save_map_run)
 
+    def _learn_total(self) -> None:
+        """Declare the run's totals if nobody has: a run that ends early still counts what it never read.
+
+        The live reader is drained (a streaming count: one child in memory at a time; a one-shot
+        iterator goes on where it stopped), so ``total`` is what the source holds and the unread
+        items show as ``pending``. A source that cannot be read to its end leaves the totals unknown
+        (the counts then cover what was read), never a guess.
+        """
+        if self.store.totals(self.run_id) is not None:
+            return
+        if self._live is None:
+            _, next_child, next_item = self.store.cursor(self.run_id)
+            self._children(next_item, next_child)
+        assert self._live is not None and self._read_end is not None
+        try:
+            for _ in self._live:
+                pass
+        except Exception as exc:  # best effort: an unreadable rest leaves the total unknown, never guessed
+            logger.warning("map run %s: total unknown, the source cannot be read to its end: %s", self.run_id, exc)
+            return
+        end_child, end_item = self._read_end
+        try:
+            self.store.set_total(self.run_id, items=end_item, children=end_child)
+        except TotalMismatch as exc:
+            logger.warning("map run %s: %s", self.run_id, exc)
+
     def _pending(self) -> Iterator[dict[str, Any]]:
         """Children that never started: queued ones (stored inputs), then the items never read."""
         _, next_child, next_item = self.store.cursor(self.run_id)
         yield from pending_children(self.store, self.run_id, next_child)
+        if self._one_shot:
+            return  # the items read ahead and the rest were consumed counting them: only their number is known
         for spec in self._children(next_item, next_child):
             yield {
                 "Child": spec.child,
@@ -536,12 +596,29 @@ class Coordinator:
             self.map_run.item_counts = counts.items.as_dict()
             self.map_run.execution_counts = counts.executions.as_dict()
             self.map_run.stop_date = iso_now()
+        if failure is None and reason is None:
+            failure = _unfinished(self.store.totals(self.run_id), counts.items, counts.executions)
         if failure is not None:
             self.map_run.status = MapRunStatus.FAILED
             self.map_run.error, self.map_run.cause = failure.name, failure.cause
             raise failure
         self.map_run.status = MapRunStatus.SUCCEEDED
         return output
+
+
+def _unfinished(totals: tuple[int, int] | None, *counts: Counts) -> StatesError | None:
+    """Never report SUCCEEDED for a run with items that did not run: the error to fail it with, if any.
+
+    A guard: the dispatch loop ends only when every child is terminal, so this fires only on a bug.
+    """
+    problems = [] if totals is not None else ["its total is unknown"]
+    for kind, c in zip(("items", "children"), counts, strict=True):
+        if c.pending or c.running or c.aborted or c.succeeded + c.failed + c.timedOut != c.total:
+            problems.append(f"{kind} {c.as_dict()}")
+    if not problems:
+        return None
+    cause = "The Map Run ended with work not done, so it did not succeed: " + "; ".join(problems)
+    return StatesError(ErrorName.RUNTIME, cause)
 
 
 class _CountAhead:

@@ -122,6 +122,25 @@ class ExecutionAlreadyExists(DmapError):
         super().__init__(f"{what}; {todo}")
 
 
+class ExecutionNotRedrivable(DmapError):
+    """Raised when a redrive needs items from a source that cannot be read again (give it with ``manifest=``).
+
+    Args:
+        arn: The execution ARN.
+        missing: What cannot be read again (``"the in-process list of items"``, a file path...).
+        state_name: The Map state whose unread items need it.
+    """
+
+    def __init__(self, arn: str, missing: str, *, state_name: str | None = None) -> None:
+        self.arn, self.missing, self.state_name = arn, missing, state_name
+        where = f" of Map state '{state_name}'" if state_name else ""
+        super().__init__(
+            f"Execution {arn} cannot be redriven: items{where} that never ran come from {missing}, which cannot be "
+            "read again. Give the same items again: dmap.redrive_execution(arn, manifest=...) or "
+            "dmap redrive-execution EXECUTION --manifest URI (the reader skips to where the run stopped)."
+        )
+
+
 class BackendError(DmapError):
     """Raised when the execution backend (Redis, the Celery broker) fails or cannot be reached."""
 

@@ -129,7 +129,9 @@ class Execution:
     redrive_count: int = 0
     map_runs: list[MapRun] = field(default_factory=list)
     manifest: str | None = None
-    """The ``--manifest`` the execution was started with (an S3 URI or a path), for redrive and resume."""
+    """The ``--manifest`` the execution was started with (an S3 URI or an absolute path), for redrive and resume."""
+    manifest_items: str | None = None
+    """The type of an in-process iterable manifest (``"list"``, ``"generator"``...): a redrive needs it again."""
     resume_state: str | None = None
     resume_input: Any = None
     resume_variables: dict[str, Any] | None = None

@@ -116,6 +116,20 @@ def state_items(state: MapState, data: Any, context: Any, variables: Mapping[str
     return items
 
 
+class ReadToTheEnd:
+    """A manifest with no items left: a redrive whose Map Run already read its whole source.
+
+    Its unfinished children run again from their stored inputs; nothing is read. It is an iterable,
+    not a list, so it is never mistaken for a source of 0 items.
+    """
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+    def __repr__(self) -> str:
+        return "ReadToTheEnd()"
+
+
 def open_source(
     state: MapState,
     data: Any,

@@ -31,6 +31,7 @@ from ..interpreter import Runtime
 from ..interpreter.context import iso_now
 from ..journal import Journal
 from ..records import Execution, ExecutionStatus, MapRun
+from ..sources import ReadToTheEnd
 from ..storage import Storage, get_storage
 from ..store import Lease, RunStore
 
@@ -51,6 +52,12 @@ class Backend:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self._storage: Storage | None = None
+        # In-process list/tuple manifests by execution ARN, by reference: a redrive in this process reads them again.
+        self._kept_manifests: dict[str, list[Any] | tuple[Any, ...]] = {}
+
+    def kept_manifest(self, execution_arn: str) -> list[Any] | tuple[Any, ...] | None:
+        """The in-process list or tuple an execution of this process was started with, if it is kept."""
+        return self._kept_manifests.get(execution_arn)
 
     def storage(self) -> Storage:
         """Object storage for readers and writers (``DMAP_S3_ROOT`` or S3), created once."""
@@ -83,6 +90,14 @@ class Backend:
         redrive continues in place.
         """
         maps = distributed_maps(machine)
+        arn = execution.execution_arn
+        if isinstance(manifest, str | Path):
+            manifest = _absolute(manifest)
+            execution.manifest = manifest
+        elif manifest is not None and not isinstance(manifest, ReadToTheEnd):
+            execution.manifest_items = type(manifest).__name__
+            if isinstance(manifest, list | tuple):
+                self._kept_manifests[arn] = manifest
         runner = MapRunner(
             self,
             execution,
@@ -93,9 +108,6 @@ class Backend:
         )
         if manifest is not None and not maps:
             raise ConfigurationError("--manifest needs a definition with a DISTRIBUTED Map state")
-        if isinstance(manifest, str | Path):
-            execution.manifest = str(manifest)
-        arn = execution.execution_arn
         runtime = Runtime(
             payload_limit=self.settings.payload_limit,
             distributed_map=runner,
@@ -142,6 +154,8 @@ class Backend:
                 ) from None
             return execution
         finally:
+            if execution.status == ExecutionStatus.SUCCEEDED:  # never redriven: its items need not be kept
+                self._kept_manifests.pop(execution.execution_arn, None)
             try:
                 self.journal.save_execution(execution)
             except redis.RedisError as exc:
@@ -170,6 +184,12 @@ def get_backend(backend: Any = None, settings: Settings | None = None) -> Backen
 
         return CeleryBackend(settings)
     raise ConfigurationError(f"unknown backend {name!r}: use 'local' or 'celery'")
+
+
+def _absolute(manifest: str | Path) -> str:
+    """A manifest as stored with the execution: URIs as given, local paths absolute (a redrive may run elsewhere)."""
+    text = str(manifest)
+    return text if "://" in text else str(Path(text).expanduser().resolve())
 
 
 def _definition_json(machine: StateMachine) -> dict[str, Any]:

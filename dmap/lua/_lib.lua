@@ -5,8 +5,8 @@
 --   1 run HASH, 2 st STRING (BITFIELD u4), 3 lease ZSET, 4 meta HASH, 5 input HASH, 6 redo LIST,
 --   7 wake LIST, 8 res HASH, 9 fail HASH, 10 fset ZSET, 11 ferr ZSET
 --
--- run HASH fields: mc tc tp ma (config), abort (reason), it et (final totals, set when the reader
--- is exhausted), dt dc (totals declared ahead of the reader by a count), cr cc ci (cursor),
+-- run HASH fields: mc tc tp ma (config), abort (reason), it et (final totals, declared once: when the reader
+-- is exhausted or the run ends), dt dc (totals declared ahead of the reader by a count), cr cc ci (cursor),
 -- i<code>/e<code> (items/children per status code), iw ew (results written), rec, dup.
 -- Status codes: 0 PENDING, 1 RUNNING, 2 SUCCEEDED, 3 FAILED, 4 TIMED_OUT, 5 ABORTED.
 -- Child numbers are always handled as normalised decimal strings (no leading zeros): BITFIELD

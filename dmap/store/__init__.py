@@ -281,6 +281,33 @@ def store_record(
     return json.dumps(record, separators=(",", ":"))
 
 
+class TotalMismatch(ValueError):
+    """Raised when a Map Run's totals are declared again with other values, or below what was granted.
+
+    A run's ``total`` is a fact about its item source: once declared it never changes, and it can
+    never be smaller than the items already handed to children (that would make ``pending`` negative).
+    A mismatch means the source changed under the run (an edited file, a different manifest).
+
+    Args:
+        run: The run id.
+        declared: ``(items, children)`` now being declared.
+        known: ``(items, children)`` declared before, or None.
+        granted: ``(items, children)`` already granted (the cursor).
+    """
+
+    def __init__(
+        self, run: str, declared: tuple[int, int], known: tuple[int, int] | None, granted: tuple[int, int]
+    ) -> None:
+        self.run, self.declared, self.known, self.granted = run, declared, known, granted
+        if known is not None and known != declared:
+            what = f"it held {known[0]} items ({known[1]} children) before"
+        else:
+            what = f"{granted[0]} items ({granted[1]} children) were already read from it"
+        super().__init__(
+            f"the item source of Map Run {run} now holds {declared[0]} items ({declared[1]} children), but {what}"
+        )
+
+
 def exceeds_tolerance(failed: int, total: int | None, count: int, percentage: float) -> bool:
     """AWS's rule: fail when failed items exceed the count, or exceed the percentage of the total.
 
@@ -389,10 +416,29 @@ class RunStore(Protocol):
         ...
 
     def set_total(self, run: str, *, items: int, children: int) -> bool:
-        """Declare the final totals once the reader is exhausted; returns True if this aborts the run.
+        """Declare the run's totals (the items its source holds); returns True if this aborts the run.
+
+        Whoever learns the totals first declares them: an early streaming count, the reader at its
+        end, or the coordinator counting the rest of the source when the run ends early. Declaring
+        the same totals again changes nothing (and returns False).
 
         Raises:
             NotFoundError: The run does not exist.
+            TotalMismatch: Other totals were declared before, or fewer than were already granted.
+        """
+        ...
+
+    def totals(self, run: str) -> tuple[int, int] | None:
+        """The declared ``(items, children)`` totals, or None while they are unknown (or the run is)."""
+        ...
+
+    def close_aborted(self, run: str) -> int:
+        """End an aborted run: record every child still holding a lease ABORTED and drop every lease.
+
+        The coordinator calls it when the grace it gives running children after an abort is over,
+        so a finished Map Run never shows children RUNNING. A late completion of such a child is a
+        duplicate (the first terminal result wins). Returns how many children were recorded; 0 and
+        no change for a run that is not aborted (or unknown).
         """
         ...
 

@@ -35,6 +35,7 @@ from . import (
     RunConfig,
     RunCounts,
     Started,
+    TotalMismatch,
     aborted_cause,
     exceeds_tolerance,
     record_error,
@@ -179,10 +180,22 @@ class MemoryRunStore:
             r.notify("1")
 
     def set_total(self, run: str, *, items: int, children: int) -> bool:
-        """Declare the final totals; True if the percentage tolerance now aborts the run."""
+        """Declare the totals once; True if the percentage tolerance now aborts the run.
+
+        Raises:
+            NotFoundError: The run does not exist.
+            TotalMismatch: Other totals were declared before, or fewer than were already granted.
+        """
         with self._cond:
             r = self._get(run)
-            r.totals = (items, children)
+            declared, granted = (items, children), (r.cursor[2], r.cursor[1])
+            if r.totals is not None:
+                if r.totals != declared:
+                    raise TotalMismatch(run, declared, r.totals, granted)
+                return False
+            if items < granted[0] or children < granted[1]:
+                raise TotalMismatch(run, declared, None, granted)
+            r.totals = declared
             return self._check_tolerance(r)
 
     def declare_total(self, run: str, *, items: int, children: int | None = None) -> bool:
@@ -193,6 +206,10 @@ class MemoryRunStore:
                 return False
             r.declared = (items, children)
             return self._check_tolerance(r)
+
+    def totals(self, run: str) -> tuple[int, int] | None:
+        """The declared ``(items, children)`` totals, or None while unknown."""
+        return self._read(run, lambda r: r.totals, None)
 
     def abort(self, run: str, reason: str) -> bool:
         """Set the abort flag with ``reason`` unless set; wakes the coordinator."""
@@ -408,6 +425,29 @@ class MemoryRunStore:
         r.abort = "tolerance"
         r.notify("ABORT")
         return True
+
+    def close_aborted(self, run: str) -> int:
+        """Record every child still holding a lease ABORTED and drop every lease (aborted runs only)."""
+        with self._cond:
+            r = self._find(run)
+            if r is None or r.abort is None:
+                return 0
+            n = 0
+            for c in list(r.leases):
+                del r.leases[c]
+                s, child = r.get(c), r.children.get(c)
+                if child is None:
+                    continue
+                if s < _SUCCEEDED:
+                    if s == _RUNNING:
+                        r.items[_RUNNING] -= child.items
+                        r.execs[_RUNNING] -= 1
+                    self._finish_aborted(r, c, child, started=s == _RUNNING)
+                    n += 1
+                elif s == _SUCCEEDED and c not in r.results:
+                    del r.children[c]  # a leftover lease of a child another token finished
+            r.heap.clear()
+            return n
 
     def cursor(self, run: str) -> tuple[int, int, int]:
         """``(reader_cursor, next_child, next_item)`` as last stored by :meth:`acquire`."""

@@ -34,6 +34,7 @@ from . import (
     RunConfig,
     RunCounts,
     Started,
+    TotalMismatch,
     record_error,
 )
 
@@ -51,6 +52,7 @@ _SCRIPTS = (
     "redrive",
     "expire",
     "requeue",
+    "close",
 )
 _RENEW_BATCH = 500
 _RESULTS_BATCH = 500
@@ -160,12 +162,17 @@ class RedisRunStore:
             raise NotFoundError("Map Run", run)
 
     def set_total(self, run: str, *, items: int, children: int) -> bool:
-        """Declare the final totals; True if the percentage tolerance now aborts the run.
+        """Declare the totals once; True if the percentage tolerance now aborts the run.
 
         Raises:
             NotFoundError: The run does not exist.
+            TotalMismatch: Other totals were declared before, or fewer than were already granted.
         """
         result = self._call("set_total", run, items, children)
+        if isinstance(result, list):  # the script refused: {known_items, known_children, granted_items, granted...}
+            it, et, ci, cc = (_int(v, -1) for v in result)
+            known = None if it < 0 else (it, et)
+            raise TotalMismatch(run, (items, children), known, (ci, cc))
         if result == -1:
             raise NotFoundError("Map Run", run)
         return bool(result)
@@ -180,6 +187,11 @@ class RedisRunStore:
         if result == -1:
             raise NotFoundError("Map Run", run)
         return bool(result)
+
+    def totals(self, run: str) -> tuple[int, int] | None:
+        """The declared ``(items, children)`` totals, or None while unknown."""
+        it, et = self.client.hmget(self._k(run)[0], ["it", "et"])
+        return None if it is None else (int(it), _int(et))
 
     def abort(self, run: str, reason: str) -> bool:
         """Set the abort flag with ``reason`` unless set; wakes the coordinator."""
@@ -264,6 +276,10 @@ class RedisRunStore:
         return Completed(bool(recorded), bool(aborted))
 
     # -- reads --------------------------------------------------------------------------------
+
+    def close_aborted(self, run: str) -> int:
+        """Record every child still holding a lease ABORTED and drop every lease (aborted runs only)."""
+        return max(0, int(self._call("close", run)))
 
     def cursor(self, run: str) -> tuple[int, int, int]:
         """``(reader_cursor, next_child, next_item)`` as last stored by :meth:`acquire`."""

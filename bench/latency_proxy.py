@@ -11,23 +11,28 @@ resolution (epoll's is a millisecond, which would turn a 0.25 ms delay into 1 ms
 
 While it relays, the proxy counts per client connection what the benchmark reports per child:
 *round trips* (a request burst sent after the server last answered: what a client waits a round trip
-for) and *commands* (RESP arrays, by name, parsed from the client's bytes). A line protocol on the
-control port reads and resets them and changes the delay at run time: ``stats``, ``reset``,
-``delay <ms>``, each answered with one JSON line. Owns no Redis knowledge beyond RESP framing.
+for) and *commands* (RESP arrays, by name, parsed from the client's bytes), and its own CPU time (is
+the proxy the bound?). A line protocol on the control port reads and resets them and changes the delay
+at run time: ``stats``, ``reset``, ``delay <ms>``, each answered with one JSON line. Owns no Redis
+knowledge beyond RESP framing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import json
 import selectors
 import signal
 import sys
+import time
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+PR_SET_TIMERSLACK = 29  # linux/prctl.h
 
 HIGH_WATER = 1 << 20
 """Bytes queued towards one side before the other side's reading is paused (back-pressure)."""
@@ -42,6 +47,7 @@ class Stats:
     commands: Counter[str] = field(default_factory=Counter)
     bytes_up: int = 0
     bytes_down: int = 0
+    cpu_start: float = field(default_factory=time.process_time)  # the proxy's own CPU: is it the bound?
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready copy."""
@@ -52,6 +58,7 @@ class Stats:
             "by_command": dict(self.commands.most_common()),
             "bytes_up": self.bytes_up,
             "bytes_down": self.bytes_down,
+            "cpu_seconds": time.process_time() - self.cpu_start,
         }
 
 
@@ -355,6 +362,15 @@ def new_loop() -> asyncio.AbstractEventLoop:
     return asyncio.SelectorEventLoop(selectors.SelectSelector())
 
 
+def tight_timers() -> None:
+    """Ask Linux to wake this process on time: the default 50 us timer slack is 10% of a 0.5 ms round trip per hop."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # best effort: the delay is still at least the configured one, only less exact
+
+
 async def serve(args: argparse.Namespace) -> None:
     """Run the proxy until SIGTERM or SIGINT."""
     host, _, port = args.upstream.rpartition(":")
@@ -383,6 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="port to listen on (0: a free one)")
     parser.add_argument("--control-port", type=int, default=0, help="control port (0: a free one)")
     args = parser.parse_args(argv)
+    tight_timers()
     loop = new_loop()
     try:
         loop.run_until_complete(serve(args))

@@ -130,7 +130,8 @@ class DelayedSide:
         """Deliver ``data`` after the proxy's current delay (at once when it is zero and nothing waits)."""
         delay = self.proxy.delay
         if delay <= 0 and not self.queue:
-            self.transport.write(data)
+            if not self.transport.is_closing():
+                self.transport.write(data)
             return
         loop = self.proxy.loop
         self.queue.append((loop.time() + delay, data))
@@ -200,11 +201,13 @@ class _End(asyncio.Protocol):
         self.relay.lost(self.upstream)
 
     def pause(self) -> None:
+        """Stop reading: the other side has too much queued."""
         if not self.paused and self.transport is not None:
             self.paused = True
             self.transport.pause_reading()
 
     def resume(self) -> None:
+        """Read again."""
         if self.paused and self.transport is not None:
             self.paused = False
             self.transport.resume_reading()
@@ -245,6 +248,7 @@ class Relay:
             self.to_server.end_after_queue(close=self.client_ended)
 
     def received(self, data: bytes, upstream: bool) -> None:
+        """Count and forward one chunk read from the client or (``upstream``) from the server."""
         stats = self.proxy.stats
         if upstream:
             stats.bytes_down += len(data)

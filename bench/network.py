@@ -41,16 +41,14 @@ from .engine import TimedCelery, emit, run_dmap, run_raw
 from .harness import ROOT, Workers
 from .tasks import BENCH_REDIS_URL
 
-logger = logging.getLogger(__name__)
-
 
 class Proxy:
     """A :mod:`bench.latency_proxy` process in front of the benchmark's Redis, and its control connection."""
 
     def __init__(self, upstream_url: str) -> None:
         self.upstream = urlsplit(upstream_url)
-        command = [sys.executable, "-m", "bench.latency_proxy", "--upstream", f"{self.upstream.hostname}:"]
-        command[-1] += str(self.upstream.port or 6379)
+        upstream = f"{self.upstream.hostname or '127.0.0.1'}:{self.upstream.port or 6379}"
+        command = [sys.executable, "-m", "bench.latency_proxy", "--upstream", upstream]
         # Its own process: in the bench process it would share the GIL with the coordinator it delays.
         self.proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, start_new_session=True)
         assert self.proc.stdout is not None
@@ -179,7 +177,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.network", description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=1000, help="items per measured run")
     parser.add_argument("--rtt", default="0,0.5,2", help="round trips to Redis to add, ms, comma-separated")
-    parser.add_argument("--max-concurrency", default="0,100", help="dmap MaxConcurrency values, comma-separated")
+    parser.add_argument("--max-concurrency", default="0,8,100", help="dmap MaxConcurrency values, comma-separated")
     parser.add_argument("--workers", type=int, default=2, help="dmap worker processes")
     parser.add_argument("--concurrency", type=int, default=1, help="prefork processes per worker")
     parser.add_argument("--check-requests", type=int, default=20000, help="PINGs per proxy-alone check (0: skip)")

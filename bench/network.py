@@ -9,10 +9,14 @@ workers run every case. Per case it prints items/s of raw Celery (``apply_async`
 their ratio, and what each child cost on the wire, counted by the proxies: round trips (request
 bursts a client waited on) and Redis commands, coordinator side + worker side.
 
-Before that it checks that the proxy alone does not cap the rate (``redis-benchmark`` direct and
-through the proxy at 0 ms added). The harness's own polling (has the last raw task finished, when did
-the first child start) talks to Redis directly and is not counted. It prints numbers and asserts
-nothing; Redis DB 8 (``BENCH_REDIS_URL``) is flushed before and after.
+Before that it checks what the proxy alone costs: ``redis-benchmark`` direct and through the proxy at
+0 ms added, and (``--direct``, on by default) every case once more without proxies on workers of
+their own, so the 0 ms rows can be read against loopback. The proxies run at a raised scheduling
+priority where permitted (``--proxy-nice``): a network does not wait for the host's CPU, and on a
+busy machine each extra hop would otherwise add scheduler latency to every round trip. The
+harness's own polling (has the last raw task finished, when did the first child start) talks to
+Redis directly and is not counted. It prints numbers and asserts nothing; Redis DB 8
+(``BENCH_REDIS_URL``) is flushed before and after.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -27,8 +32,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -59,6 +65,14 @@ class Proxy:
         self.port, control = int(words[1]), int(words[3])
         self.control = socket.create_connection(("127.0.0.1", control))
         self.replies = self.control.makefile("rb")
+
+    def renice(self, nice: int) -> bool:
+        """Run the proxy at scheduling priority ``nice`` (a network never waits for the host's CPU); False if denied."""
+        try:
+            os.setpriority(os.PRIO_PROCESS, self.proc.pid, nice)
+        except (PermissionError, OSError):
+            return False
+        return True
 
     @property
     def url(self) -> str:
@@ -125,8 +139,12 @@ def measured(proxies: Sequence[Proxy], items: int, run: Any) -> tuple[dict[str, 
     return result, Wire(items, coordinator, worker)
 
 
-def ping_rtt(url: str, count: int = 200) -> float:
-    """Median PING round trip through ``url``, in milliseconds (what the proxy really adds, timer slop included)."""
+def ping_rtt(url: str, count: int = 200) -> tuple[float, float]:
+    """Median and mean PING round trip through ``url``, in ms: what the proxy really adds, timer and scheduler slop too.
+
+    The mean is what a client that waits out its round trips one after another pays; on a busy machine it is well above
+    the median, because every hop through the proxy is one more process that has to be scheduled.
+    """
     client = redis.Redis.from_url(url)
     try:
         client.ping()
@@ -135,7 +153,7 @@ def ping_rtt(url: str, count: int = 200) -> float:
             start = time.perf_counter()
             client.ping()
             samples.append(time.perf_counter() - start)
-        return 1000 * statistics.median(samples)
+        return 1000 * statistics.median(samples), 1000 * statistics.mean(samples)
     finally:
         client.close()
 
@@ -169,7 +187,11 @@ def proxy_check(direct_port: int, proxy: Proxy, requests: int) -> None:
             f"  {label:<24} direct {direct:>9,.0f}/s   proxy {proxied:>9,.0f}/s   ({proxied / direct:>4.0%})   "
             f"proxy CPU {1e6 * stats['cpu_seconds'] / max(1, stats['round_trips']):.0f} us per round trip"
         )
-    emit(f"  PING round trip: direct {ping_rtt(BENCH_REDIS_URL):.3f} ms, proxy {ping_rtt(proxy.url):.3f} ms")
+    (direct_median, direct_mean), (proxy_median, proxy_mean) = ping_rtt(BENCH_REDIS_URL), ping_rtt(proxy.url)
+    emit(
+        f"  PING round trip, median/mean: direct {direct_median:.3f}/{direct_mean:.3f} ms, "
+        f"proxy {proxy_median:.3f}/{proxy_mean:.3f} ms"
+    )
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -181,11 +203,20 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="dmap worker processes")
     parser.add_argument("--concurrency", type=int, default=1, help="prefork processes per worker")
     parser.add_argument("--check-requests", type=int, default=20000, help="PINGs per proxy-alone check (0: skip)")
+    parser.add_argument(
+        "--direct",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run every case without the proxies (own workers): what the proxy alone costs end to end",
+    )
+    parser.add_argument(
+        "--proxy-nice", type=int, default=-10, help="scheduling priority of the proxies (negative needs privilege)"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the proxy check and every round trip; print the table."""
+    """Run the proxy check, the direct baseline and every round trip; print the table."""
     args = parse(argv)
     logging.basicConfig(level=logging.WARNING)
     rtts = [float(v) for v in args.rtt.split(",") if v.strip()]
@@ -197,91 +228,144 @@ def main(argv: Sequence[str] | None = None) -> int:
     coordinator_proxy = Proxy(BENCH_REDIS_URL)
     worker_proxy = Proxy(BENCH_REDIS_URL)
     proxies = (coordinator_proxy, worker_proxy)
+    reniced = all(proxy.renice(args.proxy_nice) for proxy in proxies)
+    emit(f"proxies at nice {args.proxy_nice if reniced else 'unchanged (not permitted)'}")
+    table = Table(args.workers * args.concurrency, args.items)
+    emit(f"workers: {args.workers} x {args.concurrency} prefork ({table.slots} slots), {args.items} items per run")
     try:
         if args.check_requests:
             proxy_check(urlsplit(BENCH_REDIS_URL).port or 6379, coordinator_proxy, args.check_requests)
-        run_cases(args, conn, proxies, rtts, limits)
+        if args.direct:
+            with workers_on(conn, args, BENCH_REDIS_URL, BENCH_REDIS_URL) as (backend, queue):
+                table.add_cases("direct", ping_rtt(BENCH_REDIS_URL, 100), backend, queue, conn, limits, None)
+        with workers_on(conn, args, worker_proxy.url, coordinator_proxy.url) as (backend, queue):
+            for rtt in rtts:
+                for proxy in proxies:
+                    proxy.ask(f"delay {rtt / 2}")
+                table.add_cases(f"{rtt:g}", ping_rtt(coordinator_proxy.url, 100), backend, queue, conn, limits, proxies)
     finally:
         for proxy in proxies:
             proxy.stop()
         conn.flushdb()
+    table.report(f"{max(rtts):g}" if rtts else None)
     return 0
 
 
-def run_cases(
-    args: argparse.Namespace, conn: redis.Redis, proxies: Sequence[Proxy], rtts: list[float], limits: list[int]
-) -> None:
-    """Every round trip x (raw Celery, dmap at each MaxConcurrency) on one set of workers."""
-    coordinator_proxy, worker_proxy = proxies
-    workers = ProxiedWorkers(args.workers, args.concurrency, redis_url=worker_proxy.url)
+@contextmanager
+def workers_on(conn: redis.Redis, args: argparse.Namespace, worker_url: str, coordinator_url: str) -> Iterator[Any]:
+    """Workers whose Redis is ``worker_url`` and a celery backend whose Redis is ``coordinator_url``; stopped after."""
+    workers = ProxiedWorkers(args.workers, args.concurrency, redis_url=worker_url)
     workers.start(conn)
-    slots = args.workers * args.concurrency
-    emit(f"workers: {args.workers} x {args.concurrency} prefork ({slots} slots), {args.items} items per run")
-    settings = Settings(redis_url=coordinator_proxy.url, broker_url=coordinator_proxy.url, queue=workers.queue)
-    backend = TimedCelery(settings)
-    rows: list[str] = []
-    wires: dict[str, Wire] = {}
-    busiest, busiest_cpu = 0.0, 0.0
+    backend = TimedCelery(Settings(redis_url=coordinator_url, broker_url=coordinator_url, queue=workers.queue))
     try:
-        for rtt in rtts:
-            for proxy in proxies:
-                proxy.ask(f"delay {rtt / 2}")
-            ping = ping_rtt(coordinator_proxy.url, 100)
-            run_dmap(backend, conn, 50)  # warm-up: connections in every pool, plans, worker imports
-            run_raw(backend.app, workers.queue, conn, 50)
-            raw, wire = measured(proxies, args.items, lambda: run_raw(backend.app, workers.queue, conn, args.items))
-            cases = [("raw Celery", raw, wire)]
-            for limit in limits:
-                result, wire = measured(
-                    proxies, args.items, lambda limit=limit: run_dmap(backend, conn, args.items, max_concurrency=limit)
-                )
-                cases.append((f"dmap MaxConcurrency {limit}", result, wire))
-            for name, result, wire in cases:
-                wires[f"{name} at {rtt:g} ms"] = wire
-                if not rows:
-                    emit(HEADER)
-                rows.append(row(rtt, ping, name, result, raw, wire, slots))
-                emit(rows[-1])
-                busiest = max(busiest, *(side["round_trips"] / result["seconds"] for side in wire.sides))
-                busiest_cpu = max(busiest_cpu, *(side["cpu_seconds"] / result["seconds"] for side in wire.sides))
+        yield backend, workers.queue
     finally:
         app = backend._app
         if app is not None:
             app.close()
         backend.close()
         workers.stop()
-    emit()
-    emit("round trips and commands per child: coordinator side + worker side, counted by the two proxies (idle")
-    emit("polling included); ping: median PING round trip through the proxy. bound/s: the rate if each round trip")
-    emit("were waited out one after another, by one coordinator loop (1 / (its round trips per child x ping)) and")
-    emit("by each worker slot (slots / (worker-side round trips per child x ping)).")
-    emit(
-        f"busiest proxy: {busiest:,.0f} round trips/s, {busiest_cpu:.0%} of one core "
-        "(near 100% would mean the proxy, not the system, set the rate)"
-    )
-    emit()
-    emit(HEADER)
-    for line in rows:
-        emit(line)
-    if rtts:
+
+
+@dataclass
+class Table:
+    """The rows measured so far, printed as they come and once more, whole, at the end."""
+
+    slots: int
+    items: int
+    rows: list[str] = field(default_factory=list)
+    wires: dict[str, Wire] = field(default_factory=dict)
+    busiest: float = 0.0
+    busiest_cpu: float = 0.0
+
+    def add_cases(
+        self,
+        rtt: str,
+        ping: tuple[float, float],
+        backend: Any,
+        queue: str,
+        conn: redis.Redis,
+        limits: list[int],
+        proxies: Sequence[Proxy] | None,
+    ) -> None:
+        """Raw Celery, then dmap at each MaxConcurrency, on the workers of ``queue``; counted when ``proxies``."""
+        items = self.items
+        run_dmap(backend, conn, 50)  # warm-up: connections in every pool, plans, worker imports
+        run_raw(backend.app, queue, conn, 50)
+        runs: list[tuple[str, Callable[[], dict[str, float]]]] = [
+            ("raw Celery", lambda: run_raw(backend.app, queue, conn, items))
+        ]
+        for limit in limits:
+            runs.append(
+                (
+                    f"dmap MaxConcurrency {limit}",
+                    lambda limit=limit: run_dmap(backend, conn, items, max_concurrency=limit),
+                )
+            )
+        raw: dict[str, float] | None = None
+        for name, run in runs:
+            if proxies is None:
+                result, wire = run(), None
+            else:
+                result, wire = measured(proxies, items, run)
+                self.wires[f"{name} at {rtt} ms"] = wire
+                self.busiest = max(self.busiest, *(side["round_trips"] / result["seconds"] for side in wire.sides))
+                cpu = (side["cpu_seconds"] / result["seconds"] for side in wire.sides)
+                self.busiest_cpu = max(self.busiest_cpu, *cpu)
+            raw = raw or result
+            if not self.rows:
+                emit(HEADER)
+            self.rows.append(row(rtt, ping, name, result, raw, wire, self.slots))
+            emit(self.rows[-1])
+
+    def report(self, rtt: str | None) -> None:
+        """The notes, the whole table, and the commands by name at round trip ``rtt``."""
         emit()
-        breakdown(wires, max(rtts))
+        emit("round trips and commands per child: coordinator side + worker side, counted by the two proxies (idle")
+        emit("polling included). ping: median/mean PING round trip. bound/s: the rate if each round trip were waited")
+        emit("out one after another (at the mean ping), by one coordinator loop (1 / (its round trips per child x")
+        emit("ping)) and by the worker slots (slots / (worker-side round trips per child x ping)).")
+        emit(
+            f"busiest proxy: {self.busiest:,.0f} round trips/s, {self.busiest_cpu:.0%} of one core "
+            "(near 100% would mean the proxy, not the system, set the rate)"
+        )
+        emit()
+        emit(HEADER)
+        for line in self.rows:
+            emit(line)
+        if rtt is not None and self.wires:
+            emit()
+            breakdown(self.wires, rtt)
 
 
 HEADER = (
-    f"{'rtt ms':>6} {'ping ms':>7}  {'system':<22} {'items/s':>8} {'x raw':>6}  "
+    f"{'rtt ms':>6} {'ping ms':>11}  {'system':<22} {'items/s':>8} {'x raw':>6}  "
     f"{'round trips/child':>17} {'commands/child':>15} {'bound/s coord':>13} {'worker':>7}"
 )
 
 
 def row(
-    rtt: float, ping: float, name: str, result: dict[str, float], raw: dict[str, float], wire: Wire, slots: int
+    rtt: str,
+    ping: tuple[float, float],
+    name: str,
+    result: dict[str, float],
+    raw: dict[str, float],
+    wire: Wire | None,
+    slots: int,
 ) -> str:
     """One line of the table."""
-    coordinator, worker = (1000 / (n * ping) if n * ping > 0 else float("inf") for n in wire.per_child("round_trips"))
+    line = (
+        f"{rtt:>6} {ping[0]:>5.2f}/{ping[1]:<5.2f}  {name:<22} {result['rate']:>8,.0f} "
+        f"{result['rate'] / raw['rate']:>5.2f}x  "
+    )
+    if wire is None:
+        return line + f"{'-':>17} {'-':>15} {'-':>13} {'-':>7}"
+    coordinator, worker = (
+        1000 / (n * ping[1]) if n * ping[1] > 0 else float("inf") for n in wire.per_child("round_trips")
+    )
     return (
-        f"{rtt:>6g} {ping:>7.2f}  {name:<22} {result['rate']:>8,.0f} {result['rate'] / raw['rate']:>5.2f}x  "
-        f"{split(wire, 'round_trips'):>17} {split(wire, 'commands'):>15} {coordinator:>13,.0f} {slots * worker:>7,.0f}"
+        line + f"{split(wire, 'round_trips'):>17} {split(wire, 'commands'):>15} {coordinator:>13,.0f} "
+        f"{slots * worker:>7,.0f}"
     )
 
 
@@ -291,11 +375,11 @@ def split(wire: Wire, key: str) -> str:
     return f"{coordinator:.2f}+{worker:.2f}"
 
 
-def breakdown(wires: dict[str, Wire], rtt: float) -> None:
+def breakdown(wires: dict[str, Wire], rtt: str) -> None:
     """Redis commands per child by name, each side, for the runs at round trip ``rtt``."""
-    emit(f"commands per child by name at {rtt:g} ms (coordinator side | worker side):")
+    emit(f"commands per child by name at {rtt} ms (coordinator side | worker side):")
     for label, wire in wires.items():
-        if not label.endswith(f" at {rtt:g} ms"):
+        if not label.endswith(f" at {rtt} ms"):
             continue
         sides = []
         for stats in wire.sides:

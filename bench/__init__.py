@@ -1,4 +1,4 @@
-"""Benchmarks of dmap (not tests): ``python -m bench.engine``, ``python -m bench.network`` and ``python -m bench.interpreter``.
+"""Benchmarks of dmap (not tests): ``python -m bench.engine``, ``bench.network`` and ``bench.interpreter``.
 
 They print numbers and assert nothing. See each module's docstring for what it measures.
 """

@@ -31,6 +31,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -43,32 +44,14 @@ from .records import Execution, ExecutionStatus, new_execution
 
 logger = logging.getLogger(__name__)
 
+
+def _lua(name: str) -> str:
+    """The text of ``dmap/lua/<name>.lua`` (the claim scripts need nothing from ``_lib.lua``)."""
+    return (resources.files("dmap") / "lua" / f"{name}.lua").read_text("utf-8")
+
+
 CLAIM_MS = 15_000
 """How long a claim lives without renewal: a coordinator killed with SIGKILL is taken over after this."""
-
-_CLAIM = """
--- KEYS: 1 claim STRING (execution -> owner "host:pid:token"), 2 detached lease ZSET (dmap.detach).
--- ARGV: owner, claim_ms, arn, dead owner ('' or the value of a claim whose process is known to be dead).
--- Claims an execution nobody runs: no live claim (or only the dead one), not waiting as a detached task.
-if redis.call('ZSCORE', KEYS[2], ARGV[3]) then return 0 end
-local current = redis.call('GET', KEYS[1])
-if current and current ~= ARGV[4] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
-_RENEW = """
--- KEYS: 1 claim STRING. ARGV: token, claim_ms. Renews the claim unless another owner took it over;
--- a claim that vanished (a Redis restarted without its data) is set again.
-local current = redis.call('GET', KEYS[1])
-if current and current ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
-_RELEASE = """
--- KEYS: 1 claim STRING. ARGV: token. Drops the claim only while this token owns it.
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call('DEL', KEYS[1])
-"""
 
 
 # -- the item source, as the name rule compares it -----------------------------------------------
@@ -151,9 +134,9 @@ class _RedisClaims(_Claims):
     def __init__(self, journal: RedisJournal) -> None:
         super().__init__()
         self.client, self.prefix, self.retention = journal.client, journal.prefix, journal.retention
-        self._claim = self.client.register_script(_CLAIM)
-        self._renew = self.client.register_script(_RENEW)
-        self._release = self.client.register_script(_RELEASE)
+        self._claim = self.client.register_script(_lua("claim"))
+        self._renew = self.client.register_script(_lua("claim_renew"))
+        self._release = self.client.register_script(_lua("claim_release"))
         self._tokens: dict[str, tuple[str, threading.Event]] = {}
 
     def _key(self, arn: str) -> str:

@@ -253,9 +253,30 @@ def redrive_execution(
         ExecutionNotRedrivable: Items that never ran come from a source that cannot be read again,
             and ``manifest`` was not given.
     """
-    from .api import prepare
+    from . import identity
 
     engine = _backend(backend)
+    # The claim first: two redrives (or a redrive and a same-name run) must not both pass the status check.
+    owner = identity.claims(engine)
+    status = describe_execution(arn, backend=engine).status
+    if status not in _REDRIVABLE:
+        raise InvalidStateError(f"Execution is {status} and cannot be redriven: {arn}")
+    if not owner.claim(arn):
+        raise InvalidStateError(f"Execution {arn} is being run by another process; wait for it to end")
+    try:
+        machine, execution, source, redriven = _prepare_redrive(engine, arn, manifest)
+        result: Execution = engine.run(machine, execution, manifest=source, wait=wait, redrive=redriven)
+    except BaseException:
+        owner.release(arn)  # nothing runs: let the next caller have it
+        raise
+    return result
+
+
+def _prepare_redrive(engine: Any, arn: str, manifest: Any) -> tuple[Any, Execution, Any, dict[str, MapRun]]:
+    """Check that ``arn`` can be redriven and make its record RUNNING again: (machine, execution, source, map runs)."""
+    from .api import prepare
+    from .interpreter.context import iso_now
+
     execution = describe_execution(arn, backend=engine)
     if execution.status not in _REDRIVABLE:
         raise InvalidStateError(f"Execution is {execution.status} and cannot be redriven: {arn}")
@@ -267,12 +288,9 @@ def redrive_execution(
     source = _redrive_source(engine, machine, execution, redriven, manifest)
     engine.journal.clear_stop(arn)
     execution.redrive_count += 1
-    from .interpreter.context import iso_now
-
     execution.redrive_date = iso_now()
     execution.status, execution.error, execution.cause, execution.stop_date = ExecutionStatus.RUNNING, None, None, None
-    result: Execution = engine.run(machine, execution, manifest=source, wait=wait, redrive=redriven)
-    return result
+    return machine, execution, source, redriven
 
 
 def _redrive_source(engine: Any, machine: Any, execution: Execution, redriven: dict[str, MapRun], given: Any) -> Any:

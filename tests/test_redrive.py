@@ -268,3 +268,25 @@ def test_a_source_that_shrank_before_the_redrive_fails_the_reader_and_keeps_its_
     again = control.redrive_execution(failed.execution_arn, backend=backend)
     assert (again.status, again.error) == ("FAILED", "States.ItemReaderFailed")
     assert_honest(map_run(failed.execution_arn, backend).item_counts, 10)
+
+
+def test_a_redrive_while_another_caller_holds_the_execution_is_refused_and_changes_nothing(
+    backend: LocalBackend, world: _World
+) -> None:
+    from dmap import identity
+
+    world.failing = {3}
+    failed = dmap.run(fan(ToleratedFailureCount=0), list(range(20)), backend=backend)
+    assert failed.status == "FAILED"
+    owner = identity.claims(backend)
+    assert owner.claim(failed.execution_arn)  # another redrive (or a same-name run) got there first
+    try:
+        with pytest.raises(dmap.InvalidStateError, match="being run by another process"):
+            control.redrive_execution(failed.execution_arn, backend=backend)
+        kept = control.describe_execution(failed.execution_arn, backend=backend)
+        assert (kept.status, kept.redrive_count) == ("FAILED", 0)
+    finally:
+        owner.release(failed.execution_arn)
+    world.fixed = True
+    redriven = control.redrive_execution(failed.execution_arn, backend=backend)
+    assert (redriven.status, redriven.redrive_count) == ("SUCCEEDED", 1)

@@ -257,6 +257,10 @@ def no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("DMAP_S3_ROOT", raising=False)
+    import boto3
+
+    # boto3's default session caches the credentials an earlier test resolved: start from a new one.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     return env
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,9 @@ def run_case(case: dict[str, Any]) -> tuple[bool, bool, str]:
     """Run one case; returns ``(passed, cause_matches, detail)``."""
     import dmap
 
-    execution = dmap.run(case["definition"], input=case.get("input"), name=f"conf-{abs(hash(case['id']))}")
+    # A name runs once (AWS's rule): a case run again (the causes test reruns them) needs a new one.
+    name = f"conf-{abs(hash(case['id']))}-{uuid.uuid4().hex[:8]}"
+    execution = dmap.run(case["definition"], input=case.get("input"), name=name)
     expected = case["expected"]
     got = {"status": execution.status, "output": execution.output, "error": execution.error, "cause": execution.cause}
     if expected["status"] != execution.status:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -34,6 +35,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Exit code of an infrastructure fault (Redis, the broker, object storage unreachable or failing).
 EXIT_INFRASTRUCTURE = 3
+#: Exit code when the reader of standard output went away (``dmap … | head``): 128 + SIGPIPE, as shells report it.
+EXIT_PIPE_CLOSED = 141
 
 
 class Output(StrEnum):
@@ -99,6 +102,12 @@ def _reporting(function: F) -> F:
             raise _fail(str(exc), EXIT_INFRASTRUCTURE) from None
         except DmapError as exc:
             raise _fail(str(exc), 1) from None
+        except BrokenPipeError:
+            if not _stdout_closed():
+                raise _fail("a connection failed: BrokenPipeError", EXIT_INFRASTRUCTURE) from None
+            # `dmap … | head`: the reader went away, nothing failed. Exit as a shell does on SIGPIPE.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(EXIT_PIPE_CLOSED) from None
         except Exception as exc:
             infrastructure = _infrastructure_message(exc)
             if infrastructure is not None:
@@ -111,6 +120,24 @@ def _reporting(function: F) -> F:
             raise _fail(f"internal error: {what} (run with DMAP_DEBUG=1 to see the traceback)", 1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _stdout_closed() -> bool:
+    """True when whoever reads our standard output has gone away (a closed pipe)."""
+    import select
+
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError):
+        return False
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _infrastructure_message(exc: BaseException) -> str | None:
@@ -367,6 +394,7 @@ def worker(
 
     settings = get_settings()
     celery_app = create_app(settings)
+    _check_reachable(settings, celery_app)
     argv = [
         "worker",
         "-Q",
@@ -380,6 +408,26 @@ def worker(
     if concurrency:
         argv += ["-c", str(concurrency)]
     celery_app.worker_main(argv)
+
+
+def _check_reachable(settings: Any, celery_app: Any) -> None:
+    """Refuse to start (exit 3) when Redis or the broker cannot be reached at all.
+
+    Once running, a worker rides out outages (Celery reconnects); at start an unreachable address is
+    almost always a wrong URL, and retrying it for minutes hides that.
+    """
+    from .backends.celery import CeleryBackend
+    from .config import redact
+
+    CeleryBackend(settings).close()  # pings the run store's Redis: BackendError naming DMAP_REDIS_URL
+    url = settings.effective_broker_url
+    if url == settings.redis_url:
+        return
+    try:
+        with celery_app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=5)
+    except Exception as exc:
+        raise BackendError(f"cannot reach the broker at {redact(url)} (DMAP_BROKER_URL): {redact(str(exc))}") from None
 
 
 BackendOption = Annotated[str | None, typer.Option("--backend", help="local or celery (default: DMAP_BACKEND).")]

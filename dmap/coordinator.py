@@ -26,7 +26,7 @@ from . import batching, counting, metrics, sources
 from .asl.model import MapState, TaskState, WaitState, iter_states
 from .child import ChildPlan
 from .config import Settings
-from .errors import ErrorName, StatesError
+from .errors import BackendError, ConfigurationError, ErrorName, StatesError, StorageError
 from .interpreter import dataflow, jsonata_flow, mapfields
 from .interpreter.context import MapInvocation, iso_now, state_machine_arn
 from .interpreter.executor import Aborted
@@ -190,6 +190,16 @@ class Coordinator:
             self.store.abort(self.run_id, "failed")
         except TotalMismatch as exc:  # the source changed under the run: its counts cannot be trusted
             failure = StatesError(ErrorName.ITEM_READER_FAILED, str(exc))
+            self.store.abort(self.run_id, "failed")
+        except (ConfigurationError, StorageError) as exc:  # the item source itself is unusable ('s3://', ...)
+            failure = StatesError(ErrorName.ITEM_READER_FAILED, str(exc))
+            self.store.abort(self.run_id, "failed")
+        except Exception as exc:
+            if _infrastructure(exc):
+                raise  # Redis is gone: leave the run as it is, for a resume to finish it
+            # A bug must still close the Map Run honestly: FAILED with what happened, counts that add up.
+            logger.exception("map run %s failed unexpectedly", self.map_run.map_run_arn)
+            failure = StatesError(ErrorName.RUNTIME, f"internal error: {type(exc).__name__}: {exc}")
             self.store.abort(self.run_id, "failed")
         self._settle()
         self._learn_total()
@@ -637,6 +647,13 @@ class _CountAhead:
         """Stop the count if it runs (the reader reached the end, or the run is over)."""
         if self._counter is not None:
             self._counter.cancel()
+
+
+def _infrastructure(exc: BaseException) -> bool:
+    """True for a lost Redis or broker (a resume finishes the run), as opposed to a fault of the run itself."""
+    import redis
+
+    return isinstance(exc, redis.RedisError | BackendError | ConnectionError | TimeoutError)
 
 
 class _Window:

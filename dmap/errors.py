@@ -141,6 +141,22 @@ class ExecutionNotRedrivable(DmapError):
         )
 
 
+class InvalidName(ConfigurationError):
+    """Raised when an execution name breaks AWS's naming rule (1-80 characters, no whitespace or ``/:*?``...).
+
+    Attributes:
+        name: The name given.
+        reason: What is wrong with it.
+    """
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name, self.reason = name, reason
+        super().__init__(
+            f"invalid execution name {name!r}: {reason}; AWS allows 1-80 characters without whitespace, "
+            'control characters or any of < > { } [ ] ? * " # % \\ ^ | ~ ` $ & , ; : /'
+        )
+
+
 class BackendError(DmapError):
     """Raised when the execution backend (Redis, the Celery broker) fails or cannot be reached."""
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import redis
 
-from .errors import ExecutionAlreadyExists
+from .errors import ExecutionAlreadyExists, InvalidName
 from .interpreter.context import execution_arn
 from .journal import RedisJournal
 from .records import Execution, ExecutionStatus, new_execution
@@ -294,6 +294,8 @@ def admit(engine: Any, state_machine: str, name: str | None, input: Any, manifes
         ExecutionAlreadyExists: The name belongs to a closed execution, or to a RUNNING one with
             another input or item source.
     """
+    if name is not None:
+        check_name(name)
     value = {} if input is None else input
     source, registry = source_of(manifest), claims(engine)
     if name is None:
@@ -316,12 +318,28 @@ def admit(engine: Any, state_machine: str, name: str | None, input: Any, manifes
             except BaseException:
                 registry.release(arn)
                 raise
-            logger.info("resuming execution %s: no live process runs it", arn)
+            logger.warning("execution %s is RUNNING but no live process runs it any more: resuming it here", arn)
             existing.map_runs = []  # the coordinator re-attaches (and resumes) its Map Runs
             return Admission(existing, owned=True, new=False)
         if existing is not None:
             return Admission(existing, owned=False, new=False)
         time.sleep(0.02)  # claimed by a caller that is recording the new execution right now
+
+
+_NOT_IN_NAMES = frozenset(' <>{}[]?*"#%\\^|~`$&,;:/')
+
+
+def check_name(name: str) -> None:
+    """Apply AWS's rule for execution names: 1-80 characters, none of whitespace, ``<>{}[]?*"#%\\^|~`$&,;:/``
+    or control characters.
+
+    Raises:
+        InvalidName: The name breaks the rule (nothing is started).
+    """
+    bad = sorted({c for c in name if c in _NOT_IN_NAMES or c.isspace() or ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F})
+    if not 1 <= len(name) <= 80 or bad:
+        why = f"{len(name)} characters (1-80 allowed)" if not 1 <= len(name) <= 80 else f"it contains {bad!r}"
+        raise InvalidName(name, why)
 
 
 def attached(execution: Execution) -> None:

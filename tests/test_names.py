@@ -279,7 +279,9 @@ class _Crash(BaseException):
     """The caller dies mid-run (nothing in dmap catches a BaseException that is not an Exception)."""
 
 
-def test_a_running_execution_nobody_runs_any_more_is_resumed_under_its_name(backend: LocalBackend) -> None:
+def test_a_running_execution_nobody_runs_any_more_is_resumed_under_its_name(
+    backend: LocalBackend, caplog: pytest.LogCaptureFixture
+) -> None:
     name, calls = unique(), {"n": 0}
 
     def crash_once(event: Any, context: dmap.TaskContext) -> Any:
@@ -302,9 +304,12 @@ def test_a_running_execution_nobody_runs_any_more_is_resumed_under_its_name(back
         (left,) = control.list_executions(backend=backend)
         assert (left.name, left.status) == (name, "RUNNING")
 
-        resumed = dmap.run(definition, [7], input={"k": 2}, backend=backend, name=name)
+        with caplog.at_level("WARNING", logger="dmap.identity"):
+            resumed = dmap.run(definition, [7], input={"k": 2}, backend=backend, name=name)
     finally:
         registry.unregister("NamesCrash")
+    said = [r.getMessage() for r in caplog.records if r.name == "dmap.identity"]
+    assert said == [f"execution {left.execution_arn} is RUNNING but no live process runs it any more: resuming it here"]
 
     assert (resumed.status, resumed.output) == ("SUCCEEDED", [7])
     assert resumed.execution_arn == left.execution_arn and resumed.start_date == left.start_date

@@ -653,7 +653,13 @@ def _infrastructure(exc: BaseException) -> bool:
     """True for a lost Redis or broker (a resume finishes the run), as opposed to a fault of the run itself."""
     import redis
 
-    return isinstance(exc, redis.RedisError | BackendError | ConnectionError | TimeoutError)
+    if isinstance(exc, redis.RedisError | BackendError | ConnectionError | TimeoutError):
+        return True
+    try:
+        from kombu.exceptions import OperationalError  # the broker (celery is installed with dmap)
+    except ImportError:
+        return False
+    return isinstance(exc, OperationalError)
 
 
 class _Window:

@@ -224,8 +224,9 @@ def wrong_password_errors(url: str, tmp_path: Path) -> list[str]:
     assert "cannot reach Redis" in cli.stderr
     texts.append(cli.text)
 
-    text = watch_worker(env, tmp_path / "wrong-worker.log", until=("Cannot connect",))
-    assert "Cannot connect" in text, text[-3000:]
+    # A worker refuses to start against a Redis it cannot log in to (exit 3, one redacted line).
+    text = watch_worker(env, tmp_path / "wrong-worker.log", until=("cannot reach Redis",))
+    assert "cannot reach Redis" in text and "invalid username-password pair" in text, text[-3000:]
     texts.append(text)
     return texts
 

@@ -95,14 +95,16 @@ class ChildSpec:
         items: How many items it covers (1 without ItemBatcher).
         input: The child's execution input as compact JSON text.
         cursor: The reader position *after* this child; stored write-ahead when the child is granted,
-            so a restarted coordinator resumes reading from there.
+            so a restarted coordinator resumes reading from there: an opaque reader position (JSON
+            text: a byte offset, a row group, the last listed key...) or, for a source read by
+            index, the index of the next item.
     """
 
     child: int
     first: int
     items: int
     input: str
-    cursor: int
+    cursor: int | str
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,8 +459,11 @@ class RunStore(Protocol):
         """
         ...
 
-    def cursor(self, run: str) -> tuple[int, int, int]:
-        """``(reader_cursor, next_child, next_item)`` as last stored by :meth:`acquire` (zeros if new)."""
+    def cursor(self, run: str) -> tuple[int | str, int, int]:
+        """``(reader_cursor, next_child, next_item)`` as last stored by :meth:`acquire` (zeros if new).
+
+        ``reader_cursor`` is the :attr:`ChildSpec.cursor` of the last child granted, as it was given.
+        """
         ...
 
     def abort(self, run: str, reason: str) -> bool:

@@ -85,7 +85,7 @@ class _Run:
     duplicates: int = 0
     totals: tuple[int, int] | None = None  # items, children, once the reader is exhausted
     declared: tuple[int, int | None] | None = None  # items, children (if known), counted ahead of the reader
-    cursor: tuple[int, int, int] = (0, 0, 0)
+    cursor: tuple[int | str, int, int] = (0, 0, 0)
     abort: str | None = None
     expires: float | None = None
 
@@ -449,9 +449,10 @@ class MemoryRunStore:
             r.heap.clear()
             return n
 
-    def cursor(self, run: str) -> tuple[int, int, int]:
+    def cursor(self, run: str) -> tuple[int | str, int, int]:
         """``(reader_cursor, next_child, next_item)`` as last stored by :meth:`acquire`."""
-        return self._read(run, lambda r: r.cursor, (0, 0, 0))
+        new: tuple[int | str, int, int] = (0, 0, 0)
+        return self._read(run, lambda r: r.cursor, new)
 
     def counts(self, run: str) -> RunCounts:
         """The run's item and execution counts now (zeros for an unknown run)."""

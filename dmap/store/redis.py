@@ -281,10 +281,12 @@ class RedisRunStore:
         """Record every child still holding a lease ABORTED and drop every lease (aborted runs only)."""
         return max(0, int(self._call("close", run)))
 
-    def cursor(self, run: str) -> tuple[int, int, int]:
+    def cursor(self, run: str) -> tuple[int | str, int, int]:
         """``(reader_cursor, next_child, next_item)`` as last stored by :meth:`acquire`."""
         cr, cc, ci = self.client.hmget(self._k(run)[0], ["cr", "cc", "ci"])
-        return _int(cr), _int(cc), _int(ci)
+        reader = _text(cr) if cr is not None else "0"
+        # acquire.lua stores the cursor as sent: digits for a source read by index, else a reader position.
+        return (int(reader) if reader.isdigit() else reader), _int(cc), _int(ci)
 
     def counts(self, run: str) -> RunCounts:
         """The run's item and execution counts now (zeros for an unknown run), read atomically."""

@@ -507,10 +507,14 @@ class RunStore(Protocol):
         """
         ...
 
-    def failures(self, run: str, *, error: str | None = None) -> Iterator[str]:
+    def failures(
+        self, run: str, *, error: str | None = None, after: int | None = None, limit: int | None = None
+    ) -> Iterator[str]:
         """The records of failed, timed-out and aborted children (JSON text), by child number.
 
-        ``error`` keeps only the records whose ``Error`` is exactly that name.
+        ``error`` keeps only the records whose ``Error`` is exactly that name; ``after`` only those
+        of children numbered above it (paging: the last child of the previous page); ``limit``
+        stops after that many, reading no more than that from the store.
         """
         ...
 

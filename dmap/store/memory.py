@@ -508,10 +508,16 @@ class MemoryRunStore:
                 out.append(record)
             return out
 
-    def failures(self, run: str, *, error: str | None = None) -> Iterator[str]:
-        """The records of failed, timed-out and aborted children by child number (``error`` filters)."""
-        snapshot: list[tuple[int, tuple[str | None, str]]] = self._read(run, lambda r: sorted(r.failures.items()), [])
-        return (rec for _, (e, rec) in snapshot if error is None or (record_error(rec) if e is None else e) == error)
+    def failures(
+        self, run: str, *, error: str | None = None, after: int | None = None, limit: int | None = None
+    ) -> Iterator[str]:
+        """The records of failed, timed-out and aborted children by child number (``error``, ``after`` filter)."""
+        low = -1 if after is None else after
+        snapshot: list[tuple[int, tuple[str | None, str]]] = self._read(
+            run, lambda r: sorted(item for item in r.failures.items() if item[0] > low), []
+        )
+        records = (rec for _, (e, rec) in snapshot if error is None or (record_error(rec) if e is None else e) == error)
+        return itertools.islice(records, limit)
 
     def failure_count(self, run: str, *, error: str | None = None) -> int:
         """How many failure records there are (``error`` filters), without copying them."""

@@ -352,25 +352,38 @@ class RedisRunStore:
                 out.append(_text(record))
         return out
 
-    def failures(self, run: str, *, error: str | None = None) -> Iterator[str]:
-        """The records of failed, timed-out and aborted children by child number (``error`` filters)."""
+    def failures(
+        self, run: str, *, error: str | None = None, after: int | None = None, limit: int | None = None
+    ) -> Iterator[str]:
+        """The records of failed, timed-out and aborted children by child number (``error``, ``after`` filter).
+
+        Pages of the failure indexes (ZRANGEBYSCORE / ZRANGEBYLEX with LIMIT), each followed by one
+        HMGET of its records; the pages are no larger than ``limit``, so a page of 10 reads 10.
+        """
         keys = self._k(run)
+        left = limit if limit is not None else -1
         if error is None:
-            low: str = "-inf"
-            while True:
-                children: list[Any] = self.client.zrangebyscore(keys[9], low, "+inf", start=0, num=_FAILURES_BATCH)
-                yield from self._failure_records(keys, children)
-                if len(children) < _FAILURES_BATCH:
+            low: str = "-inf" if after is None else f"({after}"
+            while left != 0:
+                size = _FAILURES_BATCH if left < 0 else min(left, _FAILURES_BATCH)
+                children: list[Any] = self.client.zrangebyscore(keys[9], low, "+inf", start=0, num=size)
+                records = list(self._failure_records(keys, children))
+                yield from records
+                left = left - len(records) if left > 0 else left
+                if len(children) < size:
                     return
                 low = "(" + _text(children[-1])
         else:
             name = error.replace("\n", " ") + "\n"
-            lex_low = "[" + name
-            while True:
+            lex_low = "[" + name if after is None else "(" + name + f"{after:012d}"
+            while left != 0:
+                size = _FAILURES_BATCH if left < 0 else min(left, _FAILURES_BATCH)
                 high = "[" + name + "\xff"
-                members: list[Any] = self.client.zrangebylex(keys[10], lex_low, high, start=0, num=_FAILURES_BATCH)
-                yield from self._failure_records(keys, [_text(m)[len(name) :].lstrip("0") or "0" for m in members])
-                if len(members) < _FAILURES_BATCH:
+                members: list[Any] = self.client.zrangebylex(keys[10], lex_low, high, start=0, num=size)
+                records = list(self._failure_records(keys, [_text(m)[len(name) :].lstrip("0") or "0" for m in members]))
+                yield from records
+                left = left - len(records) if left > 0 else left
+                if len(members) < size:
                     return
                 lex_low = "(" + _text(members[-1])
 

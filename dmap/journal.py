@@ -207,7 +207,7 @@ class RedisJournal:
         found: list[Execution] = []
         last: list[Any] | None = None
         more = False
-        while len(found) < limit and not more:
+        while not more:
             want = limit - len(found) + 1  # one more: whether a next page exists
             rows: Any = self.client.zrevrangebyscore(
                 index, high, "-inf", start=offset, num=want, withscores=True

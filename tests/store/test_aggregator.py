@@ -174,6 +174,29 @@ def test_failures_are_listed_by_child_and_filtered_by_error(store: RunStore, mak
     assert list(store.failures(run, error="Oop")) == []
 
 
+def test_failures_page_after_a_child_and_read_no_more_than_the_limit(
+    store: RunStore, make_run: Callable[..., str]
+) -> None:
+    run = make_run(max_concurrency=0, tolerated_failure_count=10_000)
+    for lease in _run_children(store, run, 1200):
+        c = lease.child
+        status, error = (ChildStatus.SUCCEEDED, "") if c % 3 == 0 else (ChildStatus.FAILED, "Oops" * (c % 3))
+        store.complete(run, c, lease.token, status, record(c, "FAILED", error) if error else record(c))
+    for error in (None, "Oops", "OopsOops"):
+        expected = [c for c in range(1200) if c % 3 and (error is None or len(error) == 4 * (c % 3))]
+        pages, after = [], None
+        while True:
+            page = [json.loads(r)["Child"] for r in store.failures(run, error=error, after=after, limit=170)]
+            assert len(page) <= 170
+            pages += page
+            if len(page) < 170:
+                break
+            after = page[-1]
+        assert pages == expected, error
+        assert [json.loads(r)["Child"] for r in store.failures(run, error=error, after=expected[-1])] == []
+        assert list(store.failures(run, error=error, limit=0)) == []
+
+
 def test_failures_are_counted_without_reading_them(store: RunStore, make_run: Callable[..., str]) -> None:
     run = make_run(max_concurrency=0, tolerated_failure_count=1000)
     assert store.failure_count(run) == 0

@@ -18,8 +18,8 @@ work is measured:
    ones as the scripts leave them (status nibble and counters): the same state, in seconds (compare
    the printed counts of both at ``--children 20000``).
 2. **Redrive**, the calls ``Coordinator.run`` makes for a redrive, in its order: ``create_run``
-   (finds the run), ``requeue_unstarted``, ``reset_for_redrive`` (chunked Lua over the status
-   bitfield, 8,192 children per call: the longest call is reported, as it blocks Redis), ``cursor``,
+   (finds the run), ``requeue_unstarted``, ``reset_for_redrive`` (paged Lua over the failure
+   index, 1,000 failures per call: the longest call is reported, as it blocks Redis), ``cursor``,
    the reader reopened at the stored position of a ``--children``-line JSONL manifest (a seek to its
    end: nothing left to read), then the dispatch loop at MaxConcurrency ``--concurrency``:
    ``acquire`` (redo children first, 1,000 examined per call) and, for every granted child, a worker's

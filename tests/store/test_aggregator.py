@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import pytest
+
 from dmap.store import RUN, ChildStatus, Lease, RunConfig, RunStore
 
 from .conftest import LONG_MS, record, specs
@@ -248,6 +250,33 @@ def test_redrive_makes_failed_timed_out_and_aborted_children_pending_again(
     assert [(lease.child, lease.attempt) for lease in regranted.leases] == [(1, 1), (2, 1), (3, 1), (4, 1)]
     started = store.start(run, 1, regranted.leases[0].token, lease_ms=LONG_MS)
     assert (started.outcome, started.input, started.first, started.items) == (RUN, batch[1].input, 2, 2)
+
+
+def test_redrive_walks_the_failure_index_page_by_page(
+    store: RunStore, make_run: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dmap.store.redis
+
+    monkeypatch.setattr(dmap.store.redis, "_REDRIVE_CHUNK", 7)  # many pages, one of them exactly full
+    run = make_run(max_concurrency=0, tolerated_failure_count=10_000)
+    statuses = [ChildStatus.FAILED, ChildStatus.TIMED_OUT, ChildStatus.ABORTED]
+    failing = [c for c in range(300) if c % 7 in (1, 3) or 140 <= c < 161]
+    for lease in _run_children(store, run, 300):
+        c = lease.child
+        status = statuses[c % 3] if c in failing else ChildStatus.SUCCEEDED
+        store.complete(run, c, lease.token, status, record(c, status.name) if c in failing else record(c))
+    store.set_total(run, items=300, children=300)
+
+    assert store.reset_for_redrive(run) == len(failing)
+    assert store.failure_count(run) == 0
+    assert store.counts(run).executions.pending == len(failing)
+    assert [s for s in store.statuses(run, 0, 300)] == [
+        ChildStatus.PENDING if c in failing else ChildStatus.SUCCEEDED for c in range(300)
+    ]
+    regranted = store.acquire(run, [], dispatch_lease_ms=LONG_MS).leases
+    regranted += store.acquire(run, [], dispatch_lease_ms=LONG_MS).leases
+    assert [lease.child for lease in regranted] == failing
+    assert store.reset_for_redrive(run) == 0
 
 
 def test_delete_run_removes_everything(store: RunStore, make_run: Callable[..., str]) -> None:

@@ -209,9 +209,7 @@ class RedisJournal:
         more = False
         while not more:
             want = limit - len(found) + 1  # one more: whether a next page exists
-            rows: Any = self.client.zrevrangebyscore(
-                index, high, "-inf", start=offset, num=want, withscores=True
-            )
+            rows: Any = self.client.zrevrangebyscore(index, high, "-inf", start=offset, num=want, withscores=True)
             offset += len(rows)
             for raw, score in rows:
                 arn = raw.decode() if isinstance(raw, bytes) else str(raw)

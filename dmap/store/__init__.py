@@ -507,6 +507,17 @@ class RunStore(Protocol):
         """
         ...
 
+    def record_marks(self, run: str, first_child: int, count: int) -> str:
+        """Where each of ``count`` children from ``first_child`` stands for the result writer, in one round trip.
+
+        One character per child: ``-`` not finished, ``r`` finished with its record in the store,
+        ``w`` finished and its record taken (written to the result files, e.g. before a redrive).
+        Status and record are read atomically, so a child finishing meanwhile is never ``w``; once
+        ``w``, a child stays so until a redrive resets it. The result writer passes over runs of
+        ``w`` without asking about each child.
+        """
+        ...
+
     def failures(
         self, run: str, *, error: str | None = None, after: int | None = None, limit: int | None = None
     ) -> Iterator[str]:

@@ -496,6 +496,18 @@ class MemoryRunStore:
                 r.lease(c, now - 1e-6)
             return len(unstarted)
 
+    def record_marks(self, run: str, first_child: int, count: int) -> str:
+        """One character per child from ``first_child``: ``-`` not finished, ``r`` record here, ``w`` written."""
+        with self._cond:
+            r = self._find(run)
+            if r is None:
+                return "-" * count
+            status, results = r.status, r.results
+            return "".join(
+                "-" if c >= len(status) or status[c] < _SUCCEEDED else ("r" if c in results else "w")
+                for c in range(first_child, first_child + count)
+            )
+
     def read_results(self, run: str, first_child: int, limit: int) -> list[str]:
         """The records of the contiguous finished children from ``first_child``, left in place."""
         with self._cond:

@@ -49,6 +49,7 @@ _SCRIPTS = (
     "declare_total",
     "abort",
     "take_results",
+    "record_marks",
     "redrive",
     "expire",
     "requeue",
@@ -337,6 +338,10 @@ class RedisRunStore:
     def requeue_unstarted(self, run: str) -> int:
         """Expire the leases of granted children that never started (no attempt counted)."""
         return int(self._call("requeue", run))
+
+    def record_marks(self, run: str, first_child: int, count: int) -> str:
+        """One character per child from ``first_child``: ``-`` not finished, ``r`` record here, ``w`` written."""
+        return _text(self._call("record_marks", run, first_child, count))
 
     def read_results(self, run: str, first_child: int, limit: int) -> list[str]:
         """The records of the contiguous finished children from ``first_child``, left in place (plain HMGETs)."""

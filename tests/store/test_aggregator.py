@@ -279,6 +279,22 @@ def test_redrive_walks_the_failure_index_page_by_page(
     assert store.reset_for_redrive(run) == 0
 
 
+def test_record_marks_tell_unfinished_recorded_and_written_children_apart(
+    store: RunStore, make_run: Callable[..., str]
+) -> None:
+    run = make_run(max_concurrency=0, tolerated_failure_count=100)
+    leases = _run_children(store, run, 9)
+    for lease in leases[:7]:
+        failed = lease.child % 3 == 1
+        status = ChildStatus.FAILED if failed else ChildStatus.SUCCEEDED
+        store.complete(run, lease.child, lease.token, status, record(lease.child, "FAILED") if failed else record(0))
+    assert len(store.take_results(run, 0, 3)) == 3  # written by the result writer
+    assert store.record_marks(run, 0, 9) == "wwwrrrr--"
+    assert store.record_marks(run, 5, 8) == "rr------"  # past the last child: not finished
+    store.reset_for_redrive(run)
+    assert store.record_marks(run, 0, 9) == "w-wr-rr--"
+
+
 def test_delete_run_removes_everything(store: RunStore, make_run: Callable[..., str]) -> None:
     run = make_run(max_concurrency=5)
     leases = _run_children(store, run, 2)

@@ -19,14 +19,14 @@ work is measured:
    the printed counts of both at ``--children 20000``).
 2. **Redrive**, the calls ``Coordinator.run`` makes for a redrive, in its order: ``create_run``
    (finds the run), ``requeue_unstarted``, ``reset_for_redrive`` (paged Lua over the failure
-   index, 1,000 failures per call: the longest call is reported, as it blocks Redis), ``cursor``,
+   index, 500 failures per call: the longest call is reported, as it blocks Redis), ``cursor``,
    the reader reopened at the stored position of a ``--children``-line JSONL manifest (a seek to its
    end: nothing left to read), then the dispatch loop at MaxConcurrency ``--concurrency``:
    ``acquire`` (redo children first, 1,000 examined per call) and, for every granted child, a worker's
    ``start`` and ``complete`` (pipelined per round, standing in for the children's own work).
 
    Last, the result writer's pass: the records of the redriven children are found among the
-   1,000,000 children (those written before the redrive are passed over 4,096 at a time) and taken.
+   1,000,000 children (those written before the redrive are passed over 2,048 at a time) and taken.
 
 Reported: time to the first redriven child's ``start`` (target <= 5 s), the redrive's own overhead
 (everything but the children's start/complete calls: reset, cursor, reader, acquire rounds, the

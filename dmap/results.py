@@ -27,7 +27,7 @@ from .writers import RecordContext, ResultWriter, WriterSpec, apply_writer_confi
 CHUNK = 500
 SEGMENT = 10_000
 """Records between two durable checkpoints of the result files (bounds what the run store holds)."""
-GAP_SPAN = 4096
+GAP_SPAN = 2048
 """Children whose statuses and record presence are read in one round trip each, to pass over written ones."""
 
 

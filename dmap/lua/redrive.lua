@@ -4,7 +4,7 @@
 --       7 wake LIST, 8 res HASH, 9 fail HASH, 10 fset ZSET, 11 ferr ZSET: every key of the run,
 --       '<prefix>:{<run>}:<name>' (layout and fields in _lib.lua and dmap/keys.py).
 -- ARGV: after (examine children numbered above it; -1 for the first page), count (children examined
---       per call; the client sends 1,000), clear_abort ('1' on the first page)
+--       per call; the client sends 500), clear_abort ('1' on the first page)
 --
 -- Returns -1 if the run does not exist, else {reset, examined, last}: how many children were reset,
 -- how many entries of the failure index were examined (fewer than count: the index is done), and
@@ -14,7 +14,7 @@
 -- is queued on redo (its stored input is reused).
 -- Every child that ends FAILED, TIMED_OUT or ABORTED enters the failure index (finish in _lib.lua),
 -- so walking the index finds them all: the work is per failure, not per child of the run (10,000
--- failures of a 1,000,000-child run are 10 calls), and each call is bounded by count.
+-- failures of a 1,000,000-child run are 20 calls of 500), and each call is bounded by count.
 
 if redis.call('HEXISTS', K_RUN, 'mc') == 0 then
   return -1

@@ -8,6 +8,7 @@ why, and with what input.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import time
@@ -133,9 +134,28 @@ def describe_execution(arn: str, *, backend: Any = None) -> Execution:
     return execution  # type: ignore[no-any-return]
 
 
-def list_executions(*, backend: Any = None, limit: int = 100) -> list[Execution]:
-    """The most recent executions first."""
-    return list(_backend(backend).journal.executions(limit=limit))
+class ExecutionPage(list[Execution]):
+    """One page of :func:`list_executions` (a list), with the ``next_token`` of the next page or None."""
+
+    next_token: str | None = None
+
+
+def list_executions(*, backend: Any = None, limit: int = 100, next_token: str | None = None) -> ExecutionPage:
+    """The most recent executions first: one page of ``limit``, read from the journal's index.
+
+    Args:
+        backend: ``"local"``, ``"celery"`` or a Backend instance.
+        limit: At most this many.
+        next_token: The ``next_token`` of the previous page: the executions that started before its last one.
+
+    Raises:
+        ConfigurationError: ``next_token`` is not a token of :func:`list_executions`.
+    """
+    after = _untoken("executions", next_token) if next_token is not None else None
+    executions, last = _backend(backend).journal.executions_page(limit=limit, after=after)
+    page = ExecutionPage(executions)
+    page.next_token = None if last is None else _token("executions", last)
+    return page
 
 
 def list_map_runs(execution_arn: str, *, backend: Any = None) -> list[MapRun]:
@@ -337,34 +357,105 @@ def _source_needed(engine: Any, map_run: MapRun) -> bool:
     return totals is None or engine.store.cursor(run)[2] < totals[0]
 
 
+class FailurePage(Iterator[ItemFailure]):
+    """One page of :func:`list_failures`: an iterator of :class:`ItemFailure`, then its ``next_token``.
+
+    ``next_token`` is None until the page is read to its end; then it is an opaque token for the
+    next page (``list_failures(..., next_token=page.next_token)``), or None when there is none.
+    """
+
+    def __init__(self, records: Iterator[str], limit: int | None) -> None:
+        self._records, self._limit, self._count = records, limit, 0
+        self._last = 0
+        self.next_token: str | None = None
+
+    def __iter__(self) -> FailurePage:
+        return self
+
+    def __next__(self) -> ItemFailure:
+        if self._limit is not None and self._count >= self._limit:
+            # The store was asked for one more than the page: if it has it, a next page follows our last child.
+            if next(self._records, None) is not None:
+                self.next_token = _token("failures", self._last)
+            self._limit = self._count = 0  # answered: the page stays ended
+            raise StopIteration
+        text = next(self._records, None)
+        if text is None:
+            raise StopIteration
+        failure = _failure(text)
+        self._count += 1
+        self._last = failure.child
+        return failure
+
+
 def list_failures(
-    map_run_arn: str, *, error: str | None = None, limit: int | None = None, backend: Any = None
-) -> Iterator[ItemFailure]:
+    map_run_arn: str,
+    *,
+    error: str | None = None,
+    limit: int | None = None,
+    backend: Any = None,
+    next_token: str | None = None,
+) -> FailurePage:
     """Which children of a Map Run failed, timed out or were aborted, with their input, error and cause.
+
+    One page is read from the store (the failure index by child number, or by error name), not
+    the whole index: ``limit`` records, and one more to know whether another page follows.
 
     Args:
         map_run_arn: The Map Run.
         error: Only failures with this error name.
-        limit: At most this many.
+        limit: At most this many (a page).
+        backend: ``"local"``, ``"celery"`` or a Backend instance.
+        next_token: The ``next_token`` of the previous page: go on after it.
+
+    Returns:
+        A :class:`FailurePage`: iterate it, then read its ``next_token``.
+
+    Raises:
+        NotFoundError: No Map Run has this ARN.
+        ConfigurationError: ``next_token`` is not a token of :func:`list_failures`.
     """
     engine = _backend(backend)
     map_run = _map_run(engine, map_run_arn)
-    for count, text in enumerate(engine.store.failures(map_run.run_id, error=error)):
-        if limit is not None and count >= limit:
-            return
-        record = json.loads(text)
-        raw = record.get("Input")
-        yield ItemFailure(
-            index=int(record.get("Index", 0)),
-            items=int(record.get("Items", 1)),
-            input=json.loads(raw) if isinstance(raw, str) else raw,
-            error=str(record.get("Error", "")),
-            cause=str(record.get("Cause", "")),
-            status=str(record.get("Status", "FAILED")),
-            attempts=int(record.get("Attempts", 0)),
-            worker=str(record.get("Worker", "")),
-            child=int(record.get("Child", 0)),
-        )
+    after = int(_untoken("failures", next_token)) if next_token is not None else None
+    wanted = None if limit is None else limit + 1
+    return FailurePage(engine.store.failures(map_run.run_id, error=error, after=after, limit=wanted), limit)
+
+
+def _failure(text: str) -> ItemFailure:
+    record = json.loads(text)
+    raw = record.get("Input")
+    return ItemFailure(
+        index=int(record.get("Index", 0)),
+        items=int(record.get("Items", 1)),
+        input=json.loads(raw) if isinstance(raw, str) else raw,
+        error=str(record.get("Error", "")),
+        cause=str(record.get("Cause", "")),
+        status=str(record.get("Status", "FAILED")),
+        attempts=int(record.get("Attempts", 0)),
+        worker=str(record.get("Worker", "")),
+        child=int(record.get("Child", 0)),
+    )
+
+
+def _token(kind: str, value: Any) -> str:
+    """An opaque paging token of ``kind`` carrying ``value`` (JSON)."""
+    return base64.urlsafe_b64encode(json.dumps([kind, value]).encode()).decode().rstrip("=")
+
+
+def _untoken(kind: str, token: str) -> Any:
+    """The value of a paging token made by :func:`_token` for ``kind``.
+
+    Raises:
+        ConfigurationError: It is not such a token.
+    """
+    try:
+        found, value = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError(f"not a valid next token: {token!r}") from exc
+    if found != kind:
+        raise ConfigurationError(f"not a valid next token: {token!r} (a token of {found}, not of {kind})")
+    return value
 
 
 def count_failures(map_run_arn: str, *, error: str | None = None, backend: Any = None) -> int:

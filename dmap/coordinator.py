@@ -31,6 +31,7 @@ from .interpreter import dataflow, jsonata_flow, mapfields
 from .interpreter.context import MapInvocation, iso_now, state_machine_arn
 from .interpreter.executor import Aborted
 from .journal import Journal
+from .readers import ItemStream, Mark, encode_position
 from .records import Execution, MapRun, MapRunStatus, map_run_arn, new_run_id
 from .results import ExportedResults, InlineResults, pending_children
 from .storage import Storage
@@ -288,6 +289,9 @@ class Coordinator:
         # A total declared before (a redrive, a resume) is what the source held: more items now would
         # be granted past it and drive pending below 0, so a grown source fails the reader instead.
         known = self.store.totals(self.run_id)
+        # The reader position stored with the cursor, when it is the one of next_item: the reader
+        # seeks there (a byte offset, a row group, a StartAfter key) instead of reading every item before.
+        reader, _, stored_item = self.store.cursor(self.run_id)
         items = sources.open_source(
             self.state,
             self.inv.input,
@@ -297,9 +301,21 @@ class Coordinator:
             start=next_item,
             language=self.inv.language,
             storage=self.engine.storage(),
+            position=reader if isinstance(reader, str) and stored_item == next_item else None,
         )
-        selected = ((item.index, self._select(item)) for item in items)
-        grouped = batching.batches(selected, self.batch) if self.batch else batching.single(selected)
+        # Each item's position is marked as it is read; the batcher reads one item past a full batch,
+        # so a child's cursor is looked up among the last few marks rather than taken from the stream.
+        stream = items if isinstance(items, ItemStream) else None
+        marks: deque[Mark] = deque(maxlen=4)
+
+        def selected() -> Iterator[tuple[int, str]]:
+            for item in items:
+                text = self._select(item)
+                if stream is not None:
+                    marks.append(stream.mark())
+                yield item.index, text
+
+        grouped = batching.batches(selected(), self.batch) if self.batch else batching.single(selected())
         for number, child in enumerate(grouped, start=next_child):
             if len(child.text.encode("utf-8")) > self.settings.payload_limit:
                 self._oversize.add(number)
@@ -312,7 +328,7 @@ class Coordinator:
                 )
             if self._read_end is None or end > self._read_end:
                 self._read_end = end
-            yield ChildSpec(number, child.first, child.items, child.text, cursor=child.first + child.items)
+            yield ChildSpec(number, child.first, child.items, child.text, cursor=_cursor_after(end[1], marks))
 
     def _select(self, item: Any) -> str:
         state, value = self.state, item.value
@@ -614,6 +630,14 @@ class Coordinator:
             raise failure
         self.map_run.status = MapRunStatus.SUCCEEDED
         return output
+
+
+def _cursor_after(end: int, marks: Iterable[Mark]) -> int | str:
+    """The reader position after item ``end - 1`` if one of ``marks`` is it, else the index ``end``."""
+    for mark in marks:
+        if mark[0] == end:
+            return encode_position(mark)
+    return end
 
 
 def _unfinished(totals: tuple[int, int] | None, *counts: Counts) -> StatesError | None:

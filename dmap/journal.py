@@ -57,6 +57,13 @@ class Journal(Protocol):
         """The most recent executions first."""
         ...
 
+    def executions_page(self, *, limit: int = 100, after: Any = None) -> tuple[list[Execution], Any]:
+        """One page of :meth:`executions`: those after ``after``, and where the next page starts (None: no more).
+
+        ``after`` is a value this method returned (JSON-able), never built by callers.
+        """
+        ...
+
     def save_map_run(self, map_run: MapRun) -> None:
         """Create or update a Map Run record."""
         ...
@@ -109,9 +116,18 @@ class MemoryJournal:
 
     def executions(self, *, limit: int = 100) -> list[Execution]:
         """The most recent executions first."""
+        return self.executions_page(limit=limit)[0]
+
+    def executions_page(self, *, limit: int = 100, after: Any = None) -> tuple[list[Execution], Any]:
+        """One page of :meth:`executions`, ordered by (start date, ARN) descending; ``after`` is such a pair."""
         with self._lock:
-            arns = sorted(self._executions, key=lambda a: self._executions[a]["start_date"], reverse=True)[:limit]
-        return [e for e in (self.execution(a) for a in arns) if e is not None]
+            order = sorted(((self._executions[a]["start_date"], a) for a in self._executions), reverse=True)
+        if after is not None:
+            mark = (str(after[0]), str(after[1]))
+            order = [key for key in order if key < mark]
+        page = order[:limit]
+        found = [e for e in (self.execution(a) for _, a in page) if e is not None]
+        return found, (list(page[-1]) if len(order) > limit and page else None)
 
     def save_map_run(self, map_run: MapRun) -> None:
         """Create or update a Map Run record."""
@@ -178,17 +194,40 @@ class RedisJournal:
 
     def executions(self, *, limit: int = 100) -> list[Execution]:
         """The most recent executions first (expired ones are pruned from the index)."""
-        arns = [
-            a.decode() if isinstance(a, bytes) else str(a) for a in self.client.zrevrange(self._key("xs"), 0, limit - 1)
-        ]
-        found = []
-        for arn in arns:
-            execution = self.execution(arn)
-            if execution is None:
-                self.client.zrem(self._key("xs"), arn)
-            else:
+        return self.executions_page(limit=limit)[0]
+
+    def executions_page(self, *, limit: int = 100, after: Any = None) -> tuple[list[Execution], Any]:
+        """One page of :meth:`executions`: ``ZREVRANGEBYSCORE`` of the start-date index with ``LIMIT``.
+
+        ``after`` is ``[score, arn]`` of the last execution of the previous page; executions of the
+        same start date follow in reverse ARN order (the sorted set's own), so none is skipped or repeated.
+        """
+        index = self._key("xs")
+        high, offset = ("+inf", 0) if after is None else (repr(float(after[0])), 0)
+        found: list[Execution] = []
+        last: list[Any] | None = None
+        more = False
+        while not more:
+            want = limit - len(found) + 1  # one more: whether a next page exists
+            rows: Any = self.client.zrevrangebyscore(index, high, "-inf", start=offset, num=want, withscores=True)
+            offset += len(rows)
+            for raw, score in rows:
+                arn = raw.decode() if isinstance(raw, bytes) else str(raw)
+                if after is not None and score == float(after[0]) and arn >= str(after[1]):
+                    continue  # the previous page's (same start date, ARN not below its last)
+                if len(found) == limit:
+                    more = True
+                    break
+                execution = self.execution(arn)
+                if execution is None:
+                    self.client.zrem(index, arn)  # expired: pruned from the index
+                    offset -= 1
+                    continue
                 found.append(execution)
-        return found
+                last = [score, arn]
+            if len(rows) < want:
+                break
+        return found, (last if more else None)
 
     def save_map_run(self, map_run: MapRun) -> None:
         """Create or update a Map Run record."""

@@ -14,6 +14,7 @@ Two sinks with one shape (``drain`` while the run goes on, ``finish`` at its end
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +27,8 @@ from .writers import RecordContext, ResultWriter, WriterSpec, apply_writer_confi
 CHUNK = 500
 SEGMENT = 10_000
 """Records between two durable checkpoints of the result files (bounds what the run store holds)."""
+GAP_SPAN = 2048
+"""Children whose statuses and record presence are read in one round trip each, to pass over written ones."""
 
 
 class InlineResults:
@@ -81,6 +84,7 @@ class ExportedResults:
     ) -> None:
         self.store, self.run, self.writer, self.map_run, self.save = store, run, writer, map_run, save
         self.next = map_run.results_upto  # the next child whose record is to be written
+        self._marks_from, self._marks = 0, ""  # record_marks of a span from _marks_from (see _written_from)
         self.since_checkpoint = 0
 
     def drain(self) -> None:
@@ -102,8 +106,13 @@ class ExportedResults:
         while self.next < total:
             batch = self.store.read_results(self.run, self.next, CHUNK)
             if not batch:
-                # No record: still running, or written before a redrive. The status is read first and
-                # the record again after, so a child finishing in between is never taken for the latter.
+                # No record: written before a redrive (passed over a span at a time), or still running.
+                written = self._written_from(total)
+                if written:
+                    self.next += written
+                    continue
+                # The status is read first and the record again after, so a child finishing in
+                # between is never taken for one written before.
                 if not self.store.statuses(self.run, self.next, 1)[0].terminal:
                     return
                 if self.store.read_results(self.run, self.next, 1):
@@ -113,6 +122,19 @@ class ExportedResults:
             for text in batch:
                 self.next += 1  # before the yield: a checkpoint taken while the record is written counts it
                 yield json.loads(text)
+
+    def _written_from(self, total: int) -> int:
+        """How many children from ``self.next`` on finished with their records already written (marks cached).
+
+        A child marked ``w`` stays so for the whole run (only a redrive, before the run, resets it), so
+        the marks of a span are read once, not once per gap.
+        """
+        offset = self.next - self._marks_from
+        if not 0 <= offset < len(self._marks):
+            self._marks_from, offset = self.next, 0
+            self._marks = self.store.record_marks(self.run, self.next, min(GAP_SPAN, total - self.next))
+        rest = self._marks[offset:]
+        return len(rest) - len(rest.lstrip("w"))
 
     def checkpoint(self) -> None:
         """Make every written record durable, remember where, then drop those records from the store."""
@@ -135,23 +157,41 @@ class ExportedResults:
         return output
 
 
+def _runs_with_records(store: RunStore, run: str, first: int, upto: int) -> Iterator[tuple[int, int]]:
+    """``(child, count)`` of each run of consecutive children in ``first`` .. ``upto - 1`` with a record in the store.
+
+    Read ``GAP_SPAN`` children at a time (:meth:`~dmap.store.RunStore.record_marks`), so children
+    whose records were written before a redrive cost no round trip each.
+    """
+    child = first
+    while child < upto:
+        marks = store.record_marks(run, child, min(GAP_SPAN, upto - child))
+        for found in re.finditer("r+", marks):
+            yield child + found.start(), found.end() - found.start()
+        child += len(marks)
+
+
 def records_from(store: RunStore, run: str, first: int, *, take: bool) -> Iterator[dict[str, Any]]:
     """Every finished child's record from child ``first`` on, in child order (children without one are skipped)."""
     fetch = store.take_results if take else store.read_results
-    child, total = first, store.counts(run).executions.total
-    while child < total:
-        batch = fetch(run, child, CHUNK)
-        for text in batch:
-            yield json.loads(text)
-        child += len(batch) or 1
+    for child, count in _runs_with_records(store, run, first, store.counts(run).executions.total):
+        while count > 0:
+            batch = fetch(run, child, min(CHUNK, count))
+            for text in batch:
+                yield json.loads(text)
+            if not batch:
+                break
+            child, count = child + len(batch), count - len(batch)
 
 
 def drop(store: RunStore, run: str, first: int, upto: int) -> None:
     """Remove the records of children ``first`` .. ``upto - 1`` from the store (they are durable elsewhere)."""
-    child = first
-    while child < upto:
-        taken = store.take_results(run, child, min(CHUNK, upto - child))
-        child += len(taken) or 1
+    for child, count in _runs_with_records(store, run, first, upto):
+        while count > 0:
+            taken = store.take_results(run, child, min(CHUNK, count))
+            if not taken:
+                break
+            child, count = child + len(taken), count - len(taken)
 
 
 def pending_children(store: RunStore, run: str, upto: int) -> Iterator[dict[str, Any]]:

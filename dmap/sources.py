@@ -6,13 +6,14 @@ can resume at its cursor. The readers themselves (formats, S3, compression) are 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .asl.model import MapState
-from .errors import ErrorName, StatesError
+from .errors import ConfigurationError, ErrorName, StatesError
 from .interpreter import dataflow
 from .readers import Item, ReaderSpec, open_items
 from .storage import Storage, get_storage, parse_s3_uri
@@ -20,6 +21,7 @@ from .storage import Storage, get_storage, parse_s3_uri
 GET_OBJECT = "arn:aws:states:::s3:getObject"
 LIST_OBJECTS = "arn:aws:states:::s3:listObjectsV2"
 STATE_DATA = "STATE_DATA"
+logger = logging.getLogger(__name__)
 _TYPES = {".json": "JSON", ".jsonl": "JSONL", ".ndjson": "JSONL", ".csv": "CSV", ".parquet": "PARQUET"}
 
 
@@ -140,8 +142,16 @@ def open_source(
     start: int,
     language: str = "JSONPath",
     storage: Storage | None = None,
+    position: str | None = None,
 ) -> Iterator[Item]:
-    """The Map's items from index ``start`` on, lazily, from ``storage`` (the backend's; default: the environment's)."""
+    """The Map's items from index ``start`` on, lazily, from ``storage`` (the backend's; default: the environment's).
+
+    ``position`` is an :attr:`~dmap.readers.ItemStream.position` of the same ItemReader at index
+    ``start``: the reader resumes there (a seek, a ``StartAfter``) instead of reading up to ``start``.
+    A position this reader cannot use (another kind of source, another index) is ignored.
+    Readers return an :class:`~dmap.readers.ItemStream` (whose marks give positions); the other
+    sources a plain iterator.
+    """
     if manifest is not None and not isinstance(manifest, str | Path):
         return _enumerate(manifest, start, STATE_DATA)
     base = reader_spec(state, data, context, variables)
@@ -154,6 +164,11 @@ def open_source(
 
             return _enumerate(map_items(state, data, context, dict(variables or {})), start, STATE_DATA)
         return _enumerate(state_items(state, data, context, variables), start, STATE_DATA)
+    if position is not None:
+        try:
+            return open_items(base, storage or get_storage(), position=position, start=start)
+        except ConfigurationError:
+            logger.warning("reader position %r does not fit this ItemReader: reading up to item %d", position, start)
     return open_items(base, storage or get_storage(), start=start)
 
 

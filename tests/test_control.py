@@ -349,6 +349,46 @@ def test_list_failures_filters_by_error_name_and_stops_at_the_limit(backend: Loc
     assert list(control.list_failures(arn, error="States.Timeout", backend=backend)) == []
 
 
+def test_list_failures_pages_with_an_opaque_next_token(backend: LocalBackend) -> None:
+    failing = {1, 2, 4, 7, 8, 9, 11}
+    failed = dmap.run(
+        fan(tolerated_percentage=100), input={"items": items(12, failing=failing)}, backend=backend, name=name()
+    )
+    arn = failed.map_runs[0].map_run_arn
+
+    seen, token, pages = [], None, 0
+    while True:
+        page = control.list_failures(arn, limit=3, next_token=token, backend=backend)
+        seen += [f.index for f in page]
+        pages, token = pages + 1, page.next_token
+        if token is None:
+            break
+    assert (seen, pages) == (sorted(failing), 3)
+    whole = control.list_failures(arn, backend=backend)
+    assert [f.index for f in whole] == sorted(failing) and whole.next_token is None
+    exact = control.list_failures(arn, limit=7, backend=backend)
+    assert len(list(exact)) == 7 and exact.next_token is None  # no page after the last one
+    with pytest.raises(ConfigurationError, match="next token"):
+        control.list_failures(arn, next_token="not-a-token", backend=backend)
+
+
+def test_list_executions_pages_with_a_next_token_through_equal_start_dates(backend: LocalBackend) -> None:
+    done = [dmap.run(fan(), input={"items": items(1)}, backend=backend, name=name()) for _ in range(5)]
+    expected = [e.execution_arn for e in control.list_executions(backend=backend)]
+    assert sorted(expected) == sorted(e.execution_arn for e in done)
+
+    seen, token = [], None
+    while True:
+        page = control.list_executions(backend=backend, limit=2, next_token=token)
+        seen += [e.execution_arn for e in page]
+        token = page.next_token
+        if token is None:
+            break
+    assert seen == expected
+    with pytest.raises(ConfigurationError, match="next token"):
+        control.list_executions(backend=backend, next_token=control._token("failures", 3))
+
+
 # -- bugs these tests found: strict xfails until fixed, regression tests after -------------------------
 
 

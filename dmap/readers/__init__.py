@@ -8,11 +8,12 @@ holds a whole object or listing in memory.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import ConfigurationError, ErrorName, StatesError, StorageError
 
@@ -96,12 +97,36 @@ def storage_failed(exc: StorageError) -> StatesError:
     return reader_failed(f"{exc.code}: {exc}")
 
 
+def seek_forward(stream: BinaryIO, count: int) -> None:
+    """Move ``stream`` ``count`` bytes on: a seek where it can (a local file, an S3 Range GET, a gzip
+    stream's own forward seek), else the bytes are read and dropped (a ZSTD stream: still no parsing).
+    """
+    if count <= 0:
+        return
+    if stream.seekable():
+        stream.seek(count, io.SEEK_CUR)
+        return
+    while count > 0:
+        chunk = stream.read(min(count, _DISCARD_CHUNK))
+        if not chunk:
+            return
+        count -= len(chunk)
+
+
+_DISCARD_CHUNK = 1024 * 1024
+#: The fields a format reader records in a position to resume inside one object (see each reader).
+OFFSET_FIELDS = frozenset({"o", "l"})  # JSONL, CSV: byte offset after the record, its line number
+ROW_GROUP_FIELDS = frozenset({"g", "r"})  # PARQUET: row group of the next row, rows of it already read
+IN_OBJECT_FIELDS = OFFSET_FIELDS | ROW_GROUP_FIELDS
+
+
 class Cursor:
     """Where a source stands, as the JSON-able fields of :attr:`ItemStream.position`.
 
     Sources update ``fields`` before yielding each item: ``after`` (a listing: the last key read),
     ``part`` and ``skip`` (several objects: where the current object restarts, and how many of its
-    items were consumed).
+    items were consumed), and where the next item is inside the object being read: ``o`` and ``l``
+    (JSONL, CSV: byte offset and line number) or ``g`` and ``r`` (Parquet: row group, rows of it read).
     """
 
     __slots__ = ("fields",)
@@ -119,6 +144,8 @@ def read_object(
     input_type: str,
     skip: int = 0,
     version_id: str | None = None,
+    at: dict[str, Any] | None = None,
+    where: dict[str, Any] | None = None,
 ) -> Iterator[Row]:
     """The rows of one object parsed as ``input_type``, decompressed when GZIP/ZSTD.
 
@@ -130,6 +157,10 @@ def read_object(
         input_type: ``CSV``, ``JSON``, ``JSONL`` or ``PARQUET``.
         skip: Items to pass over first.
         version_id: The object version to read.
+        at: Where to resume inside the object (the fields ``where`` held before the last row read,
+            :data:`OFFSET_FIELDS` or :data:`ROW_GROUP_FIELDS`); replaces ``skip``. A JSON object
+            has no such position: it is re-streamed and ``skip`` items are passed over.
+        where: Updated with the in-object position of each row before the row is yielded.
 
     Raises:
         StatesError: ``States.ItemReaderFailed`` for every failure; the cause names the object.
@@ -141,7 +172,7 @@ def read_object(
         raise reader_failed(f"VersionId is not supported for InputType PARQUET ({uri}).")
     try:
         with storage.open_read(bucket, key, version_id=version_id) as raw:
-            yield from _parse(raw, uri, key, input_type, spec, skip)
+            yield from _parse(raw, uri, key, input_type, spec, skip, at, where)
     except StatesError:
         raise
     except StorageError as exc:
@@ -151,7 +182,16 @@ def read_object(
         raise reader_failed(f"Cannot read {uri}: {type(exc).__name__}: {exc}") from exc
 
 
-def _parse(raw: Any, uri: str, key: str, input_type: str, spec: ReaderSpec, skip: int) -> Iterator[Row]:
+def _parse(
+    raw: Any,
+    uri: str,
+    key: str,
+    input_type: str,
+    spec: ReaderSpec,
+    skip: int,
+    at: dict[str, Any] | None,
+    where: dict[str, Any] | None,
+) -> Iterator[Row]:
     from .compression import decompressed, sniff
 
     if input_type == "PARQUET":
@@ -160,7 +200,7 @@ def _parse(raw: Any, uri: str, key: str, input_type: str, spec: ReaderSpec, skip
         stream, kind = sniff(raw)
         if kind:
             raise reader_failed(f"{uri} is {kind}-compressed; Parquet files are compressed inside, not from outside.")
-        for row in iter_parquet(stream, uri, skip):
+        for row in iter_parquet(stream, uri, skip, at=_only(at, ROW_GROUP_FIELDS), where=where):
             yield row, None
         return
     with decompressed(raw, key) as text:
@@ -176,7 +216,7 @@ def _parse(raw: Any, uri: str, key: str, input_type: str, spec: ReaderSpec, skip
         elif input_type == "JSONL":
             from .jsonl import iter_jsonl
 
-            for value in iter_jsonl(text, uri, skip):
+            for value in iter_jsonl(text, uri, skip, at=_only(at, OFFSET_FIELDS), where=where):
                 yield value, None
         else:
             from .csvfile import iter_csv
@@ -188,8 +228,15 @@ def _parse(raw: Any, uri: str, key: str, input_type: str, spec: ReaderSpec, skip
                 header_location=spec.csv_header_location,
                 headers=spec.csv_headers,
                 skip=skip,
+                at=_only(at, OFFSET_FIELDS),
+                where=where,
             ):
                 yield row, None
+
+
+def _only(at: dict[str, Any] | None, fields: frozenset[str]) -> dict[str, Any] | None:
+    """``at`` if it is a position of this format (all of ``fields`` present), else None: skip by count."""
+    return at if at is not None and fields <= at.keys() else None
 
 
 Part = tuple[Any, str, str]
@@ -216,15 +263,20 @@ def iter_parts(
         input_type: How to parse each object.
         start: The index of the first item wanted (re-read and skipped unless ``resumed``).
         resumed: True when the cursor came from a position (its ``skip`` applies to the first part).
-        cursor: Updated with ``part`` and ``skip`` before each item.
+        cursor: Updated with ``part``, ``skip`` and the in-object position before each item.
     """
     fields = cursor.fields
     to_skip = 0 if resumed else start
     first_skip = int(fields.get("skip", 0)) if resumed else 0
+    # Inside the first object, resume at its byte offset or row group when the position has one.
+    at = {k: fields[k] for k in IN_OBJECT_FIELDS if k in fields} if resumed else None
     for n, (marker, bucket, key) in enumerate(parts):
         source = object_uri(bucket, key)
         consumed = first_skip if n == 0 else 0
-        for value, item_key in read_object(storage, spec, bucket, key, input_type=input_type, skip=consumed):
+        rows = read_object(
+            storage, spec, bucket, key, input_type=input_type, skip=consumed, at=at if n == 0 else None, where=fields
+        )
+        for value, item_key in rows:
             consumed += 1
             if to_skip:
                 to_skip -= 1
@@ -234,6 +286,15 @@ def iter_parts(
             yield value, source, item_key
 
 
+#: The position after an item, not yet encoded: the next index and the cursor fields.
+Mark = tuple[int, dict[str, Any]]
+
+
+def encode_position(mark: Mark) -> str:
+    """The opaque JSON position of a :meth:`ItemStream.mark`, for ``open_items(..., position=...)``."""
+    return json.dumps({"i": mark[0], **mark[1]}, separators=(",", ":"))
+
+
 class ItemStream(Iterator[Item]):
     """The items of one source, lazily, with a position to resume from.
 
@@ -241,8 +302,10 @@ class ItemStream(Iterator[Item]):
     small opaque JSON string; ``open_items(spec, storage, position=stream.position)`` yields the
     items after the last one returned, with the same indices. It is exact and cheap for listings
     (ListObjectsV2 ``StartAfter`` the last key), for LOAD_AND_FLATTEN and for manifests (the object
-    being read and how many of its items were consumed); for a single object it is the next index
-    (the object is re-streamed and the items before it skipped without dispatch).
+    being read and where in it), and for JSONL, CSV and Parquet objects: a byte offset (one seek,
+    an HTTP Range GET on S3) or a row group and the rows read of it. A GZIP/ZSTD object has no
+    random access: it is decompressed from its start up to the offset, but not parsed. A JSON
+    object is re-streamed and the items before the position are skipped (ijson cannot start mid-array).
     """
 
     def __init__(self, records: Iterator[Record], start: int, limit: int | None, cursor: Cursor) -> None:
@@ -274,7 +337,15 @@ class ItemStream(Iterator[Item]):
     @property
     def position(self) -> str:
         """Where to resume to read the item after the last one returned (opaque JSON)."""
-        return json.dumps({"i": self._next, **self._cursor.fields}, separators=(",", ":"))
+        return encode_position(self.mark())
+
+    def mark(self) -> Mark:
+        """:attr:`position`, cheaply (a copy of a few fields), for :func:`encode_position` to encode later.
+
+        A coordinator that reads ahead of what it hands out marks each item as it reads it and encodes
+        only the marks it stores.
+        """
+        return self._next, dict(self._cursor.fields)
 
     def close(self) -> None:
         """Stop reading and release the open object, if any."""
@@ -315,20 +386,29 @@ def open_items(spec: ReaderSpec, storage: Storage, *, start: int = 0, position: 
         start = index
     if start < 0:
         raise ConfigurationError(f"start must be >= 0, not {start}")
-    if fields and set(fields) != _position_fields(spec):
+    required, optional = _position_fields(spec)
+    if fields and not (required <= fields.keys() <= required | optional):
         raise ConfigurationError(f"reader position {position!r} was not made by an ItemReader like this one")
     cursor = Cursor(fields)
     limit = spec.max_items if spec.max_items and spec.max_items > 0 else None
     return ItemStream(_records(spec, storage, start, bool(fields), cursor), start, limit, cursor)
 
 
-def _position_fields(spec: ReaderSpec) -> set[str]:
-    """The cursor fields a position of this kind of source carries besides its index."""
+def _position_fields(spec: ReaderSpec) -> tuple[frozenset[str], frozenset[str]]:
+    """The cursor fields a position of this kind of source carries besides its index: required, optional."""
+    parts = frozenset({"part", "skip"})
     if spec.resource.endswith(":s3:listObjectsV2"):
-        return {"part", "skip"} if spec.transformation == "LOAD_AND_FLATTEN" else {"after"}
+        return (parts, IN_OBJECT_FIELDS) if spec.transformation == "LOAD_AND_FLATTEN" else (frozenset({"after"}), _NONE)
     if spec.manifest_type in ("ATHENA_DATA", "S3_INVENTORY") or spec.input_type == "MANIFEST":
-        return {"part", "skip"}
-    return set()
+        return parts, IN_OBJECT_FIELDS
+    if spec.input_type == "PARQUET":
+        return _NONE, ROW_GROUP_FIELDS
+    if spec.input_type in ("JSONL", "CSV"):
+        return _NONE, OFFSET_FIELDS
+    return _NONE, _NONE
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 def _records(spec: ReaderSpec, storage: Storage, start: int, resumed: bool, cursor: Cursor) -> Iterator[Record]:
@@ -352,8 +432,17 @@ def _records(spec: ReaderSpec, storage: Storage, start: int, resumed: bool, curs
         else:
             uri = object_uri(spec.bucket, spec.key)
             input_type = spec.input_type or "JSON"
+            at = dict(cursor.fields) if resumed else None
             rows = read_object(
-                storage, spec, spec.bucket, spec.key, input_type=input_type, skip=start, version_id=spec.version_id
+                storage,
+                spec,
+                spec.bucket,
+                spec.key,
+                input_type=input_type,
+                skip=start,
+                version_id=spec.version_id,
+                at=at,
+                where=cursor.fields,
             )
             for value, key in rows:
                 yield value, uri, key

@@ -19,15 +19,19 @@ the AWS-recorded edge cases in the reference, §1.4):
 dmap's own choices where AWS says nothing: a UTF-8 byte-order mark is ignored; a quote that is never
 closed fails (it would otherwise swallow the rest of the file); a header row over 10 KiB (AWS's limit)
 fails. Lines without quotes or backslashes are split with ``str.split`` (fast path).
+
+Resuming: before each row is yielded, ``where`` gets ``o`` (the byte offset just after its record,
+a record spanning lines included) and ``l`` (its last line number); ``at`` with those fields reads
+the header row first (FIRST_ROW), then continues at that offset.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from . import reader_failed
+from . import reader_failed, seek_forward
 
 DELIMITERS = {"COMMA": ",", "PIPE": "|", "SEMICOLON": ";", "SPACE": " ", "TAB": "\t"}
 DUPLICATE_HEADERS = "CSV headers cannot contain duplicates."
@@ -49,6 +53,7 @@ class _Lines:
         self._uri = uri
         self.number = 0
         self.last_size = 0
+        self.offset = 0  # bytes consumed: the offset just after the last line returned
 
     def next(self) -> str | None:
         raw = next(self._it, None)
@@ -56,6 +61,7 @@ class _Lines:
             return None
         self.number += 1
         self.last_size = len(raw)
+        self.offset += self.last_size
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -181,6 +187,8 @@ def iter_csv(
     header_location: str = "FIRST_ROW",
     headers: Sequence[str] | None = None,
     skip: int = 0,
+    at: dict[str, Any] | None = None,
+    where: dict[str, Any] | None = None,
 ) -> Iterator[dict[str, str]]:
     """The rows of a delimited text object as ``{header: value}`` items of strings.
 
@@ -190,7 +198,9 @@ def iter_csv(
         delimiter: ``ReaderConfig.CSVDelimiter``.
         header_location: ``FIRST_ROW`` or ``GIVEN``.
         headers: ``CSVHeaders`` (required with GIVEN).
-        skip: Rows (after the header) to pass over first.
+        skip: Rows (after the header) to pass over first; ignored with ``at``.
+        at: ``{"o": byte offset, "l": line number}`` from an earlier ``where``: the rows from there.
+        where: Updated with ``o`` and ``l`` of the row about to be yielded.
 
     Raises:
         StatesError: ``States.ItemReaderFailed`` for duplicate headers, invalid UTF-8 (naming the
@@ -212,6 +222,12 @@ def iter_csv(
         if lines.last_size > MAX_HEADER_BYTES and lines.number == 1:
             raise reader_failed(f"The CSV header row of {uri} is larger than 10 KiB ({lines.last_size} bytes).")
         names = check_headers(first)
+    if at is not None and int(at["o"]) > lines.offset:
+        # The header (if any) is read; jump over the rows already read. The line iterator of a file
+        # object reads from its current position, so it continues at the offset after the seek.
+        skip = 0
+        seek_forward(stream, int(at["o"]) - lines.offset)
+        lines.offset, lines.number = int(at["o"]), int(at["l"])
     width = len(names)
     for fields in records:
         if skip:
@@ -219,6 +235,8 @@ def iter_csv(
             continue
         if len(fields) < width:
             fields = fields + [""] * (width - len(fields))
+        if where is not None:
+            where["o"], where["l"] = lines.offset, lines.number
         yield dict(zip(names, fields, strict=False))
 
 

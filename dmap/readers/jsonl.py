@@ -3,6 +3,10 @@
 This module owns splitting a stream into lines (in C, from the buffered stream), decoding each line
 as UTF-8 and parsing it as one JSON value; a failure names the line. Blank and whitespace-only lines
 are not items. It does not open objects or decompress them.
+
+Resuming: before each value is yielded, ``where`` gets ``o`` (the byte offset just after its line in
+the decompressed stream) and ``l`` (its line number); ``at`` with those fields starts reading there
+(a seek on a seekable stream, else the bytes before it are read and dropped unparsed).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import math
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from . import reader_failed
+from . import reader_failed, seek_forward
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -32,13 +36,22 @@ def _finite(text: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite)
 
 
-def iter_jsonl(stream: BinaryIO, uri: str, skip: int = 0) -> Iterator[Any]:
-    """The values of a JSON Lines document, from item ``skip`` on.
+def iter_jsonl(
+    stream: BinaryIO,
+    uri: str,
+    skip: int = 0,
+    *,
+    at: dict[str, Any] | None = None,
+    where: dict[str, Any] | None = None,
+) -> Iterator[Any]:
+    """The values of a JSON Lines document, from item ``skip`` on (or from the position ``at``).
 
     Args:
-        stream: The (decompressed) document.
+        stream: The (decompressed) document, at its first byte.
         uri: ``S3://bucket/key``, named in failure causes.
-        skip: Items (non-empty lines) to pass over unparsed first.
+        skip: Items (non-empty lines) to pass over unparsed first; ignored with ``at``.
+        at: ``{"o": byte offset, "l": line number}`` from an earlier ``where``: start reading there.
+        where: Updated with ``o`` and ``l`` of the value about to be yielded.
 
     Yields:
         One JSON value per non-empty line (numbers with a fraction or exponent as floats).
@@ -47,9 +60,13 @@ def iter_jsonl(stream: BinaryIO, uri: str, skip: int = 0) -> Iterator[Any]:
         StatesError: ``States.ItemReaderFailed`` naming the line that is not UTF-8 or not JSON.
     """
     decode = _DECODER.decode
-    lineno = 0
+    lineno = offset = 0
+    if at is not None:
+        offset, lineno, skip = int(at["o"]), int(at["l"]), 0
+        seek_forward(stream, offset)
     for raw in stream:
         lineno += 1
+        offset += len(raw)
         if lineno == 1 and raw.startswith(_BOM):
             raw = raw[3:]
         if not raw.strip():
@@ -71,4 +88,6 @@ def iter_jsonl(stream: BinaryIO, uri: str, skip: int = 0) -> Iterator[Any]:
             ) from exc
         except (ValueError, RecursionError) as exc:
             raise reader_failed(f"The JSON Lines object {uri} is not valid: line {lineno}: {exc}.") from exc
+        if where is not None:
+            where["o"], where["l"] = offset, lineno
         yield value

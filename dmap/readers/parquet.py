@@ -124,39 +124,67 @@ def _key(key: Any) -> str:
     return key if isinstance(key, str) else str(key)
 
 
-def iter_parquet(stream: BinaryIO, uri: str, skip: int = 0) -> Iterator[dict[str, Any]]:
-    """The rows of a Parquet object as JSON objects, from row ``skip`` on.
+def iter_parquet(
+    stream: BinaryIO,
+    uri: str,
+    skip: int = 0,
+    *,
+    at: dict[str, Any] | None = None,
+    where: dict[str, Any] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The rows of a Parquet object as JSON objects, from row ``skip`` on (or from the position ``at``).
 
     Args:
         stream: The object, seekable.
         uri: ``S3://bucket/key``, named in failure causes.
-        skip: Rows to pass over first; whole row groups are skipped without being read.
+        skip: Rows to pass over first; whole row groups are skipped without being read. Ignored with ``at``.
+        at: ``{"g": row group, "r": rows of it already read}`` from an earlier ``where``: the rows from there.
+        where: Updated with ``g`` and ``r`` (the position after the row) before each row is yielded.
 
     Raises:
         StatesError: ``States.ItemReaderFailed`` if pyarrow is missing or the object is not valid Parquet.
     """
     pa = _pyarrow()
     try:
-        yield from _rows(pa, stream, skip)
+        yield from _rows(pa, stream, skip, at, where)
     except (pa.ArrowException, OSError, ValueError, EOFError) as exc:
         raise reader_failed(f"The Parquet object {uri} cannot be read: {exc}") from exc
 
 
-def _rows(pa: Any, stream: BinaryIO, skip: int) -> Iterator[dict[str, Any]]:
+def _rows(
+    pa: Any, stream: BinaryIO, skip: int, at: dict[str, Any] | None, where: dict[str, Any] | None
+) -> Iterator[dict[str, Any]]:
     parquet_file = pa.parquet.ParquetFile(stream)
     schema = parquet_file.schema_arrow
     names = list(schema.names)
     plans = [(_target(pa, field.type), _fixer(pa, field.type), field.type) for field in schema]
-    groups = []
-    for index in range(parquet_file.num_row_groups):
-        rows = parquet_file.metadata.row_group(index).num_rows
-        if skip >= rows:
+    first_group = 0
+    if at is not None:
+        first_group, skip = int(at["g"]), int(at["r"])
+    else:
+        while first_group < parquet_file.num_row_groups:
+            rows = parquet_file.metadata.row_group(first_group).num_rows
+            if skip < rows:
+                break
             skip -= rows
-        else:
-            groups.append(index)
-    if not groups:
+            first_group += 1
+    # One row group at a time, so each row's position is (its group, rows of the group read).
+    for group in range(first_group, parquet_file.num_row_groups):
+        done = 0
+        for row in _group_rows(pa, parquet_file, group, names, plans, skip):
+            done += 1
+            if where is not None:
+                where["g"], where["r"] = group, skip + done
+            yield row
+        skip = 0
+
+
+def _group_rows(
+    pa: Any, parquet_file: Any, group: int, names: list[str], plans: list[Any], skip: int
+) -> Iterator[dict[str, Any]]:
+    if skip >= parquet_file.metadata.row_group(group).num_rows:
         return
-    for batch in parquet_file.iter_batches(batch_size=BATCH_ROWS, row_groups=groups):
+    for batch in parquet_file.iter_batches(batch_size=BATCH_ROWS, row_groups=[group]):
         if skip:
             if skip >= batch.num_rows:
                 skip -= batch.num_rows

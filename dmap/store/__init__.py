@@ -95,14 +95,16 @@ class ChildSpec:
         items: How many items it covers (1 without ItemBatcher).
         input: The child's execution input as compact JSON text.
         cursor: The reader position *after* this child; stored write-ahead when the child is granted,
-            so a restarted coordinator resumes reading from there.
+            so a restarted coordinator resumes reading from there: an opaque reader position (JSON
+            text: a byte offset, a row group, the last listed key...) or, for a source read by
+            index, the index of the next item.
     """
 
     child: int
     first: int
     items: int
     input: str
-    cursor: int
+    cursor: int | str
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,8 +459,11 @@ class RunStore(Protocol):
         """
         ...
 
-    def cursor(self, run: str) -> tuple[int, int, int]:
-        """``(reader_cursor, next_child, next_item)`` as last stored by :meth:`acquire` (zeros if new)."""
+    def cursor(self, run: str) -> tuple[int | str, int, int]:
+        """``(reader_cursor, next_child, next_item)`` as last stored by :meth:`acquire` (zeros if new).
+
+        ``reader_cursor`` is the :attr:`ChildSpec.cursor` of the last child granted, as it was given.
+        """
         ...
 
     def abort(self, run: str, reason: str) -> bool:
@@ -502,10 +507,25 @@ class RunStore(Protocol):
         """
         ...
 
-    def failures(self, run: str, *, error: str | None = None) -> Iterator[str]:
+    def record_marks(self, run: str, first_child: int, count: int) -> str:
+        """Where each of ``count`` children from ``first_child`` stands for the result writer, in one round trip.
+
+        One character per child: ``-`` not finished, ``r`` finished with its record in the store,
+        ``w`` finished and its record taken (written to the result files, e.g. before a redrive).
+        Status and record are read atomically, so a child finishing meanwhile is never ``w``; once
+        ``w``, a child stays so until a redrive resets it. The result writer passes over runs of
+        ``w`` without asking about each child.
+        """
+        ...
+
+    def failures(
+        self, run: str, *, error: str | None = None, after: int | None = None, limit: int | None = None
+    ) -> Iterator[str]:
         """The records of failed, timed-out and aborted children (JSON text), by child number.
 
-        ``error`` keeps only the records whose ``Error`` is exactly that name.
+        ``error`` keeps only the records whose ``Error`` is exactly that name; ``after`` only those
+        of children numbered above it (paging: the last child of the previous page); ``limit``
+        stops after that many, reading no more than that from the store.
         """
         ...
 

@@ -85,7 +85,7 @@ class _Run:
     duplicates: int = 0
     totals: tuple[int, int] | None = None  # items, children, once the reader is exhausted
     declared: tuple[int, int | None] | None = None  # items, children (if known), counted ahead of the reader
-    cursor: tuple[int, int, int] = (0, 0, 0)
+    cursor: tuple[int | str, int, int] = (0, 0, 0)
     abort: str | None = None
     expires: float | None = None
 
@@ -449,9 +449,10 @@ class MemoryRunStore:
             r.heap.clear()
             return n
 
-    def cursor(self, run: str) -> tuple[int, int, int]:
+    def cursor(self, run: str) -> tuple[int | str, int, int]:
         """``(reader_cursor, next_child, next_item)`` as last stored by :meth:`acquire`."""
-        return self._read(run, lambda r: r.cursor, (0, 0, 0))
+        new: tuple[int | str, int, int] = (0, 0, 0)
+        return self._read(run, lambda r: r.cursor, new)
 
     def counts(self, run: str) -> RunCounts:
         """The run's item and execution counts now (zeros for an unknown run)."""
@@ -495,6 +496,18 @@ class MemoryRunStore:
                 r.lease(c, now - 1e-6)
             return len(unstarted)
 
+    def record_marks(self, run: str, first_child: int, count: int) -> str:
+        """One character per child from ``first_child``: ``-`` not finished, ``r`` record here, ``w`` written."""
+        with self._cond:
+            r = self._find(run)
+            if r is None:
+                return "-" * count
+            status, results = r.status, r.results
+            return "".join(
+                "-" if c >= len(status) or status[c] < _SUCCEEDED else ("r" if c in results else "w")
+                for c in range(first_child, first_child + count)
+            )
+
     def read_results(self, run: str, first_child: int, limit: int) -> list[str]:
         """The records of the contiguous finished children from ``first_child``, left in place."""
         with self._cond:
@@ -507,10 +520,16 @@ class MemoryRunStore:
                 out.append(record)
             return out
 
-    def failures(self, run: str, *, error: str | None = None) -> Iterator[str]:
-        """The records of failed, timed-out and aborted children by child number (``error`` filters)."""
-        snapshot: list[tuple[int, tuple[str | None, str]]] = self._read(run, lambda r: sorted(r.failures.items()), [])
-        return (rec for _, (e, rec) in snapshot if error is None or (record_error(rec) if e is None else e) == error)
+    def failures(
+        self, run: str, *, error: str | None = None, after: int | None = None, limit: int | None = None
+    ) -> Iterator[str]:
+        """The records of failed, timed-out and aborted children by child number (``error``, ``after`` filter)."""
+        low = -1 if after is None else after
+        snapshot: list[tuple[int, tuple[str | None, str]]] = self._read(
+            run, lambda r: sorted(item for item in r.failures.items() if item[0] > low), []
+        )
+        records = (rec for _, (e, rec) in snapshot if error is None or (record_error(rec) if e is None else e) == error)
+        return itertools.islice(records, limit)
 
     def failure_count(self, run: str, *, error: str | None = None) -> int:
         """How many failure records there are (``error`` filters), without copying them."""

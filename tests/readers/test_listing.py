@@ -102,7 +102,7 @@ def test_load_and_flatten_resumes_inside_an_object_from_a_position(local_objects
     stream = local_objects.open(**spec)
     seen = [next(stream).value for _ in range(4)]
     assert seen[-1] == {"f": 1, "r": 0}
-    assert json.loads(stream.position) == {"i": 4, "part": "j/0.jsonl", "skip": 1}
+    assert json.loads(stream.position) == {"i": 4, "part": "j/0.jsonl", "skip": 1, "o": 17, "l": 1}
     resumed = list(local_objects.open(position=stream.position, **spec))
     assert [(i.index, i.value) for i in resumed[:1]] == [(4, {"f": 1, "r": 1})]
     assert len(resumed) == 5

@@ -46,7 +46,7 @@ def test_a_single_object_resumes_by_index_and_by_position(objects: Objects) -> N
     objects.put("rows.csv", "n\n" + "".join(f"{n}\n" for n in range(8)))
     stream = objects.open(key="rows.csv", input_type="CSV")
     assert [next(stream).value["n"] for _ in range(3)] == ["0", "1", "2"]
-    assert json.loads(stream.position) == {"i": 3}
+    assert json.loads(stream.position) == {"i": 3, "o": 8, "l": 4}  # byte offset after "2\n", its line
     stream.close()
     resumed = list(objects.open(key="rows.csv", input_type="CSV", position=stream.position))
     assert [(i.index, i.value["n"]) for i in resumed] == [(n, str(n)) for n in range(3, 8)]

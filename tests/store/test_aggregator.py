@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import pytest
+
 from dmap.store import RUN, ChildStatus, Lease, RunConfig, RunStore
 
 from .conftest import LONG_MS, record, specs
@@ -174,6 +176,29 @@ def test_failures_are_listed_by_child_and_filtered_by_error(store: RunStore, mak
     assert list(store.failures(run, error="Oop")) == []
 
 
+def test_failures_page_after_a_child_and_read_no_more_than_the_limit(
+    store: RunStore, make_run: Callable[..., str]
+) -> None:
+    run = make_run(max_concurrency=0, tolerated_failure_count=10_000)
+    for lease in _run_children(store, run, 1200):
+        c = lease.child
+        status, error = (ChildStatus.SUCCEEDED, "") if c % 3 == 0 else (ChildStatus.FAILED, "Oops" * (c % 3))
+        store.complete(run, c, lease.token, status, record(c, "FAILED", error) if error else record(c))
+    for error in (None, "Oops", "OopsOops"):
+        expected = [c for c in range(1200) if c % 3 and (error is None or len(error) == 4 * (c % 3))]
+        pages, after = [], None
+        while True:
+            page = [json.loads(r)["Child"] for r in store.failures(run, error=error, after=after, limit=170)]
+            assert len(page) <= 170
+            pages += page
+            if len(page) < 170:
+                break
+            after = page[-1]
+        assert pages == expected, error
+        assert [json.loads(r)["Child"] for r in store.failures(run, error=error, after=expected[-1])] == []
+        assert list(store.failures(run, error=error, limit=0)) == []
+
+
 def test_failures_are_counted_without_reading_them(store: RunStore, make_run: Callable[..., str]) -> None:
     run = make_run(max_concurrency=0, tolerated_failure_count=1000)
     assert store.failure_count(run) == 0
@@ -225,6 +250,49 @@ def test_redrive_makes_failed_timed_out_and_aborted_children_pending_again(
     assert [(lease.child, lease.attempt) for lease in regranted.leases] == [(1, 1), (2, 1), (3, 1), (4, 1)]
     started = store.start(run, 1, regranted.leases[0].token, lease_ms=LONG_MS)
     assert (started.outcome, started.input, started.first, started.items) == (RUN, batch[1].input, 2, 2)
+
+
+def test_redrive_walks_the_failure_index_page_by_page(
+    store: RunStore, make_run: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dmap.store.redis
+
+    monkeypatch.setattr(dmap.store.redis, "_REDRIVE_CHUNK", 7)  # many pages, one of them exactly full
+    run = make_run(max_concurrency=0, tolerated_failure_count=10_000)
+    statuses = [ChildStatus.FAILED, ChildStatus.TIMED_OUT, ChildStatus.ABORTED]
+    failing = [c for c in range(300) if c % 7 in (1, 3) or 140 <= c < 161]
+    for lease in _run_children(store, run, 300):
+        c = lease.child
+        status = statuses[c % 3] if c in failing else ChildStatus.SUCCEEDED
+        store.complete(run, c, lease.token, status, record(c, status.name) if c in failing else record(c))
+    store.set_total(run, items=300, children=300)
+
+    assert store.reset_for_redrive(run) == len(failing)
+    assert store.failure_count(run) == 0
+    assert store.counts(run).executions.pending == len(failing)
+    assert [s for s in store.statuses(run, 0, 300)] == [
+        ChildStatus.PENDING if c in failing else ChildStatus.SUCCEEDED for c in range(300)
+    ]
+    regranted = store.acquire(run, [], dispatch_lease_ms=LONG_MS).leases
+    regranted += store.acquire(run, [], dispatch_lease_ms=LONG_MS).leases
+    assert [lease.child for lease in regranted] == failing
+    assert store.reset_for_redrive(run) == 0
+
+
+def test_record_marks_tell_unfinished_recorded_and_written_children_apart(
+    store: RunStore, make_run: Callable[..., str]
+) -> None:
+    run = make_run(max_concurrency=0, tolerated_failure_count=100)
+    leases = _run_children(store, run, 9)
+    for lease in leases[:7]:
+        failed = lease.child % 3 == 1
+        status = ChildStatus.FAILED if failed else ChildStatus.SUCCEEDED
+        store.complete(run, lease.child, lease.token, status, record(lease.child, "FAILED") if failed else record(0))
+    assert len(store.take_results(run, 0, 3)) == 3  # written by the result writer
+    assert store.record_marks(run, 0, 9) == "wwwrrrr--"
+    assert store.record_marks(run, 5, 8) == "rr------"  # past the last child: not finished
+    store.reset_for_redrive(run)
+    assert store.record_marks(run, 0, 9) == "w-wr-rr--"
 
 
 def test_delete_run_removes_everything(store: RunStore, make_run: Callable[..., str]) -> None:

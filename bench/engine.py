@@ -61,6 +61,11 @@ class FirstDispatch:
             self.first_dispatch = time.time()
         super().dispatch(plan, leases)  # type: ignore[misc]
 
+    def dispatch_packs(self, plan: ChildPlan, packs: Sequence[Sequence[Lease]]) -> None:
+        if self.first_dispatch is None and any(packs):
+            self.first_dispatch = time.time()
+        super().dispatch_packs(plan, packs)  # type: ignore[misc]
+
 
 class TimedCelery(FirstDispatch, CeleryBackend):
     """The celery backend, timing its first dispatch."""

@@ -278,7 +278,7 @@ class _Watcher:
         while True:
             with self._cond:
                 now = time.monotonic()
-                due = [g for key, (deadline, g) in list(self._due.items()) if deadline <= now and self._due.pop(key)]
+                due = [self._due.pop(key)[1] for key in [k for k, (at, _) in self._due.items() if at <= now]]
                 if not due:
                     nearest = min((d for d, _ in self._due.values()), default=now + 60)
                     self._cond.wait(max(0.001, nearest - now))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+from kombu.exceptions import OperationalError
 
 from ..child import ChildPlan
 from ..config import Settings
@@ -110,16 +111,20 @@ class CeleryBackend(Backend):
         with a pack costs one run lease; one that runs a long child gives the rest of its pack back.
         """
         app = self.app
-        with app.producer_or_acquire() as producer:
-            for pack in packs:
-                if not pack:
-                    continue
-                if len(pack) == 1:
-                    args: tuple[Any, ...] = (plan.run_id, pack[0].child, pack[0].token)
-                    name = CHILD_TASK
-                else:
-                    args, name = (plan.run_id, [[lease.child, lease.token] for lease in pack]), CHILDREN_TASK
-                app.send_task(name, args=args, queue=self.settings.queue, producer=producer, ignore_result=True)
+        try:
+            with app.producer_or_acquire() as producer:
+                for pack in packs:
+                    if not pack:
+                        continue
+                    if len(pack) == 1:
+                        args: tuple[Any, ...] = (plan.run_id, pack[0].child, pack[0].token)
+                        name = CHILD_TASK
+                    else:
+                        args, name = (plan.run_id, [[lease.child, lease.token] for lease in pack]), CHILDREN_TASK
+                    app.send_task(name, args=args, queue=self.settings.queue, producer=producer, ignore_result=True)
+        except OperationalError as exc:  # kombu's word for a broker that went away: an infrastructure fault
+            where = f"the broker at {_safe(self.settings.effective_broker_url)} (DMAP_BROKER_URL)"
+            raise BackendError(f"cannot send children of map run {plan.run_id} to {where}: {_safe(exc)}") from None
 
     def worker_slots(self) -> int:
         """The pool slots of the live ``dmap worker`` processes on this backend's queue (the registry)."""

@@ -18,7 +18,8 @@ from .conftest import LONG_MS, let_leases_expire, record, specs
 
 
 def _pack(store: RunStore, run: str, count: int) -> list[tuple[int, str]]:
-    return [(lease.child, lease.token) for lease in store.acquire(run, specs(0, count), dispatch_lease_ms=LONG_MS).leases]
+    granted = store.acquire(run, specs(0, count), dispatch_lease_ms=LONG_MS).leases
+    return [(lease.child, lease.token) for lease in granted]
 
 
 def test_a_pack_runs_with_one_step_per_child_and_counts_like_separate_calls(

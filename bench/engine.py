@@ -2,9 +2,11 @@
 
 Phases (``--phases``, default all):
 
-* ``a`` N no-op children through dmap (celery backend, MaxConcurrency 0) against the same N no-op
-  tasks sent with raw Celery ``apply_async`` (one pooled producer), items/s and the ratio;
-* ``b`` dmap with ``ItemBatcher`` (100 items per batch) against the raw unbatched rate of ``a``;
+* ``a`` N no-op children through dmap (celery backend) at MaxConcurrency 8, 100, 1,000 and 0
+  against the same N no-op tasks sent with raw Celery ``apply_async`` (one pooled producer),
+  items/s and the ratio;
+* ``b`` dmap with ``ItemBatcher`` (100 items per batch) at the same MaxConcurrency values against
+  the raw unbatched rate of ``a``; ``a`` and ``b`` print one table;
 * ``c`` the local backend on a 10,000-item map whose child is one Pass state with ItemSelector and
   ``States.MathAdd`` (target: 5,000 items/s or more);
 * ``d`` time to first dispatch (coordinator sends the first child) and to the first child's start,
@@ -27,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +63,11 @@ class FirstDispatch:
         if self.first_dispatch is None and leases:
             self.first_dispatch = time.time()
         super().dispatch(plan, leases)  # type: ignore[misc]
+
+    def dispatch_packs(self, plan: ChildPlan, packs: Sequence[Sequence[Lease]]) -> None:
+        if self.first_dispatch is None and any(packs):
+            self.first_dispatch = time.time()
+        super().dispatch_packs(plan, packs)  # type: ignore[misc]
 
 
 class TimedCelery(FirstDispatch, CeleryBackend):
@@ -202,6 +210,23 @@ class _Lines:
         return len(text)
 
 
+MAX_CONCURRENCIES = (8, 100, 1000, 0)
+"""The MaxConcurrency values of the dmap-vs-raw table (0 = unlimited, AWS's 10,000)."""
+
+
+def emit_table(table: dict[tuple[int, str], float], raw: float, items: int, batch_items: int) -> None:
+    """The dmap-vs-raw table: items/s and the ratio to raw Celery, unbatched (a) and ItemBatcher(100) (b)."""
+    emit(f"(a/b) dmap celery vs raw Celery on the same workers; raw Celery {raw:,.0f} items/s ({items} tasks)")
+    emit(f"      {'MaxConcurrency':>14} | {'unbatched/s':>12} {'x raw':>6} | {'batched(100)/s':>14} {'x raw':>6}")
+    for mc in MAX_CONCURRENCIES:
+        cells = []
+        for phase, width in (("a", 12), ("b", 14)):
+            rate = table.get((mc, phase))
+            cells.append(f"{'-':>{width}} {'-':>6}" if rate is None else f"{rate:>{width},.0f} {rate / raw:>5.2f}x")
+        emit(f"      {mc if mc else '0 (10,000)':>14} | {cells[0]} | {cells[1]}")
+    emit(f"      unbatched: {items} children per run; batched: {batch_items} items in batches of 100")
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__.split("\n")[0])
@@ -272,32 +297,30 @@ def celery_phases(args: argparse.Namespace, conn: redis.Redis) -> None:
                 f"(a) raw Celery apply_async, {args.items} no-op tasks: {raw['rate']:,.0f} items/s "
                 f"(sending alone {raw['send_rate']:,.0f}/s)"
             )
+        table: dict[tuple[int, str], float] = {}
         if "a" in args.phases or "d" in args.phases:
             with profiled(args.profile, "coordinator-dmap"):
                 plain = best(args.repeat, lambda: run_dmap(backend, conn, args.items), "rate")
-            if "a" in args.phases and raw is not None:
-                emit(
-                    f"(a) dmap celery, {args.items} no-op children, MaxConcurrency 0: {plain['rate']:,.0f} items/s"
-                    f" = {plain['rate'] / raw['rate']:.2f} x raw Celery"
-                )
-                limited = best(
-                    args.repeat, lambda: run_dmap(backend, conn, args.items, max_concurrency=4 * slots), "rate"
-                )
-                emit(
-                    f"(a) dmap celery, MaxConcurrency {4 * slots}: {limited['rate']:,.0f} items/s"
-                    f" = {limited['rate'] / raw['rate']:.2f} x raw Celery"
-                )
+            table[(0, "a")] = plain["rate"]
+            if "a" in args.phases:
+                for mc in (m for m in MAX_CONCURRENCIES if m):
+                    shaped = best(args.repeat, partial(run_dmap, backend, conn, args.items, max_concurrency=mc), "rate")
+                    table[(mc, "a")] = shaped["rate"]
             emit(
                 f"(d) celery backend: first dispatch {plain['first_dispatch_ms']:.1f} ms, first child started "
                 f"{plain['first_start_ms']:.1f} ms after dmap.run"
             )
-        if "b" in args.phases and raw is not None:
+        if "b" in args.phases:
             with profiled(args.profile, "coordinator-batched"):
-                batched = best(args.repeat, lambda: run_dmap(backend, conn, args.batch_items, batch=100), "rate")
-            emit(
-                f"(b) dmap celery, {args.batch_items} items in batches of 100: {batched['rate']:,.0f} items/s"
-                f" = {batched['rate'] / raw['rate']:.1f} x raw Celery unbatched"
-            )
+                for mc in MAX_CONCURRENCIES:
+                    batched = best(
+                        args.repeat,
+                        partial(run_dmap, backend, conn, args.batch_items, batch=100, max_concurrency=mc),
+                        "rate",
+                    )
+                    table[(mc, "b")] = batched["rate"]
+        if raw is not None and table:
+            emit_table(table, raw["rate"], args.items, args.batch_items)
     finally:
         app = backend._app
         if app is not None:

@@ -12,7 +12,9 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
@@ -23,7 +25,7 @@ from .interpreter import ExecutionInfo, Runtime, execute
 from .interpreter.context import ACCOUNT, REGION, iso_now
 from .interpreter.dataflow import compact
 from .interpreter.tasks import Registry, registry
-from .store import RUN, ChildStatus, RunStore, Started
+from .store import RUN, ChildStatus, Done, RunStore, Started, release, step
 from .writers import child_execution_name
 
 logger = logging.getLogger(__name__)
@@ -134,6 +136,186 @@ def run_child(
     started = store.start(plan.run_id, child, token, lease_ms=plan.lease_ms, worker=me)
     if started.outcome != RUN:
         return started.outcome
+    status, record = _run_started(store, plan, child, token, started, handlers, heartbeat, engine, me)
+    store.complete(plan.run_id, child, token, status, record)
+    return started.outcome
+
+
+def run_pack(
+    store: RunStore,
+    plan: ChildPlan,
+    pack: Sequence[tuple[int, str]],
+    *,
+    handlers: Registry | None = None,
+    heartbeat: Any = None,
+    engine: Any = None,
+    release_after: float = 1.0,
+) -> int:
+    """Run a pack of children of one Map Run one after another, one store round trip per child.
+
+    The first call swaps every dispatch lease of the pack for a run lease (a worker killed now
+    costs one run lease, not the dispatch lease) and starts the first child; each later call
+    completes the child that ended and starts the next (:func:`dmap.store.step`). Each child is
+    still its own execution with its own token: fencing and counting are those of
+    :func:`run_child`. While one child runs longer than ``release_after`` seconds, the pack-mates
+    it has not started are given back (:func:`dmap.store.release`) so other workers run them.
+
+    Returns:
+        How many children of the pack this call ran.
+    """
+    run, me = plan.run_id, worker_id()
+    if heartbeat is not None:
+        for child, token in pack:
+            heartbeat.add(store, run, child, token, plan.lease_ms)
+    guard = _PackGuard(store, run, heartbeat)
+    todo = list(pack)
+    done: Done | None = None
+    renew: Sequence[tuple[int, str]] = todo
+    ran = 0
+    try:
+        while todo or done is not None:
+            nxt = todo.pop(0) if todo else None
+            _, started, _ = step(
+                store, run, done=done, start=nxt, lease_ms=plan.lease_ms, worker=me, renew=renew[:_MOST_RENEWALS]
+            )
+            renew, done = (), None
+            if nxt is None or started is None:
+                break
+            if started.outcome != RUN:
+                if heartbeat is not None:
+                    heartbeat.remove(run, *nxt)
+                continue
+            ran += 1
+            guard.arm(todo, release_after)
+            try:
+                status, record = _run_started(store, plan, nxt[0], nxt[1], started, handlers, heartbeat, engine, me)
+            finally:
+                given_back = guard.disarm()
+            if given_back:
+                todo = [lease for lease in todo if lease not in given_back]
+            done = Done(nxt[0], nxt[1], status, record)
+    finally:
+        if heartbeat is not None:
+            for child, token in pack:
+                heartbeat.remove(run, child, token)
+    return ran
+
+
+_MOST_RENEWALS = 500  # step.lua's bound; a larger pack's rest is renewed by the heartbeat
+
+
+class _PackGuard:
+    """Gives a pack's unstarted children back when the child running now outlasts a budget.
+
+    One watcher thread per process (:class:`_Watcher`) fires the release; the release and the
+    worker's next start are both atomic Lua on the same keys, so each unstarted child either
+    starts here (the release skips it: RUNNING) or is given back (its token here is then stale).
+    """
+
+    def __init__(self, store: RunStore, run: str, heartbeat: Any) -> None:
+        self._store, self._run, self._heartbeat = store, run, heartbeat
+        self._lock = threading.Lock()
+        self._waiting: list[tuple[int, str]] = []
+        self._given_back: set[tuple[int, str]] = set()
+        self._armed = False
+
+    def arm(self, waiting: Sequence[tuple[int, str]], seconds: float) -> None:
+        """Watch the child that starts now; ``waiting`` are the pack-mates behind it."""
+        if not waiting or seconds <= 0:
+            return
+        with self._lock:
+            self._waiting, self._armed = list(waiting), True
+        _watcher().watch(self, time.monotonic() + seconds)
+
+    def disarm(self) -> set[tuple[int, str]]:
+        """The child ended: stop watching; returns the pack-mates given back meanwhile."""
+        with self._lock:
+            if not self._armed:
+                return self._given_back
+            self._armed = False
+        _watcher().unwatch(self)
+        with self._lock:
+            return self._given_back
+
+    def fire(self) -> None:
+        """The budget ran out while the child still runs: give the waiting pack-mates back."""
+        with self._lock:
+            if not self._armed or not self._waiting:
+                return
+            waiting, self._waiting = self._waiting, []
+            try:
+                given = release(self._store, self._run, waiting)
+            except Exception:  # a Redis hiccup: the pack-mates simply wait for this worker
+                logger.warning("could not give back %d children of map run %s", len(waiting), self._run, exc_info=True)
+                return
+            self._given_back.update(waiting)
+        logger.info(
+            "gave back %d of %d waiting children of map run %s (a pack-mate runs long)", given, len(waiting), self._run
+        )
+        if self._heartbeat is not None:
+            for child, token in waiting:
+                self._heartbeat.remove(self._run, child, token)
+
+
+class _Watcher:
+    """One daemon thread per process that fires the guards whose budget ran out."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: dict[int, tuple[float, _PackGuard]] = {}
+        threading.Thread(target=self._loop, name="dmap-pack-guard", daemon=True).start()
+
+    def watch(self, guard: _PackGuard, deadline: float) -> None:
+        with self._cond:
+            self._due[id(guard)] = (deadline, guard)
+            self._cond.notify()
+
+    def unwatch(self, guard: _PackGuard) -> None:
+        with self._cond:
+            self._due.pop(id(guard), None)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [self._due.pop(key)[1] for key in [k for k, (at, _) in self._due.items() if at <= now]]
+                if not due:
+                    nearest = min((d for d, _ in self._due.values()), default=now + 60)
+                    self._cond.wait(max(0.001, nearest - now))
+                    continue
+            for guard in due:
+                guard.fire()
+
+
+_watchers: dict[int, _Watcher] = {}
+_watchers_lock = threading.Lock()
+
+
+def _watcher() -> _Watcher:
+    """This process's watcher (a forked pool process starts its own)."""
+    pid = os.getpid()
+    watcher = _watchers.get(pid)
+    if watcher is None:
+        with _watchers_lock:
+            watcher = _watchers.get(pid)
+            if watcher is None:
+                _watchers.clear()
+                watcher = _watchers[pid] = _Watcher()
+    return watcher
+
+
+def _run_started(
+    store: RunStore,
+    plan: ChildPlan,
+    child: int,
+    token: str,
+    started: Started,
+    handlers: Registry | None,
+    heartbeat: Any,
+    engine: Any,
+    me: str,
+) -> tuple[ChildStatus, str]:
+    """Run a started child's ItemProcessor; its terminal status and result record (JSON), not yet completed."""
     if heartbeat is not None:
         heartbeat.add(store, plan.run_id, child, token, plan.lease_ms)
     start_date = iso_now()
@@ -156,8 +338,7 @@ def run_child(
             "Worker": me,
         }
     )
-    store.complete(plan.run_id, child, token, status, compact(record))
-    return started.outcome
+    return status, compact(record)
 
 
 def _execute(

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     dispatch_pack: int = Field(
         16, ge=1, le=256, description="Most children one Celery message carries when many permits come at once."
     )
+    pack_release_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="A worker gives back the unstarted children of its pack when one child runs longer (0 = never).",
+    )
     retention_days: float = Field(90.0, gt=0, description="How long finished executions and Map Runs are kept.")
     integrations: str = Field("", description="Comma-separated service integrations to enable: aws-sdk, s3, http.")
     metrics_port: int = Field(

@@ -31,11 +31,12 @@ from .interpreter import dataflow, jsonata_flow, mapfields
 from .interpreter.context import MapInvocation, iso_now, state_machine_arn
 from .interpreter.executor import Aborted
 from .journal import Journal
+from .pacing import Pacer
 from .readers import ItemStream, Mark, encode_position
 from .records import Execution, MapRun, MapRunStatus, map_run_arn, new_run_id
 from .results import ExportedResults, InlineResults, pending_children
 from .storage import Storage
-from .store import ChildSpec, ChildStatus, Counts, Lease, RunConfig, RunStore, TotalMismatch
+from .store import Acquired, ChildSpec, ChildStatus, Counts, Lease, RunConfig, RunStore, TotalMismatch
 from .writers import RecordContext, ResultWriter, WriterSpec
 
 logger = logging.getLogger(__name__)
@@ -351,7 +352,14 @@ class Coordinator:
             ) from None
 
     def _dispatch_all(self) -> None:
-        """Offer children for permits until every child has a terminal result or the run is aborted."""
+        """Offer children for permits until every child has a terminal result or the run is aborted.
+
+        On the celery backend a :class:`~dmap.pacing.Pacer` shapes the grants: once every permit
+        is out the loop waits for a wake instead of asking again, after a wake it lets freed permits
+        gather briefly while the workers have queued work, and each grant goes out in packs sized
+        from the permits and the live worker slots. The store alone grants, so MaxConcurrency,
+        fencing and the write-ahead cursor are untouched by it.
+        """
         store, run = self.store, self.run_id
         _, next_child, next_item = store.cursor(run)
         window = _Window(self._children(next_item, next_child), next_child, next_item)
@@ -361,37 +369,73 @@ class Coordinator:
         if known is not None:  # items in the state input: the total (and the percentage rule) apply from the start
             store.set_total(run, items=known, children=known)
         ahead = _CountAhead(self._count_ahead)
-        next_check = 0.0
+        pacer = self._pacer()
+        next_check = next_done_check = next_drain = 0.0
+        linger = 0.0
         try:
             while True:
-                if time.monotonic() >= next_check:  # at most every 100 ms: the wake list reports an abort at once
+                now = time.monotonic()
+                if now >= next_check:  # at most every 100 ms: the wake list reports an abort at once
                     if self._stopping():
                         break
                     if not totals_set:  # asked again and again: update-map-run may set a percentage later
                         ahead.start_if_wanted()
-                    next_check = time.monotonic() + 0.1
+                    next_check = now + 0.1
                 window.fill()
                 if window.exhausted and not window.pending and not totals_set:
                     totals_set = True
                     ahead.cancel()  # the reader got there first: its totals are final
                     if store.set_total(run, items=window.end_item, children=window.end_child):
                         break
-                started = time.perf_counter()
-                acquired = store.acquire(run, list(window.pending), dispatch_lease_ms=lease_ms)
-                window.granted(acquired.granted_new)
-                self._dispatch(acquired.leases)
-                if acquired.leases:
-                    elapsed = time.perf_counter() - started
-                    metrics.observe_dispatch(elapsed, len(acquired.leases), backend=self.backend_name)
-                self.sink.drain()
-                if not acquired.leases:  # children just granted are not done: only an idle round can be the last
-                    if totals_set and self._all_done():
-                        break
-                    wait_ms = 1000 if acquired.wait_ms < 0 else max(5, min(acquired.wait_ms, 1000))
-                    if self.store.wait(run, wait_ms) == "ABORT":
-                        next_check = 0.0
+                if linger > 0:  # freed permits gather while the workers still have queued children
+                    time.sleep(linger)
+                acquired = self._grant(window, lease_ms, pacer)
+                now = time.monotonic()
+                if now >= next_drain or not acquired.leases:  # the ResultWriter's reads, not once per grant
+                    self.sink.drain()
+                    next_drain = now + 0.05
+                linger = 0.0
+                # Granting again at once would find no free permit: wait for a wake instead (a permit
+                # freed meanwhile has left its token in the wake list, so the wait returns at once).
+                saturated = pacer is not None and pacer.saturated() and not window.exhausted
+                if not acquired.leases or saturated:  # children just granted are not done: only an idle round
+                    # can be the last. With leases still held the run cannot be done (but a leftover lease of
+                    # a child finished under an older token can linger: look anyway every 250 ms).
+                    if not acquired.leases and totals_set and (acquired.held <= 0 or now >= next_done_check):
+                        next_done_check = now + 0.25
+                        if self._all_done():
+                            break
+                    woke = self._wait(acquired)
+                    next_check = 0.0 if woke == "ABORT" else next_check
+                    linger = pacer.linger() if pacer is not None and woke != "ABORT" else 0.0
         finally:
             ahead.cancel()
+
+    def _wait(self, acquired: Acquired) -> str | None:
+        """Block on the wake list until a permit frees, the run is aborted, or the earliest lease expires."""
+        wait_ms = 1000 if acquired.wait_ms < 0 else max(5, min(acquired.wait_ms, 1000))
+        return self.store.wait(self.run_id, wait_ms)
+
+    def _grant(self, window: _Window, lease_ms: int, pacer: Pacer | None) -> Acquired:
+        """One acquire and the dispatch of what it granted."""
+        started = time.perf_counter()
+        held_before = pacer.held if pacer is not None else -1
+        acquired = self.store.acquire(self.run_id, list(window.pending), dispatch_lease_ms=lease_ms)
+        window.granted(acquired.granted_new)
+        if pacer is not None:
+            pacer.observe(acquired)
+        self._dispatch(acquired.leases, pacer, held_before)
+        if acquired.leases:
+            elapsed = time.perf_counter() - started
+            metrics.observe_dispatch(elapsed, len(acquired.leases), backend=self.backend_name)
+        return acquired
+
+    def _pacer(self) -> Pacer | None:
+        """A pacer when the backend sends packs of its own sizes (celery); None keeps one dispatch per grant."""
+        slots = getattr(self.engine, "worker_slots", None)
+        if slots is None or getattr(self.engine, "dispatch_packs", None) is None:
+            return None
+        return Pacer(slots, self.settings.dispatch_pack)
 
     def _keep_updated_limits(self) -> None:
         """Limits changed by update-map-run while the run went on (the journal's record has them) stay."""
@@ -461,15 +505,19 @@ class Coordinator:
         counter.start()
         return counter
 
-    def _dispatch(self, leases: Sequence[Lease]) -> None:
+    def _dispatch(self, leases: Sequence[Lease], pacer: Pacer | None = None, held_before: int = -1) -> None:
         if not leases:
             return
         oversize = [lease for lease in leases if lease.child in self._oversize]
         for lease in oversize:
             self._fail_oversize(lease)
         normal = [lease for lease in leases if lease.child not in self._oversize] if oversize else leases
-        if normal:
+        if not normal:
+            return
+        if pacer is None:
             self.engine.dispatch(self.plan, normal)
+        else:
+            self.engine.dispatch_packs(self.plan, pacer.packs(normal, held_before))  # type: ignore[attr-defined]
 
     def _fail_oversize(self, lease: Lease) -> None:
         """A child input over the payload limit fails that child (and only it), naming the item and size."""

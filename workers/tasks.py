@@ -14,7 +14,7 @@ from typing import Any
 from celery.signals import worker_ready, worker_shutdown
 
 from dmap.backends.celery import CHILD_TASK, CHILDREN_TASK, CeleryBackend
-from dmap.child import run_child
+from dmap.child import run_child, run_pack
 from dmap.detach import RUN_EXECUTION_TASK, Reaper, run_detached
 from dmap.heartbeat import heartbeat
 from dmap.store.workers import WorkerBeacon, this_worker
@@ -50,7 +50,7 @@ def run_children_task(run: str, children: list[list[Any]]) -> int:
     """Run a pack of children of one Map Run, one after another; returns how many ran.
 
     Their leases are renewed from the moment the pack arrives, so if this worker dies the
-    children not yet started come back after one run lease.
+    children not yet started come back after one run lease (:func:`dmap.child.run_pack`).
     """
     engine = backend()
     plan = engine.plan(run)
@@ -58,21 +58,12 @@ def run_children_task(run: str, children: list[list[Any]]) -> int:
         logger.warning("no plan for map run %s (expired or deleted); %d children skipped", run, len(children))
         return 0
     pack = [(int(child), str(token)) for child, token in children]
-    # Swap the dispatch leases for run leases now, not a heartbeat later: a worker killed in between
-    # would otherwise leave the pack waiting for DMAP_DISPATCH_LEASE_SECONDS.
-    engine.store.renew(run, pack, lease_ms=plan.lease_ms)
-    for child, token in pack:
-        heartbeat.add(engine.store, run, child, token, plan.lease_ms)
-    ran = 0
-    try:
-        for child, token in pack:
-            outcome = run_child(engine.store, plan, child, token, heartbeat=heartbeat, engine=engine)
-            ran += outcome == "run"
-            heartbeat.remove(run, child, token)
-    finally:
-        for child, token in pack:
-            heartbeat.remove(run, child, token)
-    return ran
+    # One store round trip per child: the first swaps the pack's dispatch leases for run leases (a
+    # worker killed now costs one run lease, not DMAP_DISPATCH_LEASE_SECONDS) and starts the first
+    # child; each later one completes a child and starts the next. A child that runs long gives the
+    # unstarted rest back to other workers.
+    release_after = engine.settings.pack_release_seconds
+    return run_pack(engine.store, plan, pack, heartbeat=heartbeat, engine=engine, release_after=release_after)
 
 
 @app.task(name=RUN_EXECUTION_TASK, ignore_result=True)

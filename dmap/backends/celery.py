@@ -14,13 +14,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+from kombu.exceptions import OperationalError
 
 from ..child import ChildPlan
 from ..config import Settings
 from ..errors import BackendError
 from ..journal import RedisJournal
+from ..pacing import legacy_pack_size
 from ..store import Lease
 from ..store.redis import RedisRunStore
+from ..store.workers import read_workers
 from . import Backend
 
 CHILD_TASK = "dmap.run_child"
@@ -28,8 +31,8 @@ CHILDREN_TASK = "dmap.run_children"
 
 
 def pack_size(granted: int, most: int) -> int:
-    """Children per message: 1 until many permits come at once (32+), then up to ``most``."""
-    return max(1, min(most, granted // 16))
+    """Children per message without a pacer: 1 until many permits come at once (32+), then up to ``most``."""
+    return legacy_pack_size(granted, most)
 
 
 _PLAN_CACHE = 256
@@ -95,21 +98,38 @@ class CeleryBackend(Backend):
         """Send the granted children, several to a message when many permits came at once.
 
         Each child is still its own execution with its own lease and token; packing only shares
-        Celery's per-message cost. A worker renews the leases of a whole pack as soon as it takes
-        it, so a worker that dies with a pack costs one run lease, not the dispatch lease. Few
-        permits at a time (a small MaxConcurrency) mean one child per message, so no worker waits
-        behind another's pack.
+        Celery's per-message cost. The coordinator sizes packs itself (:meth:`dispatch_packs`,
+        :class:`~dmap.pacing.Pacer`); this is the rule for callers without a pacer.
         """
-        app, size = self.app, pack_size(len(leases), self.settings.dispatch_pack)
-        with app.producer_or_acquire() as producer:
-            for start in range(0, len(leases), size):
-                pack = leases[start : start + size]
-                if len(pack) == 1:
-                    args: tuple[Any, ...] = (plan.run_id, pack[0].child, pack[0].token)
-                    name = CHILD_TASK
-                else:
-                    args, name = (plan.run_id, [[lease.child, lease.token] for lease in pack]), CHILDREN_TASK
-                app.send_task(name, args=args, queue=self.settings.queue, producer=producer, ignore_result=True)
+        size = pack_size(len(leases), self.settings.dispatch_pack)
+        self.dispatch_packs(plan, [leases[i : i + size] for i in range(0, len(leases), size)])
+
+    def dispatch_packs(self, plan: ChildPlan, packs: Sequence[Sequence[Lease]]) -> None:
+        """Send each pack as one message (a pack of one as ``dmap.run_child``), on one pooled producer.
+
+        A worker swaps a pack's dispatch leases for run leases as it takes it, so a worker that dies
+        with a pack costs one run lease; one that runs a long child gives the rest of its pack back.
+        """
+        app = self.app
+        try:
+            with app.producer_or_acquire() as producer:
+                for pack in packs:
+                    if not pack:
+                        continue
+                    if len(pack) == 1:
+                        args: tuple[Any, ...] = (plan.run_id, pack[0].child, pack[0].token)
+                        name = CHILD_TASK
+                    else:
+                        args, name = (plan.run_id, [[lease.child, lease.token] for lease in pack]), CHILDREN_TASK
+                    app.send_task(name, args=args, queue=self.settings.queue, producer=producer, ignore_result=True)
+        except OperationalError as exc:  # kombu's word for a broker that went away: an infrastructure fault
+            where = f"the broker at {_safe(self.settings.effective_broker_url)} (DMAP_BROKER_URL)"
+            raise BackendError(f"cannot send children of map run {plan.run_id} to {where}: {_safe(exc)}") from None
+
+    def worker_slots(self) -> int:
+        """The pool slots of the live ``dmap worker`` processes on this backend's queue (the registry)."""
+        workers = read_workers(self.redis.client, self.redis.prefix)
+        return sum(w.concurrency for w in workers if self.settings.queue in w.queues)
 
     def close(self) -> None:
         """Close the Redis connections."""

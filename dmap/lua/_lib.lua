@@ -154,3 +154,83 @@ local function finish_aborted(c, m, reason, now, started)
   end
   finish(c, m, ABORTED, store_record(c, m, ABORTED, '', cause, now), '')
 end
+
+-- Start child c with its token (fencing): the body of start.lua, shared with step.lua.
+-- Returns {1, input, attempt, first, items} = RUN, {0} = STALE, {2} = ABORTED.
+local function start_child(c, token, lease_ms, worker)
+  local run = redis.call('HMGET', K_RUN, 'mc', 'abort')
+  if not run[1] then
+    return { 0 }
+  end
+  local mv = redis.call('HGET', K_META, c)
+  if not mv then
+    return { 0 }
+  end
+  local m = parse_meta(mv)
+  if m.token ~= token or not redis.call('ZSCORE', K_LEASE, c) then
+    return { 0 }
+  end
+  local s = get_status(c)
+  if s >= SUCCEEDED then
+    redis.call('ZREM', K_LEASE, c)
+    wake('1')
+    return { 0 }
+  end
+  if s == RUNNING then
+    -- A redelivered message of a child that already runs under this token.
+    return { 0 }
+  end
+  local now = now_ms()
+  if run[2] then
+    redis.call('ZREM', K_LEASE, c)
+    finish_aborted(c, m, run[2], now, false)
+    return { 2 }
+  end
+  set_status(c, RUNNING)
+  redis.call('HINCRBY', K_RUN, 'i1', m.items)
+  redis.call('HINCRBY', K_RUN, 'e1', 1)
+  redis.call('ZADD', K_LEASE, 'XX', now + tonumber(lease_ms), c)
+  m.started = now
+  m.worker = worker
+  save_meta(c, m)
+  return { 1, redis.call('HGET', K_INPUT, c) or '', m.attempt, m.first, m.items }
+end
+
+-- Record child c's terminal result: the body of complete.lua, shared with step.lua.
+-- Returns {recorded, aborted}.
+local function complete_child(c, token, status, record, err)
+  if redis.call('HEXISTS', K_RUN, 'mc') == 0 then
+    return { 0, 0 }
+  end
+  local mv = redis.call('HGET', K_META, c)
+  local m = nil
+  if mv then
+    m = parse_meta(mv)
+    if m.token == token and redis.call('ZREM', K_LEASE, c) == 1 then
+      wake('1')
+    end
+  end
+  local s = get_status(c)
+  if s >= SUCCEEDED then
+    redis.call('HINCRBY', K_RUN, 'dup', 1)
+    if m and s == SUCCEEDED and redis.call('HEXISTS', K_RES, c) == 0 and not redis.call('ZSCORE', K_LEASE, c) then
+      redis.call('HDEL', K_META, c)
+    end
+    return { 0, 0 }
+  end
+  if not m then
+    -- Never granted (or the run was reset): nothing to record.
+    return { 0, 0 }
+  end
+  if s == RUNNING then
+    redis.call('HINCRBY', K_RUN, 'i1', -m.items)
+    redis.call('HINCRBY', K_RUN, 'e1', -1)
+  end
+  status = tonumber(status)
+  finish(c, m, status, record, err)
+  local aborted = 0
+  if status == FAILED or status == TIMED_OUT then
+    aborted = check_tolerance()
+  end
+  return { 1, aborted }
+end

@@ -11,8 +11,10 @@
 --                      children are left, no new child is granted and the coordinator is woken
 --
 -- Returns -1 if the run does not exist, else
---   {granted_new, wait_ms, reclaimed, child_1, token_1, attempt_1, child_2, ...}
--- wait_ms is the time until the earliest lease expires (-1 when no lease is held).
+--   {granted_new, wait_ms, reclaimed, held, permits, child_1, token_1, attempt_1, child_2, ...}
+-- wait_ms is the time until the earliest lease expires (-1 when no lease is held); held is the
+-- number of leases held after this call and permits the run's permits (10000 for MaxConcurrency 0):
+-- the coordinator sizes packs and paces its grants from them without another round trip.
 --
 -- Reclaim (at most 256 expired leases per call): an expired lease of a PENDING or RUNNING child
 -- sends it back to PENDING and to the redo list; if its attempts reached max_attempts it is
@@ -65,7 +67,7 @@ if #dead > 0 then
   redis.call('HINCRBY', K_RUN, 'rec', #dead)
 end
 
-local out = { 0, -1, #dead }
+local out = { 0, -1, #dead, 0, 0 }
 if not aborted then
   local permits = tonumber(cfg[1])
   if permits <= 0 then
@@ -139,6 +141,9 @@ if not aborted then
   out[1] = granted_new
 end
 
+local limit = tonumber(cfg[1])
+out[4] = redis.call('ZCARD', K_LEASE)
+out[5] = limit > 0 and limit or MAX_PERMITS
 local first = redis.call('ZRANGE', K_LEASE, 0, 0, 'WITHSCORES')
 if first[2] then
   out[2] = math.max(0, tonumber(first[2]) - now)

@@ -126,12 +126,17 @@ class Acquired:
         wait_ms: Milliseconds until the earliest lease expires (-1 when no lease is held): the
             longest the coordinator should block in :meth:`RunStore.wait`.
         reclaimed: Expired leases reclaimed by this call.
+        held: Leases held after this call (-1 when the store does not say): with ``permits``, how
+            much work is out, so the coordinator can pace its grants without another round trip.
+        permits: The run's permits now (:data:`MAX_PERMITS` for MaxConcurrency 0; 0 when not said).
     """
 
     leases: list[Lease]
     granted_new: int
     wait_ms: int
     reclaimed: int
+    held: int = -1
+    permits: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -557,3 +562,58 @@ class RunStore(Protocol):
     def expire_run(self, run: str, seconds: float) -> None:
         """Remove all state of the run ``seconds`` from now (retention of finished runs)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """A child's terminal result for :func:`step`: what :meth:`RunStore.complete` takes."""
+
+    child: int
+    token: str
+    status: ChildStatus
+    record: str
+
+
+def step(
+    store: RunStore,
+    run: str,
+    *,
+    done: Done | None,
+    start: tuple[int, str] | None,
+    lease_ms: int,
+    worker: str = "",
+    renew: Sequence[tuple[int, str]] = (),
+) -> tuple[Completed | None, Started | None, list[bool]]:
+    """Renew, complete and start in one store call where the store can (one round trip per child of a pack).
+
+    Exactly :meth:`RunStore.renew` of ``renew``, then :meth:`RunStore.complete` of ``done``, then
+    :meth:`RunStore.start` of ``start``, in that order; a store with a ``step`` method of its own
+    (:class:`~dmap.store.redis.RedisRunStore`: one Lua script) does them atomically.
+
+    Returns:
+        The completion (None without ``done``), the start (None without ``start``), one bool per renewal.
+    """
+    native = getattr(store, "step", None)
+    if native is not None:
+        result: tuple[Completed | None, Started | None, list[bool]] = native(
+            run, done=done, start=start, lease_ms=lease_ms, worker=worker, renew=renew
+        )
+        return result
+    renewed = store.renew(run, renew, lease_ms=lease_ms) if renew else []
+    completed = None if done is None else store.complete(run, done.child, done.token, done.status, done.record)
+    started = None if start is None else store.start(run, start[0], start[1], lease_ms=lease_ms, worker=worker)
+    return completed, started, renewed
+
+
+def release(store: RunStore, run: str, leases: Sequence[tuple[int, str]]) -> int:
+    """Give back granted children a worker holds but has not started (a long pack-mate keeps it busy).
+
+    Each one whose token is current and that is still PENDING loses its lease (the permit is free)
+    and is re-granted first, with a fresh token and the same attempt number; its old token is stale.
+    Stores without packs (the in-process one) have nothing to give back: 0.
+
+    Returns:
+        How many children were given back.
+    """
+    native = getattr(store, "release", None)
+    return int(native(run, leases)) if native is not None and leases else 0

@@ -30,6 +30,7 @@ from . import (
     ChildStatus,
     Completed,
     Counts,
+    Done,
     Lease,
     RunConfig,
     RunCounts,
@@ -54,6 +55,8 @@ _SCRIPTS = (
     "expire",
     "requeue",
     "close",
+    "step",
+    "release",
 )
 _RENEW_BATCH = 500
 _RESULTS_BATCH = 500
@@ -217,8 +220,8 @@ class RedisRunStore:
         out = self._call("acquire", run, *args)
         if out == -1:
             raise NotFoundError("Map Run", run)
-        leases = [Lease(int(out[i]), _text(out[i + 1]), int(out[i + 2])) for i in range(3, len(out), 3)]
-        return Acquired(leases, int(out[0]), int(out[1]), int(out[2]))
+        leases = [Lease(int(out[i]), _text(out[i + 1]), int(out[i + 2])) for i in range(5, len(out), 3)]
+        return Acquired(leases, int(out[0]), int(out[1]), int(out[2]), int(out[3]), int(out[4]))
 
     def wait(self, run: str, timeout_ms: int) -> str | None:
         """Block on the run's wake list (``BLPOP``) until a token arrives or ``timeout_ms`` passes.
@@ -275,6 +278,57 @@ class RedisRunStore:
         error = "" if status is ChildStatus.SUCCEEDED else record_error(record)
         recorded, aborted = self._call("complete", run, child, token, int(status), record, error)
         return Completed(bool(recorded), bool(aborted))
+
+    def step(
+        self,
+        run: str,
+        *,
+        done: Done | None,
+        start: tuple[int, str] | None,
+        lease_ms: int,
+        worker: str = "",
+        renew: Sequence[tuple[int, str]] = (),
+    ) -> tuple[Completed | None, Started | None, list[bool]]:
+        """Renew, complete, start: :func:`dmap.store.step` in one Lua call (``step.lua``).
+
+        Raises:
+            ValueError: ``done.status`` is not terminal, or more than 500 renewals.
+        """
+        if len(renew) > _RENEW_BATCH:
+            raise ValueError(f"step renews at most {_RENEW_BATCH} leases, got {len(renew)}")
+        args: list[Any] = [lease_ms, worker]
+        if done is None:
+            args += ("", "", "", "", "")
+        else:
+            if not done.status.terminal:
+                raise ValueError(f"complete needs a terminal status, got {done.status.name}")
+            error = "" if done.status is ChildStatus.SUCCEEDED else record_error(done.record)
+            args += (done.child, done.token, int(done.status), done.record, error)
+        args += ("", "") if start is None else (start[0], start[1])
+        for child, token in renew:
+            args += (child, token)
+        out = self._call("step", run, *args)
+        completed = None if done is None else Completed(bool(out[0]), bool(out[1]))
+        renewed = [bool(v) for v in out[2 : 2 + len(renew)]]
+        started: Started | None = None
+        if start is not None:
+            reply = out[2 + len(renew) :]
+            code = int(reply[0])
+            if code == 1:
+                started = Started(RUN, _text(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]))
+            else:
+                started = Started(ABORTED) if code == 2 else _STALE
+        return completed, started, renewed
+
+    def release(self, run: str, leases: Sequence[tuple[int, str]]) -> int:
+        """Give back unstarted children of a pack: :func:`dmap.store.release` (``release.lua``)."""
+        n = 0
+        for i in range(0, len(leases), _RENEW_BATCH):
+            args: list[Any] = []
+            for child, token in leases[i : i + _RENEW_BATCH]:
+                args += (child, token)
+            n += int(self._call("release", run, *args))
+        return n
 
     # -- reads --------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from . import audit, flows, tools
 from .conftest import FaultCluster
 
 ITEMS = int(os.environ.get("FAULT_ITEMS", "20000"))  # .ci/run uses fewer to fit its time budget
+MAX_CONCURRENCY = int(os.environ.get("FAULT_MAX_CONCURRENCY", "2000"))  # e.g. 100: packs under a limit
 KILL_AT = (0.3, 0.65)
 """Kill the coordinator when these fractions of the items have started."""
 
@@ -39,7 +40,7 @@ def test_a_coordinator_killed_twice_and_restarted_under_its_name_finishes_with_e
     backend = cluster.celery()
     name = f"coord-{cluster.ns}"
     run_id = tools.run_id_of(name)
-    definition, data = flows.fault_map(bucket, max_concurrency=2000), flows.fault_input(cluster.ns)
+    definition, data = flows.fault_map(bucket, max_concurrency=MAX_CONCURRENCY), flows.fault_input(cluster.ns)
     started = time.monotonic()
     proc = tools.coordinator(cluster.env(), tmp_path, name, definition, data)
     recoveries, ran_before = [], 0

@@ -27,6 +27,7 @@ from . import audit, flows, tools
 from .conftest import FaultCluster, PrivateRedis
 
 ITEMS = int(os.environ.get("FAULT_ITEMS", "20000"))  # .ci/run uses fewer to fit its time budget
+MAX_CONCURRENCY = int(os.environ.get("FAULT_MAX_CONCURRENCY", "2000"))  # e.g. 100: packs under a limit
 KILL_AT = 0.4
 """Kill Redis when this fraction of the items has started (before the first ResultWriter checkpoint)."""
 DOWN_S = 1.0
@@ -42,7 +43,7 @@ def test_a_redis_restarted_mid_run_costs_the_coordinator_which_resumes_under_its
     cluster.start_workers(3, concurrency=1)
     name = f"redis-{cluster.ns}"
     run_id = tools.run_id_of(name)
-    definition, data = flows.fault_map(bucket, max_concurrency=2000), flows.fault_input(cluster.ns)
+    definition, data = flows.fault_map(bucket, max_concurrency=MAX_CONCURRENCY), flows.fault_input(cluster.ns)
     started = time.monotonic()
     proc = tools.coordinator(cluster.env(), tmp_path, name, definition, data)
     store = RedisRunStore.from_url(private_redis.url)

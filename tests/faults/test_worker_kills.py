@@ -28,6 +28,7 @@ from . import audit, flows, tools
 from .conftest import FaultCluster
 
 ITEMS = int(os.environ.get("FAULT_ITEMS", "20000"))  # .ci/run uses fewer to fit its time budget
+MAX_CONCURRENCY = int(os.environ.get("FAULT_MAX_CONCURRENCY", "1500"))  # e.g. 100: packs under a limit
 KILL_EVERY_S = 3.0
 MOST_KILLS = 8
 
@@ -48,7 +49,7 @@ def test_workers_killed_every_few_seconds_lose_no_item_and_count_none_twice(
     started = time.monotonic()
     run = tools.Background(
         lambda: dmap.run(
-            flows.fault_map(bucket, max_concurrency=1500),
+            flows.fault_map(bucket, max_concurrency=MAX_CONCURRENCY),
             input=flows.fault_input(cluster.ns),
             backend=backend,
             name=name,

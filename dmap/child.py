@@ -38,9 +38,16 @@ _STATUS = {
 }
 
 
+_worker_id = (os.getpid(), WORKER_ID)
+
+
 def worker_id() -> str:
     """``host:pid`` of this process (recomputed after a fork)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    global _worker_id
+    pid = os.getpid()
+    if _worker_id[0] != pid:  # gethostname is a system call: once per process, not once per child
+        _worker_id = (pid, f"{socket.gethostname()}:{pid}")
+    return _worker_id[1]
 
 
 @dataclass(frozen=True)
@@ -123,19 +130,22 @@ def run_child(
     handlers: Registry | None = None,
     heartbeat: Any = None,
     engine: Any = None,
+    lease_ms: int | None = None,
 ) -> str:
     """Run one child if its token is current; record its result. Returns the start outcome.
 
     Never raises for anything a definition or a handler does: every failure becomes the child's
     recorded FAILED result with an AWS error name and cause. ``engine`` (a backend) lets the child
-    coordinate a nested DISTRIBUTED Map of its own.
+    coordinate a nested DISTRIBUTED Map of its own. ``lease_ms`` overrides the plan's run lease
+    (the local backend holds its children's leases with :data:`~dmap.store.memory.HELD`).
     """
     me = worker_id()
-    started = store.start(plan.run_id, child, token, lease_ms=plan.lease_ms, worker=me)
+    lease = plan.lease_ms if lease_ms is None else lease_ms
+    started = store.start(plan.run_id, child, token, lease_ms=lease, worker=me)
     if started.outcome != RUN:
         return started.outcome
     if heartbeat is not None:
-        heartbeat.add(store, plan.run_id, child, token, plan.lease_ms)
+        heartbeat.add(store, plan.run_id, child, token, lease)
     start_date = iso_now()
     record: dict[str, Any] = {"Child": child, "Index": started.first, "Items": started.items, "Input": started.input}
     try:
@@ -143,6 +153,10 @@ def run_child(
     except Exception as exc:  # the interpreter reports failures as results; this is a bug guard
         logger.exception("child %s of map run %s crashed the interpreter", child, plan.run_id)
         status, fields = ChildStatus.FAILED, {"Error": ErrorName.RUNTIME.value, "Cause": f"internal error: {exc!r}"}
+    except BaseException:
+        if lease <= 0:  # a held lease never expires: let it go as a dead worker's would, so the child runs again
+            store.renew(plan.run_id, [(child, token)], lease_ms=1)
+        raise
     finally:
         if heartbeat is not None:
             heartbeat.remove(plan.run_id, child, token)
@@ -158,6 +172,23 @@ def run_child(
     )
     store.complete(plan.run_id, child, token, status, compact(record))
     return started.outcome
+
+
+class _NestedMaps:
+    """``Runtime.distributed_map`` of a child: builds its coordinator hook only if a nested Map runs (rarely)."""
+
+    __slots__ = ("_engine", "_info")
+
+    def __init__(self, engine: Any, info: ExecutionInfo) -> None:
+        self._engine, self._info = engine, info
+
+    def __call__(self, invocation: Any) -> Any:
+        from .coordinator import MapRunner
+        from .records import Execution
+
+        info = self._info
+        me = Execution(info.execution_arn, info.name, info.state_machine_name, input=info.input, start_date=info.start_time)
+        return MapRunner(self._engine, me)(invocation)
 
 
 def _execute(
@@ -182,19 +213,9 @@ def _execute(
         arn=f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{machine}:{name}",
     )
     if engine is not None:
-        from .coordinator import MapRunner
-        from .records import Execution
-
-        me = Execution(info.execution_arn, info.name, info.state_machine_name, input=value, start_date=info.start_time)
-        runtime.distributed_map = MapRunner(engine, me)
+        runtime.distributed_map = _NestedMaps(engine, info)
     result = execute(plan.branch, value, runtime=runtime, info=info, language=plan.language)
     if result.status == "SUCCEEDED":
-        output = compact(result.output)
-        if len(output.encode("utf-8")) > plan.payload_limit:
-            cause = (
-                f"The state/task 'ItemProcessor' of child {child} (item {first}) returned a result of "
-                f"{len(output.encode('utf-8'))} bytes, exceeding the payload limit of {plan.payload_limit} bytes."
-            )
-            return ChildStatus.FAILED, {"Error": ErrorName.DATA_LIMIT_EXCEEDED.value, "Cause": cause}
-        return ChildStatus.SUCCEEDED, {"Output": output}
+        # execute() has checked the output against the payload limit (the same limit) and kept its JSON.
+        return ChildStatus.SUCCEEDED, {"Output": result.output_json or compact(result.output)}
     return _STATUS[result.status], {"Error": result.error or "", "Cause": result.cause or ""}

@@ -5,13 +5,18 @@ This module owns :class:`MemoryRunStore`, the :class:`~dmap.store.RunStore` of t
 behaviour suite runs against both); only the storage differs: plain objects, a binary heap of lease
 expiries on ``time.monotonic()`` and a :class:`threading.Condition` for :meth:`~MemoryRunStore.wait`.
 It does not survive the process and does not talk to Redis. Every call holds the lock for a few
-microseconds: the local backend's budget is thousands of children per second end to end.
+microseconds: the local backend's budget is tens of thousands of children per second end to end.
+
+One thing only this store offers: a run lease :data:`HELD` until the child completes. A child that
+runs on a thread of the store's own process cannot be lost without the store, so it needs no
+expiry, no heartbeat and no lease heap entry (the ``local`` backend's children start with it).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import random
 import threading
 import time
@@ -49,6 +54,10 @@ _STALE = Started(STALE)
 _NOT_RECORDED = Completed(False, False)
 _MAX_WAKE_TOKENS = 8
 _T = TypeVar("_T")
+
+HELD = 0
+"""``start(lease_ms=HELD)``: the run lease is held until :meth:`MemoryRunStore.complete`, never expires."""
+_NEVER = math.inf  # the expiry of a held lease: in ``leases`` (it holds a permit), never in the heap
 
 
 @dataclass(slots=True)
@@ -102,7 +111,7 @@ class _Run:
         heapq.heappush(self.heap, (expiry, child))
         if len(self.heap) > 2 * len(self.leases) + 256:
             # Renewals and releases leave stale entries behind; rebuild before they pile up.
-            self.heap = [(e, c) for c, e in self.leases.items()]
+            self.heap = [(e, c) for c, e in self.leases.items() if e != _NEVER]
             heapq.heapify(self.heap)
 
     def notify(self, token: str) -> None:
@@ -123,12 +132,21 @@ class MemoryRunStore:
         wall: Epoch seconds for the dates of the records the store writes itself.
     """
 
+    holds_leases = True
+    """:meth:`start` takes ``lease_ms=HELD`` (children of this process need neither expiry nor heartbeat)."""
+
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._wall = wall
         self._cond = threading.Condition(threading.Lock())
+        self._waiters = 0  # threads blocked in wait(): with none, a completion need not notify anybody
         self._runs: dict[str, _Run] = {}
         self._ids = itertools.count(random.getrandbits(40))
+
+    def _signal(self) -> None:
+        # Condition.notify_all costs microseconds even when nobody waits, and every completion signals.
+        if self._waiters:
+            self._cond.notify_all()
 
     def _find(self, run: str) -> _Run | None:
         r = self._runs.get(run)
@@ -152,7 +170,7 @@ class MemoryRunStore:
         with self._cond:
             if self._find(run) is not None:
                 return False
-            self._runs[run] = _Run(config, self._cond.notify_all)
+            self._runs[run] = _Run(config, self._signal)
             return True
 
     def config(self, run: str) -> RunConfig | None:
@@ -316,11 +334,18 @@ class MemoryRunStore:
                 return None
             if not r.wake and timeout_ms > 0:
                 wake = r.wake
-                self._cond.wait_for(lambda: bool(wake), timeout_ms / 1000)
+                self._waiters += 1
+                try:
+                    self._cond.wait_for(lambda: bool(wake), timeout_ms / 1000)
+                finally:
+                    self._waiters -= 1
             return r.wake.popleft() if r.wake else None
 
     def start(self, run: str, child: int, token: str, *, lease_ms: int, worker: str = "") -> Started:
-        """RUN (with the input) if ``token`` holds the child's lease and the child is pending; else STALE/ABORTED."""
+        """RUN (with the input) if ``token`` holds the child's lease and the child is pending; else STALE/ABORTED.
+
+        ``lease_ms=HELD`` holds the run lease until :meth:`complete` (a child of this process).
+        """
         with self._cond:
             r = self._find(run)
             if r is None:
@@ -342,7 +367,10 @@ class MemoryRunStore:
             r.set(child, _RUNNING)
             r.items[_RUNNING] += ch.items
             r.execs[_RUNNING] += 1
-            r.lease(child, self._clock() + lease_ms / 1000)
+            if lease_ms > 0:
+                r.lease(child, self._clock() + lease_ms / 1000)
+            else:  # its dispatch lease's heap entry goes stale: _reclaim and _wait_ms skip it
+                r.leases[child] = _NEVER
             ch.started = self._wall()
             ch.worker = worker
             return Started(RUN, r.inputs.get(child, ""), ch.attempt, ch.first, ch.items)

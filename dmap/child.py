@@ -21,7 +21,7 @@ from .asl.model import Branch
 from .errors import ErrorName
 from .interpreter import ExecutionInfo, Runtime, execute
 from .interpreter.context import ACCOUNT, REGION, iso_now
-from .interpreter.dataflow import compact
+from .interpreter.dataflow import compact, parse
 from .interpreter.tasks import Registry, registry
 from .store import RUN, ChildStatus, RunStore, Started
 from .writers import child_execution_name
@@ -149,7 +149,7 @@ def run_child(
     start_date = iso_now()
     record: dict[str, Any] = {"Child": child, "Index": started.first, "Items": started.items, "Input": started.input}
     try:
-        status, fields = _execute(store, plan, child, started, handlers or registry, engine)
+        status, fields = _execute(store, plan, child, started, handlers or registry, engine, start_date)
     except Exception as exc:  # the interpreter reports failures as results; this is a bug guard
         logger.exception("child %s of map run %s crashed the interpreter", child, plan.run_id)
         status, fields = ChildStatus.FAILED, {"Error": ErrorName.RUNTIME.value, "Cause": f"internal error: {exc!r}"}
@@ -177,24 +177,29 @@ def run_child(
 class _NestedMaps:
     """``Runtime.distributed_map`` of a child: builds its coordinator hook only if a nested Map runs (rarely)."""
 
-    __slots__ = ("_engine", "_info")
+    __slots__ = ("_engine", "_info", "_runner")
 
     def __init__(self, engine: Any, info: ExecutionInfo) -> None:
         self._engine, self._info = engine, info
+        self._runner: Any = None
 
     def __call__(self, invocation: Any) -> Any:
-        from .coordinator import MapRunner
-        from .records import Execution
+        if self._runner is None:  # one per execution: it numbers the attempts of each Map state (Retry)
+            from .coordinator import MapRunner
+            from .records import Execution
 
-        info = self._info
-        me = Execution(info.execution_arn, info.name, info.state_machine_name, input=info.input, start_date=info.start_time)
-        return MapRunner(self._engine, me)(invocation)
+            info = self._info
+            me = Execution(
+                info.execution_arn, info.name, info.state_machine_name, input=info.input, start_date=info.start_time
+            )
+            self._runner = MapRunner(self._engine, me)
+        return self._runner(invocation)
 
 
 def _execute(
-    store: RunStore, plan: ChildPlan, child: int, started: Started, handlers: Registry, engine: Any
+    store: RunStore, plan: ChildPlan, child: int, started: Started, handlers: Registry, engine: Any, start_date: str
 ) -> tuple[ChildStatus, dict[str, Any]]:
-    value = json.loads(started.input or "null")
+    value = parse(started.input or "null")
     first = started.first
     deadline = time.monotonic() + EXPRESS_LIMIT_SECONDS if plan.execution_type == "EXPRESS" else None
     runtime = Runtime(
@@ -210,6 +215,7 @@ def _execute(
         name=name,
         state_machine_name=machine,
         input=value,
+        start_time=start_date,
         arn=f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{machine}:{name}",
     )
     if engine is not None:

@@ -156,9 +156,10 @@ class Executor:
         env.variables.update(assignments)
         return output
 
-    def check_size(self, value: Any, env: Env) -> Any:
-        """``States.DataLimitExceeded`` if ``value`` is larger than the payload limit."""
-        if dataflow.size_of(value) > self.runtime.payload_limit:
+    def check_size(self, value: Any, env: Env, text: str | None = None) -> Any:
+        """``States.DataLimitExceeded`` if ``value`` (whose compact JSON is ``text`` if given) is over the limit."""
+        size = dataflow.size_of(value) if text is None else len(text.encode("utf-8"))
+        if size > self.runtime.payload_limit:
             raise StatesError(
                 ErrorName.DATA_LIMIT_EXCEEDED,
                 f"The state/task '{env.name}' returned a result with a size exceeding the maximum number of bytes "

@@ -29,7 +29,7 @@ def compact(value: Any, *, allow_nan: bool = True) -> str:
     return "".join(encode(value, 0))
 
 
-_scan: Any = json.JSONDecoder().scan_once  # the C scanner json.loads ends in
+_scan: Any = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009 - the C scanner json.loads ends in; untyped
 
 
 def parse(text: str) -> Any:

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 EXPRESS_LIMIT_SECONDS = 300.0
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+_NAMES = {status: status.name for status in ChildStatus}  # Enum.name is a descriptor lookup per call
 _STATUS = {
     "SUCCEEDED": ChildStatus.SUCCEEDED,
     "FAILED": ChildStatus.FAILED,
@@ -163,7 +164,7 @@ def run_child(
     record.update(fields)
     record.update(
         {
-            "Status": status.name,
+            "Status": _NAMES[status],
             "StartDate": start_date,
             "StopDate": iso_now(),
             "Attempts": started.attempt,

@@ -21,6 +21,7 @@ from . import dataflow, retry
 from .context import ExecutionInfo, Runtime, iso_now
 
 _PREFIXED = (ErrorName.RUNTIME.value, ErrorName.QUERY_EVALUATION_ERROR.value)
+_runners: dict[str, Any] | None = None
 
 
 class Aborted(Exception):
@@ -84,8 +85,12 @@ class Executor:
         ``checkpoint`` records each state's name, input and variables in :attr:`position` (the top
         level does, so a failed execution can be redriven from the state that failed).
         """
-        from .states import RUNNERS
+        global _runners
+        if _runners is None:  # states imports this module: resolved once, not on every branch run
+            from .states import RUNNERS
 
+            _runners = RUNNERS
+        runners = _runners
         language = branch.query_language or language or self.language
         variables = {} if variables is None else variables
         name: str | None = start_at or branch.start_at
@@ -104,7 +109,7 @@ class Executor:
                 entered_event=self.next_event(),
             )
             try:
-                value, name = RUNNERS[state.type](self, state, value, env)
+                value, name = runners[state.type](self, state, value, env)
             except StatesError as exc:
                 raise env.runtime_error(exc) from None
             self.next_event()  # StateExited

@@ -397,7 +397,7 @@ class MemoryRunStore:
         Raises:
             ValueError: ``status`` is not terminal.
         """
-        if not status.terminal:
+        if status < _SUCCEEDED:  # not terminal (an IntEnum compare; the property costs an enum lookup)
             raise ValueError(f"complete needs a terminal status, got {status.name}")
         with self._cond:
             r = self._find(run)

@@ -201,7 +201,7 @@ def test_the_worker_pool_starts_threads_only_for_jobs_no_idle_thread_can_take() 
     done: list[int] = []
     try:
         pool.submit([lambda: done.append(1)])
-        wait_for(lambda: done == [1], "the first job")
+        wait_for(lambda: done == [1] and pool._idle == 1, "the first job, and its thread to wait for more")
         pool.submit([lambda: done.append(2)])  # the idle thread takes it
         wait_for(lambda: done == [1, 2], "the second job")
         assert pool._threads == 1

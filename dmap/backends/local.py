@@ -13,8 +13,8 @@ heartbeat. A store that cannot hold leases (a wrapper a test put in) gets the he
 from __future__ import annotations
 
 import logging
+import queue
 import threading
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -36,9 +36,12 @@ Job = Callable[[], Any]
 class Workers:
     """Daemon threads that run jobs from one queue; at most ``limit`` of them, started on demand.
 
-    A job is queued with one lock acquisition and taken with one; a thread is woken only when it is
-    idle, and a new one is started only when no idle thread is left (so a run of short children
-    keeps to the few threads it needs, and blocking children still get up to ``limit``).
+    The queue is a C ``SimpleQueue``: a busy thread takes its next job without a Python lock (so
+    threads never queue up behind each other's hand-offs); only a thread about to block for want of
+    work takes the pool's lock, to count itself idle. A submit wakes idle threads for its jobs and
+    starts threads for the rest, up to the limit. The idle count can fall behind (a busy thread took
+    the job an idle one was woken for), never ahead: the pool may start a thread too many, never
+    leave a job waiting while it could start one.
 
     Args:
         limit: The most threads.
@@ -47,50 +50,47 @@ class Workers:
 
     def __init__(self, limit: int, name: str = "dmap-child") -> None:
         self._limit, self._name = limit, name
-        self._jobs: deque[Job] = deque()
-        self._cond = threading.Condition(threading.Lock())
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
         self._threads = 0
-        self._idle = 0  # threads waiting for a job and not yet claimed by a submit
+        self._idle = 0  # threads blocked (or about to block) on an empty queue, not yet claimed by a submit
         self._closed = False
 
     def submit(self, jobs: Sequence[Job]) -> None:
         """Queue ``jobs``; wake idle threads for them and start threads for the rest (up to the limit)."""
-        if not jobs:
+        if not jobs or self._closed:
             return
-        with self._cond:
-            if self._closed:
-                return
-            self._jobs.extend(jobs)
+        for job in jobs:
+            self._jobs.put(job)
+        with self._lock:
             woken = min(self._idle, len(jobs))
-            if woken:
-                self._idle -= woken  # claimed now: a second submit before they run must not count on them
-                self._cond.notify(woken)
-            start = min(len(jobs) - woken, self._limit - self._threads)
-            self._threads += max(0, start)
+            self._idle -= woken  # claimed now: a second submit before they run must not count on them
+            start = max(0, min(len(jobs) - woken, self._limit - self._threads))
+            self._threads += start
         for _ in range(start):
             threading.Thread(target=self._work, name=f"{self._name}-{self._threads}", daemon=True).start()
 
     def close(self) -> None:
-        """Drop the queued jobs and let the threads end once their current job is done."""
-        with self._cond:
-            self._closed = True
-            self._jobs.clear()
-            self._cond.notify_all()
+        """Let the threads end once their current job is done; jobs still queued are dropped."""
+        self._closed = True
+        with self._lock:
+            threads = self._threads
+        for _ in range(threads):
+            self._jobs.put(None)
 
     def _work(self) -> None:
-        jobs, cond = self._jobs, self._cond
+        jobs = self._jobs
         while True:
-            with cond:
-                while not jobs:
-                    if self._closed:
-                        self._threads -= 1
-                        return
+            try:
+                job = jobs.get_nowait()
+            except queue.Empty:
+                with self._lock:
                     self._idle += 1
-                    cond.wait()
-                    # A submit that woke this thread took it off the idle count; close() did not.
-                    if self._closed:
-                        self._idle = max(0, self._idle - 1)
-                job = jobs.popleft()
+                job = jobs.get()
+            if job is None or self._closed:
+                with self._lock:
+                    self._threads -= 1
+                return
             try:
                 job()
             except BaseException:  # noqa: B036 - a job's escape must not end the thread that serves the others

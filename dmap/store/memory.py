@@ -57,6 +57,8 @@ _T = TypeVar("_T")
 
 HELD = 0
 """``start(lease_ms=HELD)``: the run lease is held until :meth:`MemoryRunStore.complete`, never expires."""
+_COALESCE_PERMITS = 256  # the coordinator's window: what one acquire can grant at most
+_COALESCE_SECONDS = 0.002  # the longest a wake-up waits for more children to finish
 _NEVER = math.inf  # the expiry of a held lease: in ``leases`` (it holds a permit), never in the heap
 
 
@@ -91,6 +93,7 @@ class _Run:
     execs: list[int] = field(default_factory=lambda: [0] * 6)
     written: list[int] = field(default_factory=lambda: [0, 0])  # items, children
     reclaimed: int = 0
+    freed: int = 0  # permits released by complete() since the last acquire (wait() coalesces on it)
     duplicates: int = 0
     totals: tuple[int, int] | None = None  # items, children, once the reader is exhausted
     declared: tuple[int, int | None] | None = None  # items, children (if known), counted ahead of the reader
@@ -247,6 +250,7 @@ class MemoryRunStore:
         """Reclaim expired leases, then grant permits to redo children first, then to ``children``."""
         with self._cond:
             r = self._get(run)
+            r.freed = 0
             now = self._clock()
             reclaimed = self._reclaim(r, now) if r.heap and r.heap[0][0] <= now else 0
             leases: list[Lease] = []
@@ -332,14 +336,32 @@ class MemoryRunStore:
             r = self._find(run)
             if r is None:
                 return None
-            if not r.wake and timeout_ms > 0:
-                wake = r.wake
-                self._waiters += 1
-                try:
-                    self._cond.wait_for(lambda: bool(wake), timeout_ms / 1000)
-                finally:
-                    self._waiters -= 1
-            return r.wake.popleft() if r.wake else None
+            wake = r.wake
+            if not wake and timeout_ms > 0:
+                self._block(lambda: bool(wake), timeout_ms / 1000)
+            token = wake.popleft() if wake else None
+            if token == "1" and r.leases and r.abort is None and timeout_ms > 0:
+                # Children are still finishing: wake the coordinator once for several freed permits, not
+                # once per child (each round of acquire and wait costs it more than a short child does).
+                want = max(1, min(r.config.permits, _COALESCE_PERMITS) // 4)
+                if r.freed < want:
+                    self._block(
+                        lambda: r.freed >= want or not r.leases or r.abort is not None,
+                        min(timeout_ms / 1000, _COALESCE_SECONDS),
+                    )
+                if "ABORT" in wake:
+                    wake.remove("ABORT")
+                    return "ABORT"
+                wake.clear()  # this wake-up stands for every "1" that came meanwhile
+            return token
+
+    def _block(self, predicate: Callable[[], bool], seconds: float) -> None:
+        """Wait on the store's condition (lock held) until ``predicate`` or ``seconds``; counted for _signal."""
+        self._waiters += 1
+        try:
+            self._cond.wait_for(predicate, seconds)
+        finally:
+            self._waiters -= 1
 
     def start(self, run: str, child: int, token: str, *, lease_ms: int, worker: str = "") -> Started:
         """RUN (with the input) if ``token`` holds the child's lease and the child is pending; else STALE/ABORTED.
@@ -405,6 +427,7 @@ class MemoryRunStore:
                 return _NOT_RECORDED
             ch = r.children.get(child)
             if ch is not None and ch.token == token and r.leases.pop(child, None) is not None:
+                r.freed += 1
                 r.notify("1")
             s = r.get(child)
             if s >= _SUCCEEDED:

@@ -10,7 +10,10 @@ Phases (``--phases``, default all):
 * ``c`` the local backend on a 10,000-item map whose child is one Pass state with ItemSelector and
   ``States.MathAdd`` (target: 5,000 items/s or more);
 * ``d`` time to first dispatch (coordinator sends the first child) and to the first child's start,
-  from the ``dmap.run`` call, on both backends.
+  from the ``dmap.run`` call, on both backends;
+* ``e`` the local backend with a one-Task (no-op handler) and a one-Pass child at MaxConcurrency 8,
+  100 and 0, next to ``ThreadPoolExecutor(8).map`` over the same handler in the same run
+  (:mod:`bench.local`; targets 15,000 and 20,000 items/s).
 
 Every number is the best of ``--repeat`` runs. Workers are ``dmap worker`` processes started here
 (prefork, or a cProfile'd solo pool with ``--profile DIR``, which also profiles the coordinator
@@ -42,6 +45,7 @@ from dmap.child import ChildPlan
 from dmap.config import Settings
 from dmap.store import Lease
 
+from . import local as local_phase
 from .harness import Workers
 from .tasks import BENCH_REDIS_URL, RAW_TASK
 
@@ -233,10 +237,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--items", type=int, default=3000, help="items of phases a and d")
     parser.add_argument("--batch-items", type=int, default=20000, help="items of phase b")
     parser.add_argument("--local-items", type=int, default=10000, help="items of phase c")
+    parser.add_argument("--local-map-items", type=int, default=20000, help="items of each run of phase e")
     parser.add_argument("--workers", type=int, default=2, help="dmap worker processes")
     parser.add_argument("--concurrency", type=int, default=1, help="prefork processes per worker")
     parser.add_argument("--repeat", type=int, default=2, help="runs per measurement (best is shown)")
-    parser.add_argument("--phases", default="abcd", help="which of a, b, c, d to run")
+    parser.add_argument("--phases", default="abcde", help="which of a, b, c, d, e to run")
     parser.add_argument(
         "--disable-prefetch", action="store_true", help="start workers with worker_disable_prefetch (proposed)"
     )
@@ -249,12 +254,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the phases and print the report."""
     args = parse(argv)
     logging.basicConfig(level=logging.WARNING)
-    conn = redis.Redis.from_url(BENCH_REDIS_URL)
-    conn.ping()
-    conn.flushdb()
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     emit(f"dmap {dmap.__version__} engine benchmark; Redis {BENCH_REDIS_URL}")
+    if "e" in args.phases:  # in-process only: no Redis, no workers
+        with profiled(args.profile, "local-maps"):
+            for line in local_phase.report(args.local_map_items, args.repeat):
+                emit(line)
+    if not set("abcd") & set(args.phases):
+        return 0
+    conn = redis.Redis.from_url(BENCH_REDIS_URL)
+    conn.ping()
+    conn.flushdb()
     try:
         if "c" in args.phases or "d" in args.phases:
             run_local(min(args.local_items, 1000))  # warm-up: imports and caches

@@ -23,7 +23,7 @@ from .asl.model import Branch
 from .errors import ErrorName
 from .interpreter import ExecutionInfo, Runtime, execute
 from .interpreter.context import ACCOUNT, REGION, iso_now
-from .interpreter.dataflow import compact
+from .interpreter.dataflow import compact, parse
 from .interpreter.tasks import Registry, registry
 from .store import RUN, ChildStatus, Done, RunStore, Started, release, step
 from .writers import child_execution_name
@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 EXPRESS_LIMIT_SECONDS = 300.0
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+_NAMES = {status: status.name for status in ChildStatus}  # Enum.name is a descriptor lookup per call
 _STATUS = {
     "SUCCEEDED": ChildStatus.SUCCEEDED,
     "FAILED": ChildStatus.FAILED,
@@ -40,9 +41,16 @@ _STATUS = {
 }
 
 
+_worker_id = (os.getpid(), WORKER_ID)
+
+
 def worker_id() -> str:
     """``host:pid`` of this process (recomputed after a fork)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    global _worker_id
+    pid = os.getpid()
+    if _worker_id[0] != pid:  # gethostname is a system call: once per process, not once per child
+        _worker_id = (pid, f"{socket.gethostname()}:{pid}")
+    return _worker_id[1]
 
 
 @dataclass(frozen=True)
@@ -125,18 +133,21 @@ def run_child(
     handlers: Registry | None = None,
     heartbeat: Any = None,
     engine: Any = None,
+    lease_ms: int | None = None,
 ) -> str:
     """Run one child if its token is current; record its result. Returns the start outcome.
 
     Never raises for anything a definition or a handler does: every failure becomes the child's
     recorded FAILED result with an AWS error name and cause. ``engine`` (a backend) lets the child
-    coordinate a nested DISTRIBUTED Map of its own.
+    coordinate a nested DISTRIBUTED Map of its own. ``lease_ms`` overrides the plan's run lease
+    (the local backend holds its children's leases with :data:`~dmap.store.memory.HELD`).
     """
     me = worker_id()
-    started = store.start(plan.run_id, child, token, lease_ms=plan.lease_ms, worker=me)
+    lease = plan.lease_ms if lease_ms is None else lease_ms
+    started = store.start(plan.run_id, child, token, lease_ms=lease, worker=me)
     if started.outcome != RUN:
         return started.outcome
-    status, record = _run_started(store, plan, child, token, started, handlers, heartbeat, engine, me)
+    status, record = _run_started(store, plan, child, token, started, handlers, heartbeat, engine, me, lease)
     store.complete(plan.run_id, child, token, status, record)
     return started.outcome
 
@@ -188,7 +199,9 @@ def run_pack(
             ran += 1
             guard.arm(todo, release_after)
             try:
-                status, record = _run_started(store, plan, nxt[0], nxt[1], started, handlers, heartbeat, engine, me)
+                status, record = _run_started(
+                    store, plan, nxt[0], nxt[1], started, handlers, heartbeat, engine, me, plan.lease_ms
+                )
             finally:
                 given_back = guard.disarm()
             if given_back:
@@ -314,24 +327,32 @@ def _run_started(
     heartbeat: Any,
     engine: Any,
     me: str,
+    lease: int,
 ) -> tuple[ChildStatus, str]:
-    """Run a started child's ItemProcessor; its terminal status and result record (JSON), not yet completed."""
+    """Run a started child's ItemProcessor; its terminal status and result record (JSON), not yet completed.
+
+    ``lease`` is the run lease it was started with (``<= 0``: held by this process, never expiring).
+    """
     if heartbeat is not None:
-        heartbeat.add(store, plan.run_id, child, token, plan.lease_ms)
+        heartbeat.add(store, plan.run_id, child, token, lease)
     start_date = iso_now()
     record: dict[str, Any] = {"Child": child, "Index": started.first, "Items": started.items, "Input": started.input}
     try:
-        status, fields = _execute(store, plan, child, started, handlers or registry, engine)
+        status, fields = _execute(store, plan, child, started, handlers or registry, engine, start_date)
     except Exception as exc:  # the interpreter reports failures as results; this is a bug guard
         logger.exception("child %s of map run %s crashed the interpreter", child, plan.run_id)
         status, fields = ChildStatus.FAILED, {"Error": ErrorName.RUNTIME.value, "Cause": f"internal error: {exc!r}"}
+    except BaseException:
+        if lease <= 0:  # a held lease never expires: let it go as a dead worker's would, so the child runs again
+            store.renew(plan.run_id, [(child, token)], lease_ms=1)
+        raise
     finally:
         if heartbeat is not None:
             heartbeat.remove(plan.run_id, child, token)
     record.update(fields)
     record.update(
         {
-            "Status": status.name,
+            "Status": _NAMES[status],
             "StartDate": start_date,
             "StopDate": iso_now(),
             "Attempts": started.attempt,
@@ -341,10 +362,32 @@ def _run_started(
     return status, compact(record)
 
 
+class _NestedMaps:
+    """``Runtime.distributed_map`` of a child: builds its coordinator hook only if a nested Map runs (rarely)."""
+
+    __slots__ = ("_engine", "_info", "_runner")
+
+    def __init__(self, engine: Any, info: ExecutionInfo) -> None:
+        self._engine, self._info = engine, info
+        self._runner: Any = None
+
+    def __call__(self, invocation: Any) -> Any:
+        if self._runner is None:  # one per execution: it numbers the attempts of each Map state (Retry)
+            from .coordinator import MapRunner
+            from .records import Execution
+
+            info = self._info
+            me = Execution(
+                info.execution_arn, info.name, info.state_machine_name, input=info.input, start_date=info.start_time
+            )
+            self._runner = MapRunner(self._engine, me)
+        return self._runner(invocation)
+
+
 def _execute(
-    store: RunStore, plan: ChildPlan, child: int, started: Started, handlers: Registry, engine: Any
+    store: RunStore, plan: ChildPlan, child: int, started: Started, handlers: Registry, engine: Any, start_date: str
 ) -> tuple[ChildStatus, dict[str, Any]]:
-    value = json.loads(started.input or "null")
+    value = parse(started.input or "null")
     first = started.first
     deadline = time.monotonic() + EXPRESS_LIMIT_SECONDS if plan.execution_type == "EXPRESS" else None
     runtime = Runtime(
@@ -360,22 +403,13 @@ def _execute(
         name=name,
         state_machine_name=machine,
         input=value,
+        start_time=start_date,
         arn=f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{machine}:{name}",
     )
     if engine is not None:
-        from .coordinator import MapRunner
-        from .records import Execution
-
-        me = Execution(info.execution_arn, info.name, info.state_machine_name, input=value, start_date=info.start_time)
-        runtime.distributed_map = MapRunner(engine, me)
+        runtime.distributed_map = _NestedMaps(engine, info)
     result = execute(plan.branch, value, runtime=runtime, info=info, language=plan.language)
     if result.status == "SUCCEEDED":
-        output = compact(result.output)
-        if len(output.encode("utf-8")) > plan.payload_limit:
-            cause = (
-                f"The state/task 'ItemProcessor' of child {child} (item {first}) returned a result of "
-                f"{len(output.encode('utf-8'))} bytes, exceeding the payload limit of {plan.payload_limit} bytes."
-            )
-            return ChildStatus.FAILED, {"Error": ErrorName.DATA_LIMIT_EXCEEDED.value, "Cause": cause}
-        return ChildStatus.SUCCEEDED, {"Output": output}
+        # execute() has checked the output against the payload limit (the same limit) and kept its JSON.
+        return ChildStatus.SUCCEEDED, {"Output": result.output_json or compact(result.output)}
     return _STATUS[result.status], {"Error": result.error or "", "Cause": result.cause or ""}

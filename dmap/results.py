@@ -55,8 +55,8 @@ class InlineResults:
         if failed:
             return None
         size, out = 2, []
-        for value in self._values():
-            size += len(dataflow.compact(value).encode("utf-8")) + 1
+        for value, text in self._values():
+            size += len((dataflow.compact(value) if text is None else text).encode("utf-8")) + 1
             if size > self.limit:
                 raise StatesError(
                     ErrorName.DATA_LIMIT_EXCEEDED,
@@ -67,13 +67,18 @@ class InlineResults:
             out.append(value)
         return out
 
-    def _values(self) -> Iterator[Any]:
+    def _values(self) -> Iterator[tuple[Any, str | None]]:
+        """Each output value, with its compact JSON when the record holds it already (no second dump)."""
         records = records_from(self.store, self.run, 0, take=False)
         if self.writer_spec is not None and self.context is not None:
-            yield from apply_writer_config(records, self.writer_spec, context=self.context)
+            for value in apply_writer_config(records, self.writer_spec, context=self.context):
+                yield value, None
             return
         for record in records:
-            yield json.loads(record["Output"]) if record.get("Status") == "SUCCEEDED" else failure_entry(record)
+            if record.get("Status") == "SUCCEEDED":
+                yield dataflow.parse(record["Output"]), record["Output"]
+            else:
+                yield failure_entry(record), None
 
 
 class ExportedResults:
@@ -178,7 +183,7 @@ def records_from(store: RunStore, run: str, first: int, *, take: bool) -> Iterat
         while count > 0:
             batch = fetch(run, child, min(CHUNK, count))
             for text in batch:
-                yield json.loads(text)
+                yield dataflow.parse(text)
             if not batch:
                 break
             child, count = child + len(batch), count - len(batch)

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..asl.model import Branch, StateMachine
 from ..errors import ErrorName, StatesError
+from . import dataflow
 from .context import ExecutionInfo, FakeClock, MapInvocation, Runtime, SystemClock, iso_now
 from .executor import Aborted, Executor
 from .tasks import Registry, TaskContext, registry, task
@@ -43,6 +44,8 @@ class ExecutionResult:
         cause: The cause string, None when none was given.
         position: Where a failed/aborted execution stopped: (state name, its input, the variables) —
             what a redrive restarts from.
+        output_json: The output as compact JSON (SUCCEEDED only): made anyway to check its size,
+            kept so a host that stores it does not serialize it again.
     """
 
     status: str
@@ -50,6 +53,7 @@ class ExecutionResult:
     error: str | None = None
     cause: str | None = None
     position: tuple[str, Any, dict[str, Any]] | None = None
+    output_json: str | None = None
 
 
 def execute(
@@ -88,7 +92,9 @@ def execute(
     executor = Executor(runtime, info, language=branch.query_language or language or "JSONPath")
     try:
         output = executor.run_branch(branch, value, variables, start_at=start_at, checkpoint=True)
-        executor.check_size(output, _top_env(executor.position[0] if executor.position else branch.start_at))
+        text = dataflow.compact(output)
+        if len(text.encode("utf-8")) > runtime.payload_limit:
+            executor.check_size(output, _top_env(executor.position[0] if executor.position else branch.start_at))
     except Aborted:
         return ExecutionResult(
             "ABORTED", error="States.Aborted", cause="The execution was stopped", position=executor.position
@@ -96,7 +102,7 @@ def execute(
     except StatesError as exc:
         status = "TIMED_OUT" if exc.name == ErrorName.TIMEOUT.value and "execution timed out" in exc.cause else "FAILED"
         return ExecutionResult(status, error=exc.name or None, cause=exc.cause or None, position=executor.position)
-    return ExecutionResult("SUCCEEDED", output=output)
+    return ExecutionResult("SUCCEEDED", output=output, output_json=text)
 
 
 def _top_env(state_name: str) -> Any:

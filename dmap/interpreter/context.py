@@ -28,10 +28,20 @@ _SHARED_RNG = random.Random()  # seeding one per execution from urandom costs mo
 REGION = "local"
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted: strftime is most of a timestamp's cost
+
+
 def iso_now(moment: datetime | None = None) -> str:
     """A timestamp as AWS prints them: ISO-8601, milliseconds, ``Z``."""
-    moment = moment or datetime.now(UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    global _second
+    if moment is not None:
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    ns = time.time_ns()
+    second, ms = ns // 1_000_000_000, ns // 1_000_000 % 1000
+    cached = _second
+    if cached[0] != second:
+        cached = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)))
+    return f"{cached[1]}{ms:03d}Z"
 
 
 def state_machine_arn(name: str) -> str:

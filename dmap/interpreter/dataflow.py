@@ -8,16 +8,41 @@ interpreter's state functions call them in AWS's order; JSONata states use ``jso
 from __future__ import annotations
 
 import json
+import json.encoder
 from collections.abc import Mapping
 from typing import Any
 
 from ..asl import intrinsics, paths, payload
 from ..errors import ErrorName, StatesError
 
+_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_default = json.JSONEncoder().default
 
-def compact(value: Any) -> str:
-    """Compact JSON, as AWS prints values inside causes."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+def compact(value: Any, *, allow_nan: bool = True) -> str:
+    """Compact JSON, as AWS prints values inside causes (``allow_nan=False``: NaN/Infinity raise ValueError)."""
+    if _make_encoder is None:  # no C accelerator
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
+    # What json.dumps does with these arguments, minus its per-call JSONEncoder: a child's input,
+    # output and record are each serialized once per child, and that wrapper was half the cost.
+    encode = _make_encoder({}, _default, json.encoder.encode_basestring, None, ":", ",", False, False, allow_nan)
+    return "".join(encode(value, 0))
+
+
+_scan: Any = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009 - the C scanner json.loads ends in; untyped
+
+
+def parse(text: str) -> Any:
+    """``json.loads(text)``, faster on the compact JSON dmap writes itself (no whitespace around the value).
+
+    Raises:
+        json.JSONDecodeError: ``text`` is not JSON (from ``json.loads``, with its message).
+    """
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:  # nothing parses at 0 (whitespace, garbage): json.loads says why
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
 
 
 def size_of(value: Any) -> int:

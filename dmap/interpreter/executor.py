@@ -21,6 +21,7 @@ from . import dataflow, retry
 from .context import ExecutionInfo, Runtime, iso_now
 
 _PREFIXED = (ErrorName.RUNTIME.value, ErrorName.QUERY_EVALUATION_ERROR.value)
+_runners: dict[str, Any] | None = None
 
 
 class Aborted(Exception):
@@ -84,8 +85,12 @@ class Executor:
         ``checkpoint`` records each state's name, input and variables in :attr:`position` (the top
         level does, so a failed execution can be redriven from the state that failed).
         """
-        from .states import RUNNERS
+        global _runners
+        if _runners is None:  # states imports this module: resolved once, not on every branch run
+            from .states import RUNNERS
 
+            _runners = RUNNERS
+        runners = _runners
         language = branch.query_language or language or self.language
         variables = {} if variables is None else variables
         name: str | None = start_at or branch.start_at
@@ -104,7 +109,7 @@ class Executor:
                 entered_event=self.next_event(),
             )
             try:
-                value, name = RUNNERS[state.type](self, state, value, env)
+                value, name = runners[state.type](self, state, value, env)
             except StatesError as exc:
                 raise env.runtime_error(exc) from None
             self.next_event()  # StateExited
@@ -156,9 +161,10 @@ class Executor:
         env.variables.update(assignments)
         return output
 
-    def check_size(self, value: Any, env: Env) -> Any:
-        """``States.DataLimitExceeded`` if ``value`` is larger than the payload limit."""
-        if dataflow.size_of(value) > self.runtime.payload_limit:
+    def check_size(self, value: Any, env: Env, text: str | None = None) -> Any:
+        """``States.DataLimitExceeded`` if ``value`` (whose compact JSON is ``text`` if given) is over the limit."""
+        size = dataflow.size_of(value) if text is None else len(text.encode("utf-8"))
+        if size > self.runtime.payload_limit:
             raise StatesError(
                 ErrorName.DATA_LIMIT_EXCEEDED,
                 f"The state/task '{env.name}' returned a result with a size exceeding the maximum number of bytes "

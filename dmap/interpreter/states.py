@@ -6,9 +6,7 @@ runner and the executor's Retry/Catch.
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import datetime
@@ -31,7 +29,15 @@ from ..errors import ErrorName, StatesError
 from . import choice, dataflow, mapfields
 from .context import MapInvocation
 from .executor import Env, Executor
-from .tasks import LAMBDA_INVOKE, TaskContext, call_handler, marshal, unresolved, wrap_lambda_result
+from .tasks import (
+    LAMBDA_INVOKE,
+    TaskContext,
+    call_handler,
+    marshal_json,
+    new_request_id,
+    unresolved,
+    wrap_lambda_result,
+)
 from .variables import check_assignments
 
 Runner = Callable[[Executor, Any, Any, Env], tuple[Any, str | None]]
@@ -127,22 +133,23 @@ def invoke(
         function_name=name,
         state_name=env.name,
         execution_arn=ex.info.execution_arn,
-        aws_request_id=str(uuid.uuid4()),
+        aws_request_id=new_request_id(),
         item_index=ex.runtime.item_index,
     )
     ex.next_event(3)  # TaskScheduled, TaskStarted, TaskSucceeded/Failed
-    event = json.loads(dataflow.compact(payload))  # the handler's own copy: its mutations never leak into the state
+    # The handler's own copy: its mutations never leak into the state (a str or a number cannot mutate).
+    event = payload if isinstance(payload, str | int | float | None) else dataflow.parse(dataflow.compact(payload))
     remaining = None if ex.runtime.deadline is None else max(0.001, ex.runtime.deadline - time.monotonic())
     bound = timeout if remaining is None or (timeout is not None and timeout <= remaining) else remaining
     try:
-        result = marshal(call_handler(handler, event, context, timeout=bound, heartbeat=heartbeat), name)
+        result, text = marshal_json(call_handler(handler, event, context, timeout=bound, heartbeat=heartbeat))
     except StatesError as exc:
         if exc.name == ErrorName.TIMEOUT.value and bound is not timeout:  # the execution's deadline, not the Task's
             ex._check_alive()
         raise
     if wrap:
-        result = wrap_lambda_result(result, request_id=context.aws_request_id, function=function)
-    return ex.check_size(result, env)
+        return ex.check_size(wrap_lambda_result(result, request_id=context.aws_request_id, function=function), env)
+    return ex.check_size(result, env, text)
 
 
 def _seconds(literal: Any, path: str | None, field: str, data: Any, env: Env) -> float | None:

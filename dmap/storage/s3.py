@@ -188,15 +188,21 @@ class S3Storage:
     """The :class:`~dmap.storage.Storage` protocol on S3 or any S3-compatible service.
 
     Args:
-        client: A boto3 S3 client; default: ``boto3.client("s3")`` from boto3's environment.
+        client: A boto3 S3 client; default: ``boto3.client("s3")`` from boto3's environment, made on
+            first use (a run over an in-memory manifest never pays the client's few hundred ms).
     """
 
     def __init__(self, client: S3Client | None = None) -> None:
-        if client is None:
+        self._client = client
+
+    @property
+    def client(self) -> S3Client:
+        """The boto3 S3 client (created on first use)."""
+        if self._client is None:
             import boto3
 
-            client = boto3.client("s3")
-        self.client = client
+            self._client = boto3.client("s3")
+        return self._client
 
     def open_read(self, bucket: str, key: str, *, version_id: str | None = None) -> BinaryIO:
         """Open ``s3://bucket/key`` for buffered, seekable streaming reads (HTTP Range on seek)."""

@@ -5,13 +5,18 @@ This module owns :class:`MemoryRunStore`, the :class:`~dmap.store.RunStore` of t
 behaviour suite runs against both); only the storage differs: plain objects, a binary heap of lease
 expiries on ``time.monotonic()`` and a :class:`threading.Condition` for :meth:`~MemoryRunStore.wait`.
 It does not survive the process and does not talk to Redis. Every call holds the lock for a few
-microseconds: the local backend's budget is thousands of children per second end to end.
+microseconds: the local backend's budget is tens of thousands of children per second end to end.
+
+One thing only this store offers: a run lease :data:`HELD` until the child completes. A child that
+runs on a thread of the store's own process cannot be lost without the store, so it needs no
+expiry, no heartbeat and no lease heap entry (the ``local`` backend's children start with it).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import random
 import threading
 import time
@@ -50,6 +55,12 @@ _NOT_RECORDED = Completed(False, False)
 _MAX_WAKE_TOKENS = 8
 _T = TypeVar("_T")
 
+HELD = 0
+"""``start(lease_ms=HELD)``: the run lease is held until :meth:`MemoryRunStore.complete`, never expires."""
+_COALESCE_PERMITS = 256  # the coordinator's window: what one acquire can grant at most
+_COALESCE_SECONDS = 0.002  # the longest a wake-up waits for more children to finish
+_NEVER = math.inf  # the expiry of a held lease: in ``leases`` (it holds a permit), never in the heap
+
 
 @dataclass(slots=True)
 class _Child:
@@ -82,6 +93,7 @@ class _Run:
     execs: list[int] = field(default_factory=lambda: [0] * 6)
     written: list[int] = field(default_factory=lambda: [0, 0])  # items, children
     reclaimed: int = 0
+    freed: int = 0  # permits released by complete() since the last acquire (wait() coalesces on it)
     duplicates: int = 0
     totals: tuple[int, int] | None = None  # items, children, once the reader is exhausted
     declared: tuple[int, int | None] | None = None  # items, children (if known), counted ahead of the reader
@@ -102,7 +114,7 @@ class _Run:
         heapq.heappush(self.heap, (expiry, child))
         if len(self.heap) > 2 * len(self.leases) + 256:
             # Renewals and releases leave stale entries behind; rebuild before they pile up.
-            self.heap = [(e, c) for c, e in self.leases.items()]
+            self.heap = [(e, c) for c, e in self.leases.items() if e != _NEVER]
             heapq.heapify(self.heap)
 
     def notify(self, token: str) -> None:
@@ -123,12 +135,21 @@ class MemoryRunStore:
         wall: Epoch seconds for the dates of the records the store writes itself.
     """
 
+    holds_leases = True
+    """:meth:`start` takes ``lease_ms=HELD`` (children of this process need neither expiry nor heartbeat)."""
+
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._wall = wall
         self._cond = threading.Condition(threading.Lock())
+        self._waiters = 0  # threads blocked in wait(): with none, a completion need not notify anybody
         self._runs: dict[str, _Run] = {}
         self._ids = itertools.count(random.getrandbits(40))
+
+    def _signal(self) -> None:
+        # Condition.notify_all costs microseconds even when nobody waits, and every completion signals.
+        if self._waiters:
+            self._cond.notify_all()
 
     def _find(self, run: str) -> _Run | None:
         r = self._runs.get(run)
@@ -152,7 +173,7 @@ class MemoryRunStore:
         with self._cond:
             if self._find(run) is not None:
                 return False
-            self._runs[run] = _Run(config, self._cond.notify_all)
+            self._runs[run] = _Run(config, self._signal)
             return True
 
     def config(self, run: str) -> RunConfig | None:
@@ -229,6 +250,7 @@ class MemoryRunStore:
         """Reclaim expired leases, then grant permits to redo children first, then to ``children``."""
         with self._cond:
             r = self._get(run)
+            r.freed = 0
             now = self._clock()
             reclaimed = self._reclaim(r, now) if r.heap and r.heap[0][0] <= now else 0
             leases: list[Lease] = []
@@ -314,13 +336,38 @@ class MemoryRunStore:
             r = self._find(run)
             if r is None:
                 return None
-            if not r.wake and timeout_ms > 0:
-                wake = r.wake
-                self._cond.wait_for(lambda: bool(wake), timeout_ms / 1000)
-            return r.wake.popleft() if r.wake else None
+            wake = r.wake
+            if not wake and timeout_ms > 0:
+                self._block(lambda: bool(wake), timeout_ms / 1000)
+            token = wake.popleft() if wake else None
+            if token == "1" and r.leases and r.abort is None and timeout_ms > 0:
+                # Children are still finishing: wake the coordinator once for several freed permits, not
+                # once per child (each round of acquire and wait costs it more than a short child does).
+                want = max(1, min(r.config.permits, _COALESCE_PERMITS) // 4)
+                if r.freed < want:
+                    self._block(
+                        lambda: r.freed >= want or not r.leases or r.abort is not None,
+                        min(timeout_ms / 1000, _COALESCE_SECONDS),
+                    )
+                if "ABORT" in wake:
+                    wake.remove("ABORT")
+                    return "ABORT"
+                wake.clear()  # this wake-up stands for every "1" that came meanwhile
+            return token
+
+    def _block(self, predicate: Callable[[], bool], seconds: float) -> None:
+        """Wait on the store's condition (lock held) until ``predicate`` or ``seconds``; counted for _signal."""
+        self._waiters += 1
+        try:
+            self._cond.wait_for(predicate, seconds)
+        finally:
+            self._waiters -= 1
 
     def start(self, run: str, child: int, token: str, *, lease_ms: int, worker: str = "") -> Started:
-        """RUN (with the input) if ``token`` holds the child's lease and the child is pending; else STALE/ABORTED."""
+        """RUN (with the input) if ``token`` holds the child's lease and the child is pending; else STALE/ABORTED.
+
+        ``lease_ms=HELD`` holds the run lease until :meth:`complete` (a child of this process).
+        """
         with self._cond:
             r = self._find(run)
             if r is None:
@@ -342,7 +389,10 @@ class MemoryRunStore:
             r.set(child, _RUNNING)
             r.items[_RUNNING] += ch.items
             r.execs[_RUNNING] += 1
-            r.lease(child, self._clock() + lease_ms / 1000)
+            if lease_ms > 0:
+                r.lease(child, self._clock() + lease_ms / 1000)
+            else:  # its dispatch lease's heap entry goes stale: _reclaim and _wait_ms skip it
+                r.leases[child] = _NEVER
             ch.started = self._wall()
             ch.worker = worker
             return Started(RUN, r.inputs.get(child, ""), ch.attempt, ch.first, ch.items)
@@ -369,7 +419,7 @@ class MemoryRunStore:
         Raises:
             ValueError: ``status`` is not terminal.
         """
-        if not status.terminal:
+        if status < _SUCCEEDED:  # not terminal (an IntEnum compare; the property costs an enum lookup)
             raise ValueError(f"complete needs a terminal status, got {status.name}")
         with self._cond:
             r = self._find(run)
@@ -377,6 +427,7 @@ class MemoryRunStore:
                 return _NOT_RECORDED
             ch = r.children.get(child)
             if ch is not None and ch.token == token and r.leases.pop(child, None) is not None:
+                r.freed += 1
                 r.notify("1")
             s = r.get(child)
             if s >= _SUCCEEDED:

@@ -155,6 +155,17 @@ local function finish_aborted(c, m, reason, now, started)
   finish(c, m, ABORTED, store_record(c, m, ABORTED, '', cause, now), '')
 end
 
+-- Extend child c's lease to expiry if `token` still holds it; 1 if extended, 0 if lost. A lease
+-- that is gone is never re-created: that would admit one child too many (renew.lua, step.lua).
+local function renew_lease(c, token, expiry)
+  local mv = redis.call('HGET', K_META, c)
+  if mv and redis.call('ZSCORE', K_LEASE, c) and parse_meta(mv).token == token then
+    redis.call('ZADD', K_LEASE, 'XX', expiry, c)
+    return 1
+  end
+  return 0
+end
+
 -- Start child c with its token (fencing): the body of start.lua, shared with step.lua.
 -- Returns {1, input, attempt, first, items} = RUN, {0} = STALE, {2} = ABORTED.
 local function start_child(c, token, lease_ms, worker)

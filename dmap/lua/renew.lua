@@ -12,13 +12,6 @@ local now = now_ms()
 local expiry = now + tonumber(ARGV[1])
 local out = {}
 for i = 2, #ARGV - 1, 2 do
-  local c = ARGV[i]
-  local ok = 0
-  local mv = redis.call('HGET', K_META, c)
-  if mv and redis.call('ZSCORE', K_LEASE, c) and parse_meta(mv).token == ARGV[i + 1] then
-    redis.call('ZADD', K_LEASE, 'XX', expiry, c)
-    ok = 1
-  end
-  out[#out + 1] = ok
+  out[#out + 1] = renew_lease(ARGV[i], ARGV[i + 1], expiry)
 end
 return out

@@ -728,6 +728,21 @@ def _readable_cause(cause: str, width: int = 120) -> str:
     return cause if len(cause) <= width else cause[: width - 1] + "…"
 
 
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (DMAP_SERVE_HOST, default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (DMAP_SERVE_PORT, default 8083).")] = None,
+    backend: BackendOption = None,
+) -> None:
+    """Serve the Step Functions API (AWS JSON 1.0: boto3, the aws CLI) and the console over HTTP.
+
+    Point an SDK at it with ``endpoint_url="http://127.0.0.1:8083"``. Runs until Ctrl-C.
+    """
+    from .server import serve as run_server
+
+    run_server(host, port, backend)
+
+
 @app.command("workers")
 def workers(
     queue: Annotated[str | None, typer.Option(help="Only workers consuming this queue.")] = None,

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(None, description="Celery broker URL; defaults to redis_url.")
     imports: str = Field("", description="Comma-separated modules that register task handlers (workers import them).")
     payload_limit: int = Field(DEFAULT_PAYLOAD_LIMIT, gt=0, description="Max bytes of a state's input/output.")
+    home: str | None = Field(None, description="Where the local backend keeps state machines (default ~/.dmap).")
     s3_root: str | None = Field(None, description="A local folder that stands in for S3 (bucket = sub-folder).")
     queue: str = Field("dmap", description="The Celery queue children are sent to.")
     lease_seconds: float = Field(30.0, gt=0, description="Run lease of a child; renewed by worker heartbeats.")
@@ -39,6 +40,10 @@ class Settings(BaseSettings):
     )
     retention_days: float = Field(90.0, gt=0, description="How long finished executions and Map Runs are kept.")
     integrations: str = Field("", description="Comma-separated service integrations to enable: aws-sdk, s3, http.")
+    serve_host: str = Field("127.0.0.1", description="Address `dmap serve` listens on.")
+    serve_port: int = Field(8083, ge=0, le=65535, description="Port of `dmap serve` (8083: Step Functions Local's).")
+    api_keys: str = Field("", description="Comma-separated access key ids `dmap serve` accepts (empty = any).")
+    account_id: str = Field("123456789012", description="The account id in the ARNs `dmap serve` returns.")
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Serve Prometheus metrics of this process's Map Runs (0 = off)."
     )
@@ -47,6 +52,11 @@ class Settings(BaseSettings):
     def effective_broker_url(self) -> str:
         """The broker URL, defaulting to the Redis URL."""
         return self.broker_url or self.redis_url
+
+    @property
+    def api_key_list(self) -> list[str]:
+        """``api_keys`` split into access key ids."""
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
 
     @property
     def import_list(self) -> list[str]:

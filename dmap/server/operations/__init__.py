@@ -1,0 +1,5 @@
+"""The Step Functions operations, one module per family; importing this package registers them all."""
+
+from __future__ import annotations
+
+from . import machines  # noqa: F401  (registers its operations)

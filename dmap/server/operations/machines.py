@@ -1,0 +1,3 @@
+"""State machine operations: CreateStateMachine, DescribeStateMachine, ListStateMachines, ..."""
+
+from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import dmap
-from dmap import telemetry
+from dmap import metrics_aws, telemetry
 
 from . import flows
 from .conftest import Background, Cluster
@@ -196,3 +196,7 @@ def test_one_trace_ties_an_execution_its_map_run_and_children_on_two_workers(
     for index, span in errors.items():
         assert span.events["exception"]["exception.type"] == "ValueError"
         assert f"[{index}]" in span.events["exception"]["exception.message"]
+
+    # The same run, counted for the AWS-named metrics in the cluster's Redis (what every exporter reads).
+    counted = metrics_aws.RedisExecutionCounters(backend.redis.client, backend.redis.prefix).read()
+    assert counted == {("ExecutionsStarted", "dmap"): 1, ("ExecutionsSucceeded", "dmap"): 1}

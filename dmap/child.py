@@ -14,11 +14,12 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
 
+from . import telemetry
 from .asl.model import Branch
 from .errors import ErrorName
 from .interpreter import ExecutionInfo, Runtime, execute
@@ -134,6 +135,7 @@ def run_child(
     heartbeat: Any = None,
     engine: Any = None,
     lease_ms: int | None = None,
+    trace: Mapping[str, str] | None = None,
 ) -> str:
     """Run one child if its token is current; record its result. Returns the start outcome.
 
@@ -141,13 +143,14 @@ def run_child(
     recorded FAILED result with an AWS error name and cause. ``engine`` (a backend) lets the child
     coordinate a nested DISTRIBUTED Map of its own. ``lease_ms`` overrides the plan's run lease
     (the local backend holds its children's leases with :data:`~dmap.store.memory.HELD`).
+    ``trace`` is the Map Run's W3C trace context from the child message (:mod:`dmap.telemetry`).
     """
     me = worker_id()
     lease = plan.lease_ms if lease_ms is None else lease_ms
     started = store.start(plan.run_id, child, token, lease_ms=lease, worker=me)
     if started.outcome != RUN:
         return started.outcome
-    status, record = _run_started(store, plan, child, token, started, handlers, heartbeat, engine, me, lease)
+    status, record = _run_started(store, plan, child, token, started, handlers, heartbeat, engine, me, lease, trace)
     store.complete(plan.run_id, child, token, status, record)
     return started.outcome
 
@@ -161,6 +164,7 @@ def run_pack(
     heartbeat: Any = None,
     engine: Any = None,
     release_after: float = 1.0,
+    trace: Mapping[str, str] | None = None,
 ) -> int:
     """Run a pack of children of one Map Run one after another, one store round trip per child.
 
@@ -170,6 +174,7 @@ def run_pack(
     still its own execution with its own token: fencing and counting are those of
     :func:`run_child`. While one child runs longer than ``release_after`` seconds, the pack-mates
     it has not started are given back (:func:`dmap.store.release`) so other workers run them.
+    ``trace`` is the Map Run's W3C trace context from the pack's message (:mod:`dmap.telemetry`).
 
     Returns:
         How many children of the pack this call ran.
@@ -200,7 +205,7 @@ def run_pack(
             guard.arm(todo, release_after)
             try:
                 status, record = _run_started(
-                    store, plan, nxt[0], nxt[1], started, handlers, heartbeat, engine, me, plan.lease_ms
+                    store, plan, nxt[0], nxt[1], started, handlers, heartbeat, engine, me, plan.lease_ms, trace
                 )
             finally:
                 given_back = guard.disarm()
@@ -328,6 +333,7 @@ def _run_started(
     engine: Any,
     me: str,
     lease: int,
+    trace: Mapping[str, str] | None = None,
 ) -> tuple[ChildStatus, str]:
     """Run a started child's ItemProcessor; its terminal status and result record (JSON), not yet completed.
 
@@ -338,7 +344,17 @@ def _run_started(
     start_date = iso_now()
     record: dict[str, Any] = {"Child": child, "Index": started.first, "Items": started.items, "Input": started.input}
     try:
-        status, fields = _execute(store, plan, child, started, handlers or registry, engine, start_date)
+        if telemetry.tracer() is None:
+            status, fields = _execute(store, plan, child, started, handlers or registry, engine, start_date)
+        else:  # traced: the same call inside the child's span, parented to its Map Run's
+            status, fields = telemetry.child_span(
+                plan,
+                child,
+                started,
+                trace,
+                me,
+                lambda: _execute(store, plan, child, started, handlers or registry, engine, start_date),
+            )
     except Exception as exc:  # the interpreter reports failures as results; this is a bug guard
         logger.exception("child %s of map run %s crashed the interpreter", child, plan.run_id)
         status, fields = ChildStatus.FAILED, {"Error": ErrorName.RUNTIME.value, "Cause": f"internal error: {exc!r}"}

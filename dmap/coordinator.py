@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import batching, counting, metrics, sources
+from . import batching, counting, metrics, sources, telemetry
 from .asl.model import MapState, TaskState, WaitState, iter_states
 from .child import ChildPlan
 from .config import Settings
@@ -100,7 +100,8 @@ class MapRunner:
             max_concurrency=self.max_concurrency,
             redrive_of=self._redrive.pop(invocation.state_name, None),
         )
-        return coordinator.run()
+        with telemetry.map_run_span(coordinator.map_run, invocation.state_name):
+            return coordinator.run()
 
 
 class Coordinator:

@@ -13,6 +13,9 @@ reported comes from one of two places:
   the Redis of ``DMAP_REDIS_URL`` (the compose ``metrics`` service and the Kubernetes exporter),
   and :class:`QueueLengthCollector` adds the length of the ``DMAP_QUEUE`` list on the broker.
 
+Beside them, the metrics named after AWS's CloudWatch metrics (``dmap_ExecutionsStarted_total``,
+``dmap_ApproximateOpenMapRunCount``...; names and sources in :mod:`dmap.metrics_aws`).
+
 This module owns metric names and the exporter. It never changes run state. prometheus-client is
 imported only by :func:`start_metrics_server` and the collector; until a server is started the hooks
 are cheap no-ops, so the coordinator may call them unconditionally.
@@ -28,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import metrics_aws
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -199,8 +203,14 @@ class MapRunCollector:
         clock: Time source of the items/s gauge.
     """
 
-    def __init__(self, runs: Callable[[], Iterable[TrackedRun]], clock: Callable[[], float] = time.monotonic) -> None:
-        self.runs, self._clock = runs, clock
+    def __init__(
+        self,
+        runs: Callable[[], Iterable[TrackedRun]],
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        executions: Callable[[], Iterable[metrics_aws.ExecutionCounters]] = metrics_aws.process_counters,
+    ) -> None:
+        self.runs, self._clock, self.executions = runs, clock, executions
         self._rates: dict[str, tuple[float, int, float]] = {}
         self._errors = 0
         self._lock = threading.Lock()
@@ -214,22 +224,24 @@ class MapRunCollector:
             )
             for key, kind, name, doc in _FAMILIES
         }
+        aws = metrics_aws.AwsFamilies(pc, self.executions())
         reported = 0
         for run in self.runs():
             try:
-                self._add(families, run)
+                self._add(families, run, aws)
                 reported += 1
             except Exception:  # one unreachable store must not break the whole scrape
                 with self._lock:
                     self._errors += 1
                 logger.warning("cannot read the counts of map run %s", run.run_id, exc_info=True)
         yield from families.values()
+        yield from aws.collect()
         yield pc.GaugeMetricFamily("dmap_map_runs_reported", "Map Runs in this scrape.", value=reported)
         yield pc.CounterMetricFamily(
             "dmap_metrics_read_errors", "Map Runs whose counts could not be read.", value=self._errors
         )
 
-    def _add(self, families: dict[str, Any], run: TrackedRun) -> None:
+    def _add(self, families: dict[str, Any], run: TrackedRun, aws: metrics_aws.AwsFamilies) -> None:
         config = run.store.config(run.run_id)
         if config is None:  # deleted or expired since it was tracked
             return
@@ -247,7 +259,9 @@ class MapRunCollector:
         families["max"].add_metric(labels, config.max_concurrency)
         families["reclaims"].add_metric(labels, counts.reclaimed)
         families["duplicates"].add_metric(labels, counts.duplicates)
-        families["aborted"].add_metric(labels, 1 if run.store.aborted(run.run_id) is not None else 0)
+        aborted = run.store.aborted(run.run_id) is not None
+        families["aborted"].add_metric(labels, 1 if aborted else 0)
+        aws.add_run(run.state_machine, run.label, run.run_id, counts, aborted)
 
     def _rate(self, run_id: str, processed: int) -> float:
         """Items/s since the previous scrape; scrapes closer than a second keep the last rate."""
@@ -329,6 +343,16 @@ def finish_map_run(run_id: str) -> None:
     _active.finish(run_id)
 
 
+def execution_started(engine: Any, execution: Any) -> None:
+    """Hook: an execution starts (or resumes) running here; counted once as ExecutionsStarted/Redriven. Never raises."""
+    metrics_aws.record(engine, execution, "start")
+
+
+def execution_finished(engine: Any, execution: Any) -> None:
+    """Hook: an execution's run here ended; its terminal status is counted once (ExecutionsFailed...). Never raises."""
+    metrics_aws.record(engine, execution, "end")
+
+
 def observe_dispatch(seconds: float, children: int, *, backend: str = "") -> None:
     """Hook: ``children`` were granted and sent to the workers in ``seconds`` (no-op without a server)."""
     state = _state
@@ -343,6 +367,7 @@ def start_metrics_server(
     *,
     runs: Callable[[], Iterable[TrackedRun]] | None = None,
     collectors: Iterable[Any] = (),
+    executions: Callable[[], Iterable[metrics_aws.ExecutionCounters]] | None = None,
 ) -> MetricsServer:
     """Serve ``/metrics`` on ``addr:port`` from a daemon thread.
 
@@ -351,6 +376,7 @@ def start_metrics_server(
         addr: The address to bind.
         runs: The runs to report; default the ones :func:`track_map_run` registered in this process.
         collectors: More prometheus-client collectors to serve (e.g. a :class:`QueueLengthCollector`).
+        executions: Where top-level execution counts are read; default those this process counted into.
 
     Returns:
         The running server.
@@ -362,7 +388,7 @@ def start_metrics_server(
     pc = _prometheus()
     registry = pc.CollectorRegistry()
     source = runs if runs is not None else _active
-    registry.register(MapRunCollector(source))
+    registry.register(MapRunCollector(source, executions=executions or metrics_aws.process_counters))
     for collector in collectors:
         registry.register(collector)
     pc.ProcessCollector(registry=registry)
@@ -405,7 +431,8 @@ def main(argv: list[str] | None = None) -> None:
     logger.info("reading map runs from %s", redact(settings.redis_url))
     queue = QueueLengthCollector(redis.Redis.from_url(settings.effective_broker_url, socket_timeout=30), settings.queue)
     discovery = RedisRunDiscovery(store, linger_seconds=args.linger)
-    start_metrics_server(args.port, args.addr, runs=discovery, collectors=[queue])
+    counters = metrics_aws.RedisExecutionCounters(store.client, store.prefix)
+    start_metrics_server(args.port, args.addr, runs=discovery, collectors=[queue], executions=lambda: [counters])
     threading.Event().wait()
 
 

@@ -11,8 +11,9 @@ import logging
 import os
 from typing import Any
 
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
 
+from dmap import telemetry
 from dmap.backends.celery import CHILD_TASK, CHILDREN_TASK, CeleryBackend
 from dmap.child import run_child, run_pack
 from dmap.detach import RUN_EXECUTION_TASK, Reaper, run_detached
@@ -35,18 +36,21 @@ def backend() -> CeleryBackend:
 
 
 @app.task(name=CHILD_TASK, ignore_result=True)
-def run_child_task(run: str, child: int, token: str) -> str:
-    """Run one child if its token is still current; returns the start outcome (run, stale, aborted)."""
+def run_child_task(run: str, child: int, token: str, trace: dict[str, str] | None = None) -> str:
+    """Run one child if its token is still current; returns the start outcome (run, stale, aborted).
+
+    ``trace`` is the Map Run's W3C trace context, sent only when the coordinator traces.
+    """
     engine = backend()
     plan = engine.plan(run)
     if plan is None:
         logger.warning("no plan for map run %s (expired or deleted); child %s skipped", run, child)
         return "stale"
-    return run_child(engine.store, plan, int(child), str(token), heartbeat=heartbeat, engine=engine)
+    return run_child(engine.store, plan, int(child), str(token), heartbeat=heartbeat, engine=engine, trace=trace)
 
 
 @app.task(name=CHILDREN_TASK, ignore_result=True)
-def run_children_task(run: str, children: list[list[Any]]) -> int:
+def run_children_task(run: str, children: list[list[Any]], trace: dict[str, str] | None = None) -> int:
     """Run a pack of children of one Map Run, one after another; returns how many ran.
 
     Their leases are renewed from the moment the pack arrives, so if this worker dies the
@@ -63,7 +67,9 @@ def run_children_task(run: str, children: list[list[Any]]) -> int:
     # child; each later one completes a child and starts the next. A child that runs long gives the
     # unstarted rest back to other workers.
     release_after = engine.settings.pack_release_seconds
-    return run_pack(engine.store, plan, pack, heartbeat=heartbeat, engine=engine, release_after=release_after)
+    return run_pack(
+        engine.store, plan, pack, heartbeat=heartbeat, engine=engine, release_after=release_after, trace=trace
+    )
 
 
 @app.task(name=RUN_EXECUTION_TASK, ignore_result=True)
@@ -92,6 +98,12 @@ def _advertise(sender: Any = None, **_: object) -> None:
     _beacon = WorkerBeacon(engine.redis.client, engine.redis.prefix, info)
     _beacon.start()
     logger.info("advertised as %s on queue(s) %s with handlers %s", info.id, ", ".join(queues), info.handlers)
+
+
+@worker_process_shutdown.connect
+def _flush_spans(**_: object) -> None:
+    """Export the spans a pool process still buffers before it exits (a no-op without tracing)."""
+    telemetry.flush()
 
 
 @worker_shutdown.connect

@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 
+from .. import metrics, telemetry
 from ..api import execute_in_process
 from ..asl import distributed_maps
 from ..asl.model import StateMachine
@@ -128,7 +129,12 @@ class Backend:
         from ..identity import running
 
         with running(self, execution.execution_arn):  # released after the final record is saved
-            return self._execute(machine, execution, runtime, raise_infrastructure=raise_infrastructure)
+            metrics.execution_started(self, execution)
+            try:
+                with telemetry.execution_span(execution):
+                    return self._execute(machine, execution, runtime, raise_infrastructure=raise_infrastructure)
+            finally:
+                metrics.execution_finished(self, execution)
 
     def _execute(
         self, machine: StateMachine, execution: Execution, runtime: Runtime, *, raise_infrastructure: bool = False

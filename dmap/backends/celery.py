@@ -16,6 +16,7 @@ from typing import Any
 import redis
 from kombu.exceptions import OperationalError
 
+from .. import telemetry
 from ..child import ChildPlan
 from ..config import Settings
 from ..errors import BackendError
@@ -109,8 +110,11 @@ class CeleryBackend(Backend):
 
         A worker swaps a pack's dispatch leases for run leases as it takes it, so a worker that dies
         with a pack costs one run lease; one that runs a long child gives the rest of its pack back.
+        When tracing is on, each message also carries the Map Run's trace context (kwarg ``trace``).
         """
         app = self.app
+        trace = telemetry.carrier()
+        kwargs = None if trace is None else {"trace": trace}
         try:
             with app.producer_or_acquire() as producer:
                 for pack in packs:
@@ -121,7 +125,9 @@ class CeleryBackend(Backend):
                         name = CHILD_TASK
                     else:
                         args, name = (plan.run_id, [[lease.child, lease.token] for lease in pack]), CHILDREN_TASK
-                    app.send_task(name, args=args, queue=self.settings.queue, producer=producer, ignore_result=True)
+                    app.send_task(
+                        name, args=args, kwargs=kwargs, queue=self.settings.queue, producer=producer, ignore_result=True
+                    )
         except OperationalError as exc:  # kombu's word for a broker that went away: an infrastructure fault
             where = f"the broker at {_safe(self.settings.effective_broker_url)} (DMAP_BROKER_URL)"
             raise BackendError(f"cannot send children of map run {plan.run_id} to {where}: {_safe(exc)}") from None

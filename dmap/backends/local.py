@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
+from .. import telemetry
 from ..child import ChildPlan, run_child
 from ..config import Settings
 from ..heartbeat import heartbeat
@@ -128,13 +129,16 @@ class LocalBackend(Backend):
         store = self.store
         held = getattr(store, "holds_leases", False)
         lease_ms, beat = (HELD, None) if held else (None, heartbeat)
-        if not plan.blocking:
+        if not plan.blocking:  # inline: the Map Run's span is this thread's current one
             for lease in leases:
                 run_child(store, plan, lease.child, lease.token, engine=self, lease_ms=lease_ms)
             return
+        trace = telemetry.carrier()  # pool threads do not inherit the Map Run's span: hand it over
 
         def job(child: int, token: str) -> Job:
-            return lambda: run_child(store, plan, child, token, heartbeat=beat, engine=self, lease_ms=lease_ms)
+            return lambda: run_child(
+                store, plan, child, token, heartbeat=beat, engine=self, lease_ms=lease_ms, trace=trace
+            )
 
         self._workers.submit([job(lease.child, lease.token) for lease in leases])
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from threading import Event
 from typing import Any
 
-from .. import integrations
+from .. import integrations, telemetry
 from ..asl.model import (
     Branch,
     ChoiceState,
@@ -142,7 +142,12 @@ def invoke(
     remaining = None if ex.runtime.deadline is None else max(0.001, ex.runtime.deadline - time.monotonic())
     bound = timeout if remaining is None or (timeout is not None and timeout <= remaining) else remaining
     try:
-        result, text = marshal_json(call_handler(handler, event, context, timeout=bound, heartbeat=heartbeat))
+        if telemetry.tracer() is None:
+            result, text = marshal_json(call_handler(handler, event, context, timeout=bound, heartbeat=heartbeat))
+        else:
+            with telemetry.handler_span(name, env.name, context.item_index):
+                result = call_handler(handler, event, context, timeout=bound, heartbeat=heartbeat)
+            result, text = marshal_json(result)
     except StatesError as exc:
         if exc.name == ErrorName.TIMEOUT.value and bound is not timeout:  # the execution's deadline, not the Task's
             ex._check_alive()

@@ -138,8 +138,10 @@ class Cluster:
         values.update(overrides)
         return Settings(**values)
 
-    def start_workers(self, count: int, *, concurrency: int = 1, loglevel: str = "WARNING") -> list[Worker]:
-        """Start ``count`` ``dmap worker`` processes and wait until all of them are ready."""
+    def start_workers(
+        self, count: int, *, concurrency: int = 1, loglevel: str = "WARNING", env: dict[str, str] | None = None
+    ) -> list[Worker]:
+        """Start ``count`` ``dmap worker`` processes and wait until all of them are ready (``env``: extra variables)."""
         before = self.conn.scard(ready_key(self.queue))
         started = []
         for _ in range(count):
@@ -148,7 +150,12 @@ class Cluster:
             command += ["--pool", "prefork", "--loglevel", loglevel]
             with log.open("wb") as out:
                 proc = subprocess.Popen(
-                    command, cwd=ROOT, env=self.env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                    command,
+                    cwd=ROOT,
+                    env=self.env(**(env or {})),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
             worker = Worker(proc, log)
             self.workers.append(worker)

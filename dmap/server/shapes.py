@@ -27,6 +27,9 @@ COMMON_ERRORS = frozenset(
         "UnknownOperationException",
         "UnrecognizedClientException",
         "ValidationError",
+        # AWS's JSON services answer a request that breaks a member constraint ("1 validation error detected:
+        # Value null at 'executionArn'...") with this on every operation, declared or not.
+        "ValidationException",
     }
 )
 """Errors any operation of an AWS JSON 1.0 service may answer (not listed per operation in the model)."""

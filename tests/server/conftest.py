@@ -56,7 +56,7 @@ class Server:
     tmp: Path
     clients: list[Any] = field(default_factory=list)
 
-    def client(self, **config: Any) -> Any:
+    def client(self, access_key: str = "testing", **config: Any) -> Any:
         """A boto3 ``stepfunctions`` client of this server, exactly as for AWS but for ``endpoint_url``."""
         import boto3
         from botocore.config import Config
@@ -65,7 +65,7 @@ class Server:
             "stepfunctions",
             endpoint_url=self.url,
             region_name=REGION,
-            aws_access_key_id="testing",
+            aws_access_key_id=access_key,
             aws_secret_access_key="testing",
             config=Config(retries={"max_attempts": 1}, **config),
         )
@@ -151,6 +151,12 @@ def serve(ctl: Ctl) -> Iterator[Any]:  # noqa: F811  (the shared ctl fixture)
 
     yield make
     for server in started:
+        if server.proc.poll() is None and server.env["DMAP_BACKEND"] == "celery":  # the registry is in shared Redis
+            sfn = server.client()
+            for page in sfn.get_paginator("list_state_machines").paginate():
+                for machine in page["stateMachines"]:
+                    if machine["name"].startswith(ctl.ns):
+                        sfn.delete_state_machine(stateMachineArn=machine["stateMachineArn"])
         server.stop()
         for client in server.clients:
             client.close()

@@ -26,9 +26,10 @@ ITEMS = 6
 def test_a_csv_distributed_map_runs_stops_fails_and_redrives_through_the_api(
     backend: str, serve: Any, ctl: Ctl, s3_client: Any, bucket: str
 ) -> None:
+    ctl.extra_env["DMAP_S3_ROOT"] = ""  # S3 is moto's (AWS_ENDPOINT_URL_S3), for the server and the workers alike
     if backend == "celery":
         ctl.start_workers(1, concurrency=3)
-    server = serve(backend, DMAP_S3_ROOT="")
+    server = serve(backend)
     sfn = server.client()
     put_csv(s3_client, bucket, "ok.csv", ITEMS)
     put_csv(s3_client, bucket, "broken.csv", ITEMS, failing={1, 4})

@@ -56,6 +56,7 @@ def run(
     name: str | None = None,
     wait: bool = True,
     max_concurrency: int | None = None,
+    state_machine: str | None = None,
 ) -> Execution:
     """Run a state machine and return its execution (it does not raise for a FAILED execution).
 
@@ -75,6 +76,8 @@ def run(
             runs in a background thread of *this* process: it ends if the process exits, so keep it alive
             (the CLI's ``--detach`` refuses the local backend for that reason).
         max_concurrency: Overrides ``MaxConcurrency`` of the Map Runs.
+        state_machine: The state machine name the execution is filed under (its ARN is
+            ``…:execution:<state_machine>:<name>``); default: the definition file's stem, else ``dmap``.
 
     Raises:
         DefinitionError: The definition is invalid or names unregistered handlers (before anything runs).
@@ -97,10 +100,18 @@ def run(
             name=name,
             max_concurrency=max_concurrency,
             backend=engine,
+            state_machine=state_machine,
         )
         return detached
     return start(
-        definition, manifest, input=input, backend=engine, name=name, wait=wait, max_concurrency=max_concurrency
+        definition,
+        manifest,
+        input=input,
+        backend=engine,
+        name=name,
+        wait=wait,
+        max_concurrency=max_concurrency,
+        state_machine=state_machine,
     )
 
 
@@ -113,6 +124,7 @@ def start(
     name: str | None = None,
     wait: bool = False,
     max_concurrency: int | None = None,
+    state_machine: str | None = None,
 ) -> Execution:
     """Run an execution with its coordinator in this process (a background thread unless ``wait``).
 
@@ -129,7 +141,7 @@ def start(
 
     engine = get_backend(backend)
     machine = prepare(definition, engine)
-    sm_name = state_machine_name(definition)
+    sm_name = state_machine or state_machine_name(definition)
     return identity.start(engine, machine, sm_name, name, input, manifest, wait=wait, max_concurrency=max_concurrency)
 
 

@@ -733,13 +733,16 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (DMAP_SERVE_HOST, default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (DMAP_SERVE_PORT, default 8083).")] = None,
     backend: BackendOption = None,
+    imports: Annotated[list[str] | None, typer.Option("--import", help="Module that registers task handlers.")] = None,
 ) -> None:
     """Serve the Step Functions API (AWS JSON 1.0: boto3, the aws CLI) and the console over HTTP.
 
-    Point an SDK at it with ``endpoint_url="http://127.0.0.1:8083"``. Runs until Ctrl-C.
+    Point an SDK at it with ``endpoint_url="http://127.0.0.1:8083"``. Runs until Ctrl-C. Lambda
+    resources resolve to the handlers of ``--import`` and ``DMAP_IMPORTS`` modules.
     """
     from .server import serve as run_server
 
+    _import_handlers(imports)
     run_server(host, port, backend)
 
 

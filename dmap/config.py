@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     serve_port: int = Field(8083, ge=0, le=65535, description="Port of `dmap serve` (8083: Step Functions Local's).")
     api_keys: str = Field("", description="Comma-separated access key ids `dmap serve` accepts (empty = any).")
     account_id: str = Field("123456789012", description="The account id in the ARNs `dmap serve` returns.")
+    serve_check_shapes: bool = Field(
+        False, description="`dmap serve` checks every response against botocore's model and logs mismatches."
+    )
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Serve Prometheus metrics of this process's Map Runs (0 = off)."
     )

@@ -134,6 +134,12 @@ def describe_execution(arn: str, *, backend: Any = None) -> Execution:
     return execution  # type: ignore[no-any-return]
 
 
+def execution_definition(arn: str, *, backend: Any = None) -> dict[str, Any] | None:
+    """The definition an execution ran, as the journal keeps it (None once it expired with the record)."""
+    definition: dict[str, Any] | None = _backend(backend).journal.definition(arn)
+    return definition
+
+
 class ExecutionPage(list[Execution]):
     """One page of :func:`list_executions` (a list), with the ``next_token`` of the next page or None."""
 

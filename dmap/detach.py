@@ -72,6 +72,7 @@ def submit(
     name: str | None = None,
     max_concurrency: int | None = None,
     backend: Any = None,
+    state_machine: str | None = None,
 ) -> Any:
     """Validate a definition, record the execution and hand it to the cluster; returns the RUNNING execution.
 
@@ -102,7 +103,8 @@ def submit(
         raise ConfigurationError("a detached execution needs a manifest the workers can read (s3://... or a path)")
     manifest = check_source(manifest, engine)  # before anything is recorded: the worker reads it later, elsewhere
     machine = prepare(definition, engine, detached=True)
-    admission = identity.admit(engine, state_machine_name(definition), name, input, manifest)
+    sm_name = state_machine or state_machine_name(definition)  # the name the execution is filed under
+    admission = identity.admit(engine, sm_name, name, input, manifest)
     execution = admission.execution
     if not admission.owned:  # RUNNING with this input and source, and a live process runs it: attach, send nothing
         identity.attached(execution)

@@ -26,7 +26,11 @@ from ..errors import (
     ExecutionAlreadyExists,
     ExecutionNotRedrivable,
     InvalidName,
+    InvalidStateError,
+    NotFoundError,
 )
+from . import arns
+from .shapes import check_error, check_response
 
 log = logging.getLogger("dmap.server")
 
@@ -52,6 +56,31 @@ class Call:
     region: str
     access_key: str | None
 
+    @property
+    def account(self) -> str:
+        """The account id of the ARNs this call returns (``DMAP_ACCOUNT_ID``)."""
+        return self.settings.account_id
+
+    def external(self, arn: str) -> str:
+        """An ARN of the journal as this caller sees it (its region, our account)."""
+        return arn.replace(arns.INTERNAL_PREFIX, arns.external_prefix(self.region, self.account), 1)
+
+    def arn(self, body: dict[str, Any], field: str, *resource_types: str) -> str:
+        """The journal's ARN named by request field ``field``: any region and account, one of ``resource_types``.
+
+        Raises:
+            ApiError: ``ValidationException`` when the field is missing, ``InvalidArn`` when it is not
+                an ARN of one of those resource types.
+        """
+        value = required(body, field)
+        parsed = arns.parse(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise ApiError("InvalidArn", f"Invalid Arn: 'Invalid ARN prefix: {value}'")
+        kind, rest = parsed
+        if kind not in resource_types:
+            raise ApiError("InvalidArn", f"Invalid Arn: 'Resource type not valid in this context: {kind}'")
+        return arns.internal(kind, rest)
+
 
 Operation = Callable[[Call, dict[str, Any]], dict[str, Any]]
 
@@ -67,6 +96,22 @@ def operation(name: str) -> Callable[[Operation], Operation]:
         return function
 
     return register
+
+
+def required(body: dict[str, Any], field: str) -> Any:
+    """A request member the model requires (an SDK checks it first; a hand-made request may not).
+
+    Raises:
+        ApiError: ``ValidationException`` in AWS's words when it is absent.
+    """
+    value = body.get(field)
+    if value is None:
+        raise ApiError(
+            "ValidationException",
+            f"1 validation error detected: Value null at '{field}' failed to satisfy constraint: "
+            "Member must not be null",
+        )
+    return value
 
 
 def error_document(error: ApiError) -> Response:
@@ -86,10 +131,24 @@ def as_api_error(exc: DmapError) -> ApiError:
     if isinstance(exc, ExecutionNotRedrivable):
         return ApiError("ExecutionNotRedrivable", str(exc))
     if isinstance(exc, DefinitionError):
-        return ApiError("InvalidDefinition", str(exc))
+        return ApiError("InvalidDefinition", definition_message(exc))
+    if isinstance(exc, NotFoundError):
+        if exc.kind.startswith("map run"):
+            return ApiError("ResourceNotFound", f"Resource not found: '{exc.arn}'")
+        if exc.kind.startswith("execution"):
+            return ApiError("ExecutionDoesNotExist", f"Execution Does Not Exist: '{exc.arn}'")
+    if isinstance(exc, InvalidStateError):
+        return ApiError("ValidationException", str(exc))
     if isinstance(exc, ConfigurationError):
         return ApiError("ValidationException", str(exc))
     return ApiError("ServiceUnavailable", str(exc), 503)  # infrastructure (Redis, storage): the SDK retries it
+
+
+def definition_message(exc: DefinitionError) -> str:
+    """AWS's InvalidDefinition message, with dmap's diagnostics (code, message, JSON-pointer location) inside."""
+    errors = [d for d in exc.diagnostics if d.severity == "ERROR"]
+    problems = "; ".join(f"{d.code}: {d.message} at {d.location or '/'}" for d in errors)
+    return f"Invalid State Machine Definition: '{problems or exc}'"
 
 
 def caller(request: Request, default_region: str) -> tuple[str, str | None]:
@@ -123,8 +182,23 @@ async def handle(request: Request, backend: Any, settings: Settings, default_reg
         # Operations talk to Redis and run executions: keep them off the event loop.
         result = await run_in_threadpool(function, call, body)
     except DmapError as exc:
-        return error_document(as_api_error(exc))
+        error = as_api_error(exc)
+        error.message = error.message.replace(arns.INTERNAL_PREFIX, arns.external_prefix(region, settings.account_id))
+        if settings.serve_check_shapes:
+            _report(name, check_error(name, error.code))
+        return error_document(error)
     except Exception:  # a bug: AWS's own 500 shape, the details in our log only
         log.exception("operation %s failed", name)
         return error_document(ApiError("InternalFailure", "the server failed to process the request", 500))
-    return Response(json.dumps(result, default=str), media_type=CONTENT_TYPE)
+    # Every ARN of the journal, wherever it appears (an output naming a Map Run too), in the caller's region.
+    outward = arns.external_prefix(region, settings.account_id)
+    text = json.dumps(result, default=str).replace(arns.INTERNAL_PREFIX, outward)
+    if settings.serve_check_shapes:
+        _report(name, check_response(name, json.loads(text)))
+    return Response(text, media_type=CONTENT_TYPE)
+
+
+def _report(operation: str, problems: list[str]) -> None:
+    """Log what a response got wrong (``DMAP_SERVE_CHECK_SHAPES``; the tests fail on these lines)."""
+    for problem in problems:
+        log.error("SHAPE MISMATCH in %s: %s", operation, problem)

@@ -14,10 +14,12 @@ from examples.demo import seed
 
 from .conftest import ROOT
 from .drift import (
+    assert_importable,
     check_environment,
     check_metrics_args,
     check_run_args,
     check_worker_args,
+    parse_cli,
     ping_command_targets_own_node,
     redis_host_port,
 )
@@ -50,8 +52,8 @@ def seconds(duration: str) -> float:
 
 
 def test_the_cluster_has_the_services_of_the_design(services: dict[str, Any]) -> None:
-    assert {"redis", "minio", "minio-init", "worker", "flower", "demo", "metrics"} <= set(services)
-    assert set(dmap_services(services)) == {"worker", "demo", "metrics"}
+    assert {"redis", "minio", "minio-init", "worker", "flower", "demo", "metrics", "serve"} <= set(services)
+    assert set(dmap_services(services)) == {"worker", "demo", "metrics", "serve"}
     for service in dmap_services(services).values():
         assert service["build"]["context"] == "."
 
@@ -134,3 +136,14 @@ def test_the_metrics_exporter_serves_the_default_port(services: dict[str, Any]) 
     port = check_metrics_args(exporter["command"])
     assert port == metrics.DEFAULT_PORT
     assert f"127.0.0.1:{port}:{port}" in exporter["ports"]
+
+
+def test_the_api_server_serves_its_port_and_is_checked_on_its_readiness_route(services: dict[str, Any]) -> None:
+    serve = services["serve"]
+    command, params = parse_cli(serve["command"])
+    assert command == "serve" and params["host"] == "0.0.0.0"
+    assert f"127.0.0.1:{params['port']}:{params['port']}" in serve["ports"]
+    for module in params["imports"]:
+        assert_importable(module)
+    assert f"http://127.0.0.1:{params['port']}/health/ready" in " ".join(serve["healthcheck"]["test"])
+    assert check_environment(serve["environment"], "serve").backend == "celery"

@@ -148,3 +148,16 @@ def test_the_built_production_overlay_uses_the_external_redis_only(built_overlay
     assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {"dmap"}
     demo = [d for d in yaml.safe_load_all(built_overlays["demo"]) if d]
     assert ("StatefulSet", "dmap-redis") in {(d["kind"], d["metadata"]["name"]) for d in demo}
+
+
+def test_the_api_server_is_probed_on_its_health_routes_behind_a_service() -> None:
+    docs = documents("serve.yaml")
+    server = container(find(docs, "Deployment", "dmap-serve"), "serve")
+    command, params = parse_cli(server["args"])
+    assert command == "serve" and params["host"] == "0.0.0.0"
+    assert [p["containerPort"] for p in server["ports"]] == [params["port"]]
+    assert server["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert server["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    service = find(docs, "Service", "dmap-serve")
+    assert service["spec"]["ports"][0]["port"] == params["port"]
+    assert service["spec"]["selector"] == find(docs, "Deployment", "dmap-serve")["spec"]["selector"]["matchLabels"]

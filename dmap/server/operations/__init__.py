@@ -2,4 +2,8 @@
 
 from __future__ import annotations
 
-from . import machines  # noqa: F401  (registers its operations)
+from . import (
+    executions,  # noqa: F401  (registers its operations)
+    machines,  # noqa: F401  (registers its operations)
+    map_runs,  # noqa: F401  (registers its operations)
+)

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     )
     retention_days: float = Field(90.0, gt=0, description="How long finished executions and Map Runs are kept.")
     integrations: str = Field("", description="Comma-separated service integrations to enable: aws-sdk, s3, http.")
+    redis_outage_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="How long a running coordinator or worker retries a lost Redis before it hands its work over.",
+    )
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Serve Prometheus metrics of this process's Map Runs (0 = off)."
     )

@@ -22,15 +22,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import batching, counting, metrics, sources
+from . import batching, counting, identity, metrics, sources
 from .asl.model import MapState, TaskState, WaitState, iter_states
 from .child import ChildPlan
 from .config import Settings
-from .errors import BackendError, ConfigurationError, ErrorName, StatesError, StorageError
+from .errors import ConfigurationError, ErrorName, StatesError, StorageError
 from .interpreter import dataflow, jsonata_flow, mapfields
 from .interpreter.context import MapInvocation, iso_now, state_machine_arn
 from .interpreter.executor import Aborted
 from .journal import Journal
+from .outage import is_outage
 from .pacing import Pacer
 from .readers import ItemStream, Mark, encode_position
 from .records import Execution, MapRun, MapRunStatus, map_run_arn, new_run_id
@@ -446,7 +447,12 @@ class Coordinator:
             self.map_run.tolerated_failure_percentage = saved.tolerated_failure_percentage
 
     def _stopping(self) -> bool:
-        """True once the run is aborted; a stop request of the execution aborts it ("stopped")."""
+        """True once the run is aborted; a stop request of the execution aborts it ("stopped").
+
+        Raises:
+            HandedOver: Another process took the execution over (this one's claim expired in an outage).
+        """
+        identity.check_held(self.engine, self.execution.execution_arn)
         if self.store.aborted(self.run_id) is not None:
             return True
         if self.engine.journal.stop_requested(self.execution.execution_arn):
@@ -723,15 +729,7 @@ class _CountAhead:
 
 def _infrastructure(exc: BaseException) -> bool:
     """True for a lost Redis or broker (a resume finishes the run), as opposed to a fault of the run itself."""
-    import redis
-
-    if isinstance(exc, redis.RedisError | BackendError | ConnectionError | TimeoutError):
-        return True
-    try:
-        from kombu.exceptions import OperationalError  # the broker (celery is installed with dmap)
-    except ImportError:
-        return False
-    return isinstance(exc, OperationalError)
+    return is_outage(exc)
 
 
 class _Window:

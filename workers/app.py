@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 from celery import Celery
 
 from dmap.config import Settings, get_settings
+from dmap.outage import publish_retry_policy
 
 
 def create_app(settings: Settings | None = None) -> Celery:
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> Celery:
         broker_transport_options=transport,
         broker_use_ssl=broker_ssl(settings.effective_broker_url),
         broker_connection_retry_on_startup=True,
+        # A broker restart while children are sent is ridden out as long as a Redis outage is.
+        task_publish_retry_policy=publish_retry_policy(settings.redis_outage_seconds),
         worker_send_task_events=False,
         task_send_sent_event=False,
         worker_hijack_root_logger=False,

@@ -38,6 +38,7 @@ from .records import Execution, MapRun, MapRunStatus, map_run_arn, new_run_id
 from .results import ExportedResults, InlineResults, pending_children
 from .storage import Storage
 from .store import Acquired, ChildSpec, ChildStatus, Counts, Lease, RunConfig, RunStore, TotalMismatch
+from .store.workers import ListenerWatch
 from .writers import RecordContext, ResultWriter, WriterSpec
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ logger = logging.getLogger(__name__)
 WINDOW = 256
 """Children built ahead of their permits (the coordinator's whole item memory)."""
 THRESHOLD_CAUSE = "The specified tolerated failure threshold was exceeded"
+WORKERLESS_SECONDS = 15.0
+"""A run with children waiting and no live worker on its queue this long says so (then every minute)."""
 NEVER = 2**53
 """A failure count no run reaches: the effective ToleratedFailureCount when only a percentage is set."""
 
@@ -371,6 +374,7 @@ class Coordinator:
             store.set_total(run, items=known, children=known)
         ahead = _CountAhead(self._count_ahead)
         pacer = self._pacer()
+        listeners = self._listener_watch()
         next_check = next_done_check = next_drain = 0.0
         linger = 0.0
         try:
@@ -381,6 +385,7 @@ class Coordinator:
                         break
                     if not totals_set:  # asked again and again: update-map-run may set a percentage later
                         ahead.start_if_wanted()
+                    self._say_if_deserted(listeners, now)
                     next_check = now + 0.1
                 window.fill()
                 if window.exhausted and not window.pending and not totals_set:
@@ -411,6 +416,35 @@ class Coordinator:
                     linger = pacer.linger() if pacer is not None and woke != "ABORT" else 0.0
         finally:
             ahead.cancel()
+
+    def _listener_watch(self) -> ListenerWatch | None:
+        """A watch on the worker registry when children go to a queue (celery), else None."""
+        store = getattr(self.engine, "redis", None)
+        if store is None or getattr(self.engine, "worker_slots", None) is None:
+            return None
+        self._deserted_note = 0.0
+        return ListenerWatch(store.client, store.prefix, self.settings.queue)
+
+    def _say_if_deserted(self, listeners: ListenerWatch | None, now: float) -> None:
+        """Warn (then once a minute) while children wait and no live worker listens on the queue."""
+        if listeners is None:
+            return
+        silent = listeners.silent_for()
+        if silent < WORKERLESS_SECONDS or now < self._deserted_note:
+            return
+        counts = self.store.counts(self.run_id)
+        if counts.executions.pending + counts.executions.running == 0:
+            return
+        self._deserted_note = now + 60.0
+        logger.warning(
+            "map run %s: no dmap worker has listened on queue %r for %.0f s; %d children wait "
+            "(%d granted); start one with: dmap worker",
+            self.map_run.map_run_arn,
+            self.settings.queue,
+            silent,
+            counts.executions.pending + counts.executions.running,
+            counts.leases,
+        )
 
     def _wait(self, acquired: Acquired) -> str | None:
         """Block on the wake list until a permit frees, the run is aborted, or the earliest lease expires."""

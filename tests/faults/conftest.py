@@ -78,6 +78,7 @@ class FaultCluster(Cluster):
     """
 
     store_url: str = REDIS_URL
+    broker_url: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -87,7 +88,7 @@ class FaultCluster(Cluster):
             ITEST_REDIS_URL=REDIS_URL,
             FAULTS_REDIS_URL=REDIS_URL,
             DMAP_REDIS_URL=self.store_url,
-            DMAP_BROKER_URL=self.store_url,
+            DMAP_BROKER_URL=self.broker_url or self.store_url,
             DMAP_IMPORTS=HANDLER_MODULES,
         )
         env.update(self.extra_env)
@@ -96,7 +97,7 @@ class FaultCluster(Cluster):
 
     def settings(self, **overrides: Any) -> Any:
         """Settings of an in-test coordinator on this cluster."""
-        values: dict[str, Any] = {"redis_url": self.store_url, "broker_url": self.store_url}
+        values: dict[str, Any] = {"redis_url": self.store_url, "broker_url": self.broker_url or self.store_url}
         values.update(overrides)
         return super().settings(**values)
 
@@ -118,6 +119,19 @@ class FaultCluster(Cluster):
             started.append(worker)
         self.wait_for(lambda: self.conn.scard(ready_key(self.queue)) >= before + count, "celery workers to start", 90)
         return started
+
+    def queued(self) -> int:
+        """Messages ready in this test's queue (not those a worker fetched and has not acknowledged)."""
+        if self.broker_url is None:
+            return int(self.conn.llen(self.queue))
+        from kombu import Connection
+
+        with Connection(self.broker_url) as connection:
+            channel = connection.default_channel
+            try:
+                return int(channel.queue_declare(self.queue, passive=True).message_count)
+            except Exception:  # not declared yet: nothing queued
+                return 0
 
     def fcalls(self) -> dict[int, int]:
         """How many times ``FaultWork`` ran each item index."""
@@ -146,6 +160,30 @@ def fault_cluster(faults_redis: redis.Redis, tmp_path: Path) -> Iterator[FaultCl
         yield made
     finally:
         made.close()
+
+
+@pytest.fixture(params=["redis", "amqp"])
+def broker(request: pytest.FixtureRequest, fault_cluster: FaultCluster) -> Iterator[str]:
+    """Each broker in turn for ``fault_cluster``: its Redis, then RabbitMQ (``amqp_url``, a quorum queue).
+
+    The run store stays Redis either way; the RabbitMQ queue of the test is deleted afterwards.
+    """
+    if request.param == "redis":
+        yield "redis"
+        return
+    url = request.getfixturevalue("amqp_url")
+    fault_cluster.broker_url = url
+    try:
+        yield "amqp"
+    finally:
+        fault_cluster.close()  # the workers first: a consumer would declare the queue again
+        from kombu import Connection
+
+        with Connection(url) as connection:
+            try:
+                connection.default_channel.queue_delete(fault_cluster.queue)
+            except Exception:  # never declared
+                pass
 
 
 def free_port() -> int:

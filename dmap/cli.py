@@ -290,6 +290,7 @@ def _watch(execution: Any, backend: str | None, *, show: bool) -> None:
     progress = _progress() if show else None
     task = progress.add_task("items", total=None, rate="") if progress else None
     started = time.monotonic()
+    listeners = _listener_watch(engine)
     try:
         if progress:
             progress.start()
@@ -307,7 +308,8 @@ def _watch(execution: Any, backend: str | None, *, show: bool) -> None:
                     completed=done,
                     rate=f"{rate:,.0f} items/s",
                     description=f"{escape(run.state_name)}: [green]{counts.succeeded} ok[/green] "
-                    f"[red]{counts.failed + counts.timedOut} failed[/red] {counts.running} running",
+                    f"[red]{counts.failed + counts.timedOut} failed[/red] {counts.running} running"
+                    + _deserted(listeners, engine),
                 )
             time.sleep(0.2)
     except KeyboardInterrupt:
@@ -321,6 +323,25 @@ def _watch(execution: Any, backend: str | None, *, show: bool) -> None:
     finally:
         if progress:
             progress.stop()
+
+
+def _listener_watch(engine: Any) -> Any:
+    """A watch on the worker registry for the progress line (celery), else None."""
+    from .store.workers import ListenerWatch
+
+    store = getattr(engine, "redis", None)
+    return None if store is None else ListenerWatch(store.client, store.prefix, engine.settings.queue)
+
+
+def _deserted(listeners: Any, engine: Any) -> str:
+    """The progress line's note when no live worker has listened on the queue for a while ('' otherwise)."""
+    from .coordinator import WORKERLESS_SECONDS
+
+    silent = 0.0 if listeners is None else listeners.silent_for()
+    if silent < WORKERLESS_SECONDS:
+        return ""
+    queue = escape(engine.settings.queue)
+    return f" [yellow]no dmap worker on queue {queue!r} for {silent:.0f} s (start one: dmap worker)[/yellow]"
 
 
 def _progress() -> Any:
@@ -381,6 +402,14 @@ def worker(
     imports: Annotated[list[str] | None, typer.Option("--import", help="Module that registers task handlers.")] = None,
     pool: Annotated[str, typer.Option(help="Celery pool: prefork, threads or solo.")] = "prefork",
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            "-n",
+            help="Celery node name, unique per worker (default: dmap-<pid>@<host>; %h is the host name).",
+        ),
+    ] = None,
 ) -> None:
     """Start a Celery worker that runs dmap children (queue DMAP_QUEUE, broker DMAP_BROKER_URL)."""
     from .config import get_settings
@@ -404,6 +433,10 @@ def worker(
         f"--loglevel={loglevel}",
         "--without-gossip",
         "--without-mingle",
+        # Unique per process: workers sharing a node name share its pidbox queue, which RabbitMQ
+        # grants to one of them only (RESOURCE_LOCKED), and Celery's own default is celery@<host>.
+        "-n",
+        name or f"dmap-{os.getpid()}@%h",
     ]
     if concurrency:
         argv += ["-c", str(concurrency)]

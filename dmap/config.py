@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     serve_check_shapes: bool = Field(
         False, description="`dmap serve` checks every response against botocore's model and logs mismatches."
     )
+    redis_outage_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="How long a running coordinator or worker retries a lost Redis before it hands its work over.",
+    )
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Serve Prometheus metrics of this process's Map Runs (0 = off)."
     )

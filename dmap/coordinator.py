@@ -22,21 +22,23 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import batching, counting, metrics, sources, telemetry
+from . import batching, counting, identity, metrics, sources, telemetry
 from .asl.model import MapState, TaskState, WaitState, iter_states
 from .child import ChildPlan
 from .config import Settings
-from .errors import BackendError, ConfigurationError, ErrorName, StatesError, StorageError
+from .errors import ConfigurationError, ErrorName, StatesError, StorageError
 from .interpreter import dataflow, jsonata_flow, mapfields
 from .interpreter.context import MapInvocation, iso_now, state_machine_arn
 from .interpreter.executor import Aborted
 from .journal import Journal
+from .outage import is_outage
 from .pacing import Pacer
 from .readers import ItemStream, Mark, encode_position
 from .records import Execution, MapRun, MapRunStatus, map_run_arn, new_run_id
 from .results import ExportedResults, InlineResults, pending_children
 from .storage import Storage
 from .store import Acquired, ChildSpec, ChildStatus, Counts, Lease, RunConfig, RunStore, TotalMismatch
+from .store.workers import ListenerWatch
 from .writers import RecordContext, ResultWriter, WriterSpec
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ logger = logging.getLogger(__name__)
 WINDOW = 256
 """Children built ahead of their permits (the coordinator's whole item memory)."""
 THRESHOLD_CAUSE = "The specified tolerated failure threshold was exceeded"
+WORKERLESS_SECONDS = 15.0
+"""A run with children waiting and no live worker on its queue this long says so (then every minute)."""
 NEVER = 2**53
 """A failure count no run reaches: the effective ToleratedFailureCount when only a percentage is set."""
 
@@ -371,6 +375,7 @@ class Coordinator:
             store.set_total(run, items=known, children=known)
         ahead = _CountAhead(self._count_ahead)
         pacer = self._pacer()
+        listeners = self._listener_watch()
         next_check = next_done_check = next_drain = 0.0
         linger = 0.0
         try:
@@ -381,6 +386,7 @@ class Coordinator:
                         break
                     if not totals_set:  # asked again and again: update-map-run may set a percentage later
                         ahead.start_if_wanted()
+                    self._say_if_deserted(listeners, now)
                     next_check = now + 0.1
                 window.fill()
                 if window.exhausted and not window.pending and not totals_set:
@@ -411,6 +417,35 @@ class Coordinator:
                     linger = pacer.linger() if pacer is not None and woke != "ABORT" else 0.0
         finally:
             ahead.cancel()
+
+    def _listener_watch(self) -> ListenerWatch | None:
+        """A watch on the worker registry when children go to a queue (celery), else None."""
+        store = getattr(self.engine, "redis", None)
+        if store is None or getattr(self.engine, "worker_slots", None) is None:
+            return None
+        self._deserted_note = 0.0
+        return ListenerWatch(store.client, store.prefix, self.settings.queue)
+
+    def _say_if_deserted(self, listeners: ListenerWatch | None, now: float) -> None:
+        """Warn (then once a minute) while children wait and no live worker listens on the queue."""
+        if listeners is None:
+            return
+        silent = listeners.silent_for()
+        if silent < WORKERLESS_SECONDS or now < self._deserted_note:
+            return
+        counts = self.store.counts(self.run_id)
+        if counts.executions.pending + counts.executions.running == 0:
+            return
+        self._deserted_note = now + 60.0
+        logger.warning(
+            "map run %s: no dmap worker has listened on queue %r for %.0f s; %d children wait "
+            "(%d granted); start one with: dmap worker",
+            self.map_run.map_run_arn,
+            self.settings.queue,
+            silent,
+            counts.executions.pending + counts.executions.running,
+            counts.leases,
+        )
 
     def _wait(self, acquired: Acquired) -> str | None:
         """Block on the wake list until a permit frees, the run is aborted, or the earliest lease expires."""
@@ -447,7 +482,12 @@ class Coordinator:
             self.map_run.tolerated_failure_percentage = saved.tolerated_failure_percentage
 
     def _stopping(self) -> bool:
-        """True once the run is aborted; a stop request of the execution aborts it ("stopped")."""
+        """True once the run is aborted; a stop request of the execution aborts it ("stopped").
+
+        Raises:
+            HandedOver: Another process took the execution over (this one's claim expired in an outage).
+        """
+        identity.check_held(self.engine, self.execution.execution_arn)
         if self.store.aborted(self.run_id) is not None:
             return True
         if self.engine.journal.stop_requested(self.execution.execution_arn):
@@ -724,15 +764,7 @@ class _CountAhead:
 
 def _infrastructure(exc: BaseException) -> bool:
     """True for a lost Redis or broker (a resume finishes the run), as opposed to a fault of the run itself."""
-    import redis
-
-    if isinstance(exc, redis.RedisError | BackendError | ConnectionError | TimeoutError):
-        return True
-    try:
-        from kombu.exceptions import OperationalError  # the broker (celery is installed with dmap)
-    except ImportError:
-        return False
-    return isinstance(exc, OperationalError)
+    return is_outage(exc)
 
 
 class _Window:

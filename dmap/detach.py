@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError
+from .errors import BackendError, ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +35,26 @@ redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
 return 1
 """
 _RENEW = """
--- KEYS: 1 lease ZSET, 2 owner STRING. ARGV: arn, owner, lease_ms. Renews only the owner's lease.
-if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+-- KEYS: 1 lease ZSET, 2 owner STRING. ARGV: arn, owner, lease_ms. Renews only the owner's lease; an owner
+-- key that expired while Redis was down (or restarted) is set again unless another worker took it.
+local current = redis.call('GET', KEYS[2])
+if current and current ~= ARGV[2] then return 0 end
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[3]), ARGV[1])
+return 1
+"""
+_HAND_OVER = """
+-- KEYS: 1 lease ZSET, 2 owner STRING. ARGV: arn, owner. A coordinator that stopped without ending its
+-- execution (Redis or the broker was gone too long) lets its lease expire now, so a reaper resumes it at
+-- its next pass; a lease another worker owns by now is left alone.
+local current = redis.call('GET', KEYS[2])
+if current and current ~= ARGV[2] then return 0 end
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], 'XX', tonumber(t[1]) * 1000 - 1, ARGV[1])
+redis.call('DEL', KEYS[2])
 return 1
 """
 _EXPIRED = """
@@ -131,6 +145,7 @@ def run_detached(engine: Any, arn: str) -> str:
     Only one worker owns an execution at a time (a Redis key set NX with a TTL the owner renews);
     a second delivery of the same execution finds it owned and returns ``"busy"``.
     """
+    from . import identity
     from .api import prepare
     from .child import worker_id
     from .records import ExecutionStatus
@@ -148,8 +163,11 @@ def run_detached(engine: Any, arn: str) -> str:
     def beat() -> None:
         while not done.wait(LEASE_MS / 3000):
             try:
-                renew(keys=[lease_key, owner_key], args=[arn, me, LEASE_MS])
-            except Exception:  # a Redis hiccup: the next beat tries again
+                if not renew(keys=[lease_key, owner_key], args=[arn, me, LEASE_MS]):
+                    logger.warning("lost the lease of detached execution %s (another worker took it over)", arn)
+                    identity.claims(engine).mark_lost(arn)  # the coordinator here stops at its next check
+                    return
+            except Exception:  # a Redis outage longer than DMAP_REDIS_OUTAGE_SECONDS: the next beat tries again
                 logger.warning("could not renew the lease of detached execution %s", arn, exc_info=True)
 
     renew(keys=[lease_key, owner_key], args=[arn, me, LEASE_MS])
@@ -161,20 +179,46 @@ def run_detached(engine: Any, arn: str) -> str:
             return "gone"
         spec = json.loads(client.hget(spec_key, arn) or "{}")
         execution.map_runs = []  # the coordinator re-attaches (and resumes) its Map Runs
-        engine.run(
-            prepare(definition),
-            execution,
-            manifest=spec.get("manifest"),
-            max_concurrency=spec.get("max_concurrency"),
-            wait=True,
-        )
+        try:
+            engine.run(
+                prepare(definition),
+                execution,
+                manifest=spec.get("manifest"),
+                max_concurrency=spec.get("max_concurrency"),
+                wait=True,
+            )
+        except BackendError as exc:  # Redis or the broker gone too long, or the claim lost: left RUNNING
+            logger.warning("detached execution %s stopped here: %s", arn, exc)
+            return "handed over"
         return str(execution.status)
     finally:
         done.set()
-        client.zrem(lease_key, arn)
-        client.hdel(spec_key, arn)
-        if client.get(owner_key) in (me, me.encode()):
-            client.delete(owner_key)
+        _let_go(engine, arn, me)
+
+
+def _let_go(engine: Any, arn: str, me: str) -> None:
+    """After a coordinator stopped: forget an ended execution, or hand a RUNNING one to the reapers.
+
+    Whatever stopped the coordinator — Redis or the broker gone longer than ``DMAP_REDIS_OUTAGE_SECONDS``,
+    a lost claim, an error — an execution that is still RUNNING keeps its lease, expired at once, so the
+    next reaper pass resumes it. With Redis still unreachable nothing can be written: the lease then
+    expires by itself.
+    """
+    from .records import ExecutionStatus
+
+    lease_key, spec_key = _keys(engine)
+    owner_key, client = _owner_key(engine, arn), engine.redis.client
+    try:
+        execution = engine.journal.execution(arn)
+        if execution is None or execution.status != ExecutionStatus.RUNNING:
+            client.zrem(lease_key, arn)
+            client.hdel(spec_key, arn)
+            if client.get(owner_key) in (me, me.encode()):
+                client.delete(owner_key)
+        elif client.eval(_HAND_OVER, 2, lease_key, owner_key, arn, me):
+            logger.warning("detached execution %s handed over: a reaper resumes it", arn)
+    except Exception:  # Redis still gone: the lease expires on its own and a reaper resumes it then
+        logger.warning("could not hand over detached execution %s; its lease expires on its own", arn, exc_info=True)
 
 
 class Reaper:
@@ -199,6 +243,8 @@ class Reaper:
         reclaim = client.register_script(_RECLAIM)
         while not self._stop.wait(self.interval):
             try:
+                if _just_restarted(client):
+                    continue
                 for raw in expired(keys=[lease_key]):
                     arn = raw.decode() if isinstance(raw, bytes) else str(raw)
                     owner = _owner_key(self.engine, arn)
@@ -211,3 +257,13 @@ class Reaper:
                         self.engine.app.send_task(RUN_EXECUTION_TASK, args=(arn,), queue=queue)
             except Exception:
                 logger.warning("reaper pass failed", exc_info=True)
+
+
+def _just_restarted(client: Any) -> bool:
+    """True while a restarted Redis is younger than a lease: live owners riding out the outage renew first.
+
+    Leases and owner keys count down while Redis is down; without this grace a reaper could resume an
+    execution whose coordinator is alive and about to renew, and two coordinators would run it.
+    """
+    uptime = client.info("server").get("uptime_in_seconds")
+    return isinstance(uptime, int) and uptime * 1000 < LEASE_MS

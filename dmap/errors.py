@@ -161,6 +161,10 @@ class BackendError(DmapError):
     """Raised when the execution backend (Redis, the Celery broker) fails or cannot be reached."""
 
 
+class HandedOver(BackendError):
+    """Raised when a coordinator stops because another process took its execution over (its claim was lost)."""
+
+
 class StorageError(DmapError):
     """Raised when object storage (S3, MinIO, ``DMAP_S3_ROOT``) cannot be read or written."""
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import redis
 
-from .errors import ExecutionAlreadyExists, InvalidName
+from .errors import ExecutionAlreadyExists, HandedOver, InvalidName
 from .interpreter.context import execution_arn
 from .journal import RedisJournal
 from .records import Execution, ExecutionStatus, new_execution
@@ -93,6 +93,7 @@ class _Claims:
         self._lock = threading.Lock()
         self._held: set[str] = set()
         self._sources: dict[str, str | None] = {}
+        self._lost: set[str] = set()
 
     def claim(self, arn: str) -> bool:
         """Take the claim if nobody holds it; True if taken."""
@@ -106,16 +107,28 @@ class _Claims:
         """Hold the claim while this process runs the execution (taken if need be) until :meth:`release`."""
         with self._lock:
             self._held.add(arn)
+            self._lost.discard(arn)
 
     def release(self, arn: str) -> None:
         """Drop the claim (only this process's own; a no-op if not held)."""
         with self._lock:
             self._held.discard(arn)
+            self._lost.discard(arn)
 
     def alive(self, arn: str) -> bool:
         """True while some live process runs (or is about to run) the execution."""
         with self._lock:
             return arn in self._held
+
+    def lost(self, arn: str) -> bool:
+        """True once this process learned that another one took over the execution it runs."""
+        with self._lock:
+            return arn in self._lost
+
+    def mark_lost(self, arn: str) -> None:
+        """Note that another process took the execution over: its coordinator here stops at its next check."""
+        with self._lock:
+            self._lost.add(arn)
 
     def remember(self, arn: str, source: str | None) -> None:
         """Record the item source a new execution starts with."""
@@ -167,6 +180,7 @@ class _RedisClaims(_Claims):
         with self._lock:
             token, stop = self._tokens.get(arn) or (_owner(), threading.Event())
             self._tokens[arn] = (token, stop)
+            self._lost.discard(arn)
         try:
             self.client.set(self._key(arn), token, px=CLAIM_MS)
         except redis.RedisError:  # the run reports a lost Redis itself; the first beat sets the claim again
@@ -178,6 +192,7 @@ class _RedisClaims(_Claims):
             try:
                 if not self._renew(keys=[self._key(arn)], args=[token, CLAIM_MS]):
                     logger.warning("lost the claim of execution %s (another process took it over)", arn)
+                    self.mark_lost(arn)  # the coordinator here stops: two must never run one execution
                     return
             except Exception:  # a Redis hiccup: the next beat tries again, the TTL leaves room for two misses
                 logger.warning("could not renew the claim of execution %s", arn, exc_info=True)
@@ -186,6 +201,7 @@ class _RedisClaims(_Claims):
         """Stop renewing and drop the claim if this process still owns it."""
         with self._lock:
             held = self._tokens.pop(arn, None)
+            self._lost.discard(arn)
         if held is not None:
             held[1].set()
             try:
@@ -255,6 +271,16 @@ def running(engine: Any, arn: str) -> Iterator[None]:
 def release(engine: Any, arn: str) -> None:
     """Drop a claim :func:`admit` took, when the execution will not run here after all."""
     claims(engine).release(arn)
+
+
+def check_held(engine: Any, arn: str) -> None:
+    """Raise :class:`~dmap.errors.HandedOver` once another process took over the execution this one runs.
+
+    A coordinator that rode out a long Redis outage may find its claim expired and taken: it must
+    stop, leaving the records to the new owner (two coordinators never run one execution).
+    """
+    if claims(engine).lost(arn):
+        raise HandedOver(f"execution {arn} was taken over by another process (this one lost its claim)")
 
 
 # -- the name rule -------------------------------------------------------------------------------

@@ -41,6 +41,26 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 REDIS_URL = os.environ.get("DMAP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """The RabbitMQ of the broker tests, started for the session when nothing answers (``tests.services``).
+
+    Tests share it with whoever else uses it: each one names its own queues (they are durable quorum
+    queues: delete them afterwards).
+    """
+    from .services import AMQP_URL, ServiceError, ensure_rabbitmq, stop_rabbitmq
+
+    try:
+        started = ensure_rabbitmq()
+    except ServiceError as exc:
+        if IN_CI:
+            raise
+        pytest.skip(str(exc))
+    yield AMQP_URL
+    if started is not None:
+        stop_rabbitmq(started)
+
+
 def _real_redis_or_skip() -> Any:
     import redis
 

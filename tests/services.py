@@ -128,3 +128,55 @@ def ensure_redis() -> list[Started]:
             stop(server)
         raise
     return started
+
+
+#: The RabbitMQ the broker tests use (guest/guest on loopback unless DMAP_TEST_AMQP_URL says otherwise).
+AMQP_URL = os.environ.get("DMAP_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+INSTALL_RABBITMQ = "sudo apt-get install rabbitmq-server (Debian/Ubuntu; brew install rabbitmq on macOS)"
+
+
+@dataclass
+class StartedBroker:
+    """A rabbitmq-server this session started (and must stop)."""
+
+    process: subprocess.Popen[bytes]
+
+
+def ensure_rabbitmq(timeout: float = 90.0) -> StartedBroker | None:
+    """Start ``rabbitmq-server`` when nothing answers at :data:`AMQP_URL`'s loopback port; None if one runs.
+
+    RabbitMQ takes seconds to boot, so only the tests that use it ask for it (a session fixture), not
+    every session. Remote hosts are never touched.
+
+    Raises:
+        ServiceError: It is needed, not running and cannot be started (the message says how to install it).
+    """
+    parts = urlsplit(AMQP_URL)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 5672
+    if answers(host, port) or host not in _LOOPBACK or os.environ.get("DMAP_TEST_SERVICES", "1") == "0":
+        return None
+    binary = shutil.which("rabbitmq-server", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
+    if binary is None:
+        raise ServiceError(f"the broker tests need RabbitMQ on {host}:{port}, none answers; {INSTALL_RABBITMQ}")
+    process = subprocess.Popen([binary], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    while not answers(host, port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            error = process.communicate()[1].decode("utf-8", errors="replace")[-500:]
+            raise ServiceError(f"rabbitmq-server did not start on {host}:{port}: {error.strip() or 'no output'}")
+        time.sleep(0.2)
+    return StartedBroker(process)
+
+
+def stop_rabbitmq(started: StartedBroker) -> None:
+    """Stop a broker :func:`ensure_rabbitmq` started."""
+    if started.process.poll() is None:
+        started.process.terminate()
+        try:
+            started.process.wait(30)
+        except subprocess.TimeoutExpired:
+            started.process.kill()
+            started.process.wait()
+    if started.process.stderr is not None:
+        started.process.stderr.close()

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 from celery import Celery
 
 from dmap.config import Settings, get_settings
+from dmap.outage import publish_retry_policy
 
 
 def create_app(settings: Settings | None = None) -> Celery:
@@ -44,13 +45,34 @@ def create_app(settings: Settings | None = None) -> Celery:
         broker_transport_options=transport,
         broker_use_ssl=broker_ssl(settings.effective_broker_url),
         broker_connection_retry_on_startup=True,
+        # A broker restart while children are sent is ridden out as long as a Redis outage is.
+        task_publish_retry_policy=publish_retry_policy(settings.redis_outage_seconds),
         worker_send_task_events=False,
         task_send_sent_event=False,
         worker_hijack_root_logger=False,
         worker_max_tasks_per_child=10_000,
         imports=settings.import_list,
     )
+    if urlsplit(settings.effective_broker_url).scheme.startswith(("amqp", "pyamqp")):
+        app.conf.update(amqp_options())
     return app
+
+
+def amqp_options() -> dict[str, Any]:
+    """Settings for a RabbitMQ broker: quorum queues (replicated, durable) without global QoS.
+
+    Every queue Celery declares for dmap — the one of ``-Q`` and any a task is sent to — is a quorum
+    queue (``x-queue-type: quorum``; Celery detects it and applies prefetch per consumer, as quorum
+    queues require). A message is acknowledged only when a pool process accepts it (early acks), so one
+    fetched by a worker that dies first is redelivered by RabbitMQ when its channel closes.
+    """
+    return {
+        "task_default_queue_type": "quorum",
+        "task_create_missing_queue_type": "quorum",
+        "worker_detect_quorum_queues": True,
+        "broker_transport_options": {"confirm_publish": True},
+        "worker_disable_prefetch": False,  # a Redis-only setting; RabbitMQ redelivers what a dead worker held
+    }
 
 
 def broker_ssl(url: str) -> dict[str, Any] | None:

@@ -31,6 +31,7 @@ from ..errors import BackendError, ConfigurationError, ErrorName
 from ..interpreter import Runtime
 from ..interpreter.context import iso_now
 from ..journal import Journal
+from ..outage import is_outage
 from ..records import Execution, ExecutionStatus, MapRun
 from ..sources import ReadToTheEnd
 from ..storage import Storage, get_storage
@@ -139,37 +140,51 @@ class Backend:
     def _execute(
         self, machine: StateMachine, execution: Execution, runtime: Runtime, *, raise_infrastructure: bool = False
     ) -> Execution:
-        """Run an execution to its end. It never stays RUNNING: a crash or a lost Redis ends it FAILED.
+        """Run an execution to its end. A bug ends it FAILED; a lost Redis or broker hands it over.
 
-        With ``raise_infrastructure`` (a caller waiting for the result) a lost Redis is raised as
-        :class:`~dmap.errors.BackendError` instead, as DESIGN §2 promises for infrastructure faults.
+        A Redis (or broker) outage longer than ``DMAP_REDIS_OUTAGE_SECONDS`` leaves the execution
+        RUNNING with nothing more recorded: this process drops its claim (or the claim expires), so
+        the execution resumes where it stopped — a detached one by a worker's reaper, any other when
+        it is started again under its name. A coordinator that lost its claim to another process
+        (:class:`~dmap.errors.HandedOver`) records nothing either: the new owner does.
+        With ``raise_infrastructure`` (a caller waiting for the result) the outage is raised as
+        :class:`~dmap.errors.BackendError`, as DESIGN §2 promises for infrastructure faults.
         """
+        handed_over = False
         try:
             return execute_in_process(machine, execution, runtime)
-        except Exception as exc:  # a bug or a lost backend must end the execution: RUNNING forever helps nobody
-            infrastructure = isinstance(exc, redis.RedisError | BackendError)
+        except Exception as exc:
+            if is_outage(exc):
+                handed_over = True
+                execution.status = ExecutionStatus.RUNNING  # as stored: the next coordinator goes on from there
+                how = "a worker's reaper resumes it if detached, else run it again under its name"
+                what = f"{type(exc).__name__}: {redact(str(exc))}"
+                logger.error("execution %s handed over, still RUNNING (%s): %s", execution.execution_arn, how, what)
+                if raise_infrastructure:
+                    raise BackendError(
+                        f"Redis or the broker failed during {execution.execution_arn}, which stays RUNNING "
+                        f"({how}): {what}"
+                    ) from None
+                return execution
+            # A bug must end the execution: RUNNING forever helps nobody.
             logger.error("execution %s ended by %s: %s", execution.execution_arn, type(exc).__name__, redact(str(exc)))
             execution.status = ExecutionStatus.FAILED
             execution.error = ErrorName.RUNTIME.value
-            what = "the backend failed" if infrastructure else "internal error"
-            execution.cause = f"{what}: {type(exc).__name__}: {redact(str(exc))}"
+            execution.cause = f"internal error: {type(exc).__name__}: {redact(str(exc))}"
             execution.stop_date = iso_now()
-            if infrastructure and raise_infrastructure:
-                raise BackendError(
-                    f"Redis or the broker failed during {execution.execution_arn}: {execution.cause}"
-                ) from None
             return execution
         finally:
             if execution.status == ExecutionStatus.SUCCEEDED:  # never redriven: its items need not be kept
                 self._kept_manifests.pop(execution.execution_arn, None)
-            try:
-                self.journal.save_execution(execution)
-            except redis.RedisError as exc:
-                logger.error("could not record execution %s: %s", execution.execution_arn, redact(str(exc)))
-                if raise_infrastructure and sys.exc_info()[0] is None:
-                    raise BackendError(
-                        f"cannot record execution {execution.execution_arn} in Redis: {redact(str(exc))}"
-                    ) from None
+            if not handed_over:
+                try:
+                    self.journal.save_execution(execution)
+                except redis.RedisError as exc:
+                    logger.error("could not record execution %s: %s", execution.execution_arn, redact(str(exc)))
+                    if raise_infrastructure and sys.exc_info()[0] is None:
+                        raise BackendError(
+                            f"cannot record execution {execution.execution_arn} in Redis: {redact(str(exc))}"
+                        ) from None
 
     def close(self) -> None:
         """Release resources (thread pools, connections)."""

@@ -21,6 +21,7 @@ from ..child import ChildPlan
 from ..config import Settings
 from ..errors import BackendError
 from ..journal import RedisJournal
+from ..outage import ride_out
 from ..pacing import legacy_pack_size
 from ..store import Lease
 from ..store.redis import RedisRunStore
@@ -57,6 +58,8 @@ class CeleryBackend(Backend):
         except redis.RedisError as exc:
             where = f"Redis at {_safe(self.settings.redis_url)} (DMAP_REDIS_URL)"
             raise BackendError(f"cannot reach {where} for the celery backend: {_safe(exc)}") from None
+        # Reached once (a wrong URL fails fast above): from now on an outage is ridden out, not fatal.
+        ride_out(self.redis.client, self.settings.redis_outage_seconds)
         self.store = self.redis
         retention = int(self.settings.retention_days * 86400)
         self.journal = RedisJournal(self.redis.client, self.redis.prefix, retention)

@@ -7,7 +7,8 @@
 --
 -- run HASH fields: mc tc tp ma (config), abort (reason), it et (final totals, declared once: when the reader
 -- is exhausted or the run ends), dt dc (totals declared ahead of the reader by a count), cr cc ci (cursor),
--- i<code>/e<code> (items/children per status code), iw ew (results written), rec, dup.
+-- i<code>/e<code> (items/children per status code), iw ew (results written), rec, dup, aq (acquire.lua's
+-- last granting reply, for a retry of the same call).
 -- Status codes: 0 PENDING, 1 RUNNING, 2 SUCCEEDED, 3 FAILED, 4 TIMED_OUT, 5 ABORTED.
 -- Child numbers are always handled as normalised decimal strings (no leading zeros): BITFIELD
 -- rejects offsets like "#007".

@@ -6,7 +6,9 @@
 -- ARGV: dispatch_lease_ms, nonce, max_redo, then 5 values per new child:
 --       child, first, items, cursor, input
 --   dispatch_lease_ms  how long a granted child may wait in the queue before START
---   nonce              random text from the client; tokens are "<attempt>-<nonce><n in hex>"
+--   nonce              random text from the client, new for every call; tokens are "<attempt>-<nonce><n in hex>".
+--                      A call repeated with the same nonce (a retry after a lost reply) gets the
+--                      reply of the first one, kept in the run hash's field aq, and changes nothing
 --   max_redo           examine at most this many redo entries per call (bounded work); when redo
 --                      children are left, no new child is granted and the coordinator is woken
 --
@@ -23,9 +25,17 @@
 -- (write-ahead resume). Nothing is granted once the run is aborted.
 
 local now = now_ms()
-local cfg = redis.call('HMGET', K_RUN, 'mc', 'ma', 'abort', 'cc')
+local cfg = redis.call('HMGET', K_RUN, 'mc', 'ma', 'abort', 'cc', 'aq')
 if not cfg[1] then
   return -1
+end
+if cfg[5] then
+  -- The same call again (its reply was lost, e.g. Redis restarted from its AOF just after running it, and
+  -- the client retried): answer what it was granted, never grant it twice nor leave its children unsent.
+  local nonce, reply = string.match(cfg[5], '^([^\n]*)\n(.*)$')
+  if nonce == ARGV[2] then
+    return cjson.decode(reply)
+  end
 end
 local max_attempts = tonumber(cfg[2])
 local aborted = cfg[3]
@@ -147,5 +157,9 @@ out[5] = limit > 0 and limit or MAX_PERMITS
 local first = redis.call('ZRANGE', K_LEASE, 0, 0, 'WITHSCORES')
 if first[2] then
   out[2] = math.max(0, tonumber(first[2]) - now)
+end
+if #out > 5 then
+  -- Kept until the next call: the reply a retry of this very call (same nonce) gets.
+  redis.call('HSET', K_RUN, 'aq', ARGV[2] .. '\n' .. cjson.encode(out))
 end
 return out

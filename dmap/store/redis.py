@@ -65,6 +65,7 @@ _REDRIVE_CHUNK = 500  # failure-index entries per redrive step (a few ms of Lua;
 _MAX_REDO = 1000  # redo entries examined per acquire; the script wakes the coordinator for more
 _STATUSES = tuple(ChildStatus)
 _STALE = Started(STALE)
+_TEXT_FIELDS = frozenset(("abort", "tp", "cr", "aq"))  # run-hash fields that are not counts
 _COUNT_KEYS = ("running", "succeeded", "failed", "timedOut", "aborted")
 
 
@@ -350,7 +351,7 @@ class RedisRunStore:
         pipe.hgetall(keys[0])
         pipe.zcard(keys[2])
         raw, leases = pipe.execute()
-        h = {_text(k): int(float(v)) for k, v in raw.items() if _text(k) not in ("abort", "tp", "cr")}
+        h = {_text(k): int(float(v)) for k, v in raw.items() if _text(k) not in _TEXT_FIELDS}
         if "mc" not in h:
             return RunCounts()
         # Final totals once the reader is exhausted, else declared ones (a count), else what was read so far.

@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -174,6 +175,36 @@ def advertise(client: redis.Redis, prefix: str, info: WorkerInfo, ttl_seconds: f
     pipe.set(worker_key(prefix, info.id), info.to_json(), px=int(ttl_seconds * 1000))
     pipe.sadd(workers_key(prefix), info.id)
     pipe.execute()
+
+
+class ListenerWatch:
+    """How long no live ``dmap worker`` has listened on a queue: a run whose last worker is gone says so.
+
+    Reads the registry at most every ``every`` seconds (a coordinator or a progress line asks often).
+
+    Args:
+        client: The Redis of the registry.
+        prefix: The key prefix.
+        queue: The Celery queue the children are sent to.
+        every: Seconds between two reads of the registry.
+    """
+
+    def __init__(self, client: redis.Redis, prefix: str, queue: str, *, every: float = 2.0) -> None:
+        self.client, self.prefix, self.queue, self.every = client, prefix, queue, every
+        self._read_at = float("-inf")
+        self._silent_since: float | None = None
+
+    def silent_for(self) -> float:
+        """Seconds since a live worker last listened on the queue (0.0 while one does)."""
+        now = time.monotonic()
+        if now - self._read_at >= self.every:
+            self._read_at = now
+            listening = any(self.queue in w.queues for w in read_workers(self.client, self.prefix))
+            if listening:
+                self._silent_since = None
+            elif self._silent_since is None:
+                self._silent_since = now
+        return 0.0 if self._silent_since is None else now - self._silent_since
 
 
 def withdraw(client: redis.Redis, prefix: str, worker_id: str) -> None:

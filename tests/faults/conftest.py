@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,8 @@ class FaultCluster(Cluster):
     """
 
     store_url: str = REDIS_URL
+    broker_url: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self, **extra: str) -> dict[str, str]:
         """The environment of a worker or coordinator subprocess of this test."""
@@ -86,15 +88,16 @@ class FaultCluster(Cluster):
             ITEST_REDIS_URL=REDIS_URL,
             FAULTS_REDIS_URL=REDIS_URL,
             DMAP_REDIS_URL=self.store_url,
-            DMAP_BROKER_URL=self.store_url,
+            DMAP_BROKER_URL=self.broker_url or self.store_url,
             DMAP_IMPORTS=HANDLER_MODULES,
         )
+        env.update(self.extra_env)
         env.update(extra)
         return env
 
     def settings(self, **overrides: Any) -> Any:
         """Settings of an in-test coordinator on this cluster."""
-        values: dict[str, Any] = {"redis_url": self.store_url, "broker_url": self.store_url}
+        values: dict[str, Any] = {"redis_url": self.store_url, "broker_url": self.broker_url or self.store_url}
         values.update(overrides)
         return super().settings(**values)
 
@@ -116,6 +119,19 @@ class FaultCluster(Cluster):
             started.append(worker)
         self.wait_for(lambda: self.conn.scard(ready_key(self.queue)) >= before + count, "celery workers to start", 90)
         return started
+
+    def queued(self) -> int:
+        """Messages ready in this test's queue (not those a worker fetched and has not acknowledged)."""
+        if self.broker_url is None:
+            return int(self.conn.llen(self.queue))
+        from kombu import Connection
+
+        with Connection(self.broker_url) as connection:
+            channel = connection.default_channel
+            try:
+                return int(channel.queue_declare(self.queue, passive=True).message_count)
+            except Exception:  # not declared yet: nothing queued
+                return 0
 
     def fcalls(self) -> dict[int, int]:
         """How many times ``FaultWork`` ran each item index."""
@@ -146,6 +162,30 @@ def fault_cluster(faults_redis: redis.Redis, tmp_path: Path) -> Iterator[FaultCl
         made.close()
 
 
+@pytest.fixture(params=["redis", "amqp"])
+def broker(request: pytest.FixtureRequest, fault_cluster: FaultCluster) -> Iterator[str]:
+    """Each broker in turn for ``fault_cluster``: its Redis, then RabbitMQ (``amqp_url``, a quorum queue).
+
+    The run store stays Redis either way; the RabbitMQ queue of the test is deleted afterwards.
+    """
+    if request.param == "redis":
+        yield "redis"
+        return
+    url = request.getfixturevalue("amqp_url")
+    fault_cluster.broker_url = url
+    try:
+        yield "amqp"
+    finally:
+        fault_cluster.close()  # the workers first: a consumer would declare the queue again
+        from kombu import Connection
+
+        with Connection(url) as connection:
+            try:
+                connection.default_channel.queue_delete(fault_cluster.queue)
+            except Exception:  # never declared
+                pass
+
+
 def free_port() -> int:
     """A TCP port on loopback that was free a moment ago."""
     with socket.socket() as sock:
@@ -154,10 +194,10 @@ def free_port() -> int:
 
 
 class PrivateRedis:
-    """A ``redis-server`` of this test alone, with AOF (``appendfsync everysec``), restartable in place."""
+    """A ``redis-server`` of this test alone, with AOF (``appendfsync`` as given), restartable in place."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder, self.port = folder, free_port()
+    def __init__(self, folder: Path, fsync: str = "everysec") -> None:
+        self.folder, self.port, self.fsync = folder, free_port(), fsync
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
         self.client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1)
@@ -165,7 +205,7 @@ class PrivateRedis:
     def start(self) -> None:
         """Start the server on the same port and folder (it loads its AOF) and wait until it answers."""
         command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder)]
-        command += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no"]
+        command += ["--appendonly", "yes", "--appendfsync", self.fsync, "--save", "", "--daemonize", "no"]
         command += ["--maxmemory-policy", "noeviction", "--logfile", str(self.folder / "redis.log")]
         self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
@@ -180,7 +220,7 @@ class PrivateRedis:
             time.sleep(0.02)
 
     def kill(self) -> None:
-        """SIGKILL the server: whatever the AOF had not fsynced yet (up to a second) is lost."""
+        """SIGKILL the server: whatever the AOF had not fsynced yet is lost (up to a second with ``everysec``)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
@@ -198,18 +238,28 @@ class PrivateRedis:
         self.client.close()
 
 
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    """A running :class:`PrivateRedis` in a folder of this test; stopped afterwards."""
+def _private_redis(tmp_path: Path, fsync: str) -> Iterator[PrivateRedis]:
     if not any((Path(p) / "redis-server").exists() for p in os.environ.get("PATH", "").split(os.pathsep)):
         if IN_CI:
             pytest.fail("redis-server is not installed")
         pytest.skip("redis-server is not installed")
     folder = tmp_path / "redis"
     folder.mkdir()
-    server = PrivateRedis(folder)
+    server = PrivateRedis(folder, fsync)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A running :class:`PrivateRedis` (``appendfsync everysec``) in a folder of this test; stopped afterwards."""
+    yield from _private_redis(tmp_path, "everysec")
+
+
+@pytest.fixture
+def durable_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A running :class:`PrivateRedis` with ``appendfsync always`` (every acknowledged write survives a SIGKILL)."""
+    yield from _private_redis(tmp_path, "always")

@@ -124,3 +124,17 @@ def elapsed_seconds(map_run: MapRun, *, now: float | None = None) -> float | Non
         start, stop = _seconds_since(map_run.start_date, 0.0), _seconds_since(map_run.stop_date, 0.0)
         return None if start is None or stop is None else start - stop
     return _seconds_since(map_run.start_date, now)
+
+
+def execution_definition(arn: str, *, backend: Any = None) -> dict[str, Any]:
+    """The definition an execution ran (as DescribeStateMachineForExecution returns it).
+
+    Raises:
+        NotFoundError: The journal holds no definition for this execution.
+    """
+    from .errors import NotFoundError
+
+    definition: dict[str, Any] | None = _backend(backend).journal.definition(arn)
+    if definition is None:
+        raise NotFoundError("definition of execution", arn)
+    return definition

@@ -29,8 +29,10 @@ def throughput_svg(points: list[RatePoint]) -> str:
     def xy(seconds: float, value: float) -> str:
         return f"{_LEFT + plot_w * seconds / span:.1f},{_TOP + plot_h * (1 - value / top):.1f}"
 
-    done = " ".join(xy(p.seconds, p.items_per_second) for p in points)
-    failed = " ".join(xy(p.seconds, p.failures_per_second) for p in points)
+    # Steps: each slice's rate held from its start to its end, so the first slice starts at 0 s.
+    starts = [0.0] + [p.seconds for p in points[:-1]]
+    done = " ".join(xy(t, p.items_per_second) for a, p in zip(starts, points, strict=True) for t in (a, p.seconds))
+    failed = " ".join(xy(t, p.failures_per_second) for a, p in zip(starts, points, strict=True) for t in (a, p.seconds))
     peak_failed = max(p.failures_per_second for p in points)
     label = (
         f"Items per second over {_duration(span)}: peak {top:,.1f}/s, last {points[-1].items_per_second:,.1f}/s; "

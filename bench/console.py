@@ -6,7 +6,7 @@ keys it makes are deleted at the end)::
     . .venv/bin/activate && python -m bench.console
 
 1. **Build** (not measured): a RUNNING Map Run of ``--items`` one-item children in the celery backend's
-   run store and journal. Every ``--every``-th child FAILED (50,000 of 1,000,000, under five error
+   run store and journal. ``--failures`` children FAILED (50,000, spread evenly, under five error
    names, with a cause and an input like a handler's): those go through the store's own scripts
    (``acquire``, ``start.lua``, ``complete.lua``). The succeeded ones are written as those scripts
    leave them once their results are taken (status nibble, counters), the way ``bench.redrive
@@ -89,7 +89,7 @@ def fail_round(store: RedisRunStore, run: str, children: Sequence[int]) -> None:
     pipe.execute()
     pipe = store.client.pipeline(transaction=False)
     for lease in leases:
-        error = ERRORS[lease.child % len(ERRORS)]
+        error = ERRORS[(lease.child * 7919) % 97 % len(ERRORS)]  # the five names mixed along the run
         cause = json.dumps({"errorMessage": f"item-{lease.child} could not be processed", "errorType": error})
         record = {"Child": lease.child, "Index": lease.child, "Items": 1, "Status": "FAILED"}
         record |= {"Input": json.dumps({"id": f"item-{lease.child}"}), "Error": error, "Cause": cause}
@@ -99,16 +99,17 @@ def fail_round(store: RedisRunStore, run: str, children: Sequence[int]) -> None:
     pipe.execute()
 
 
-def build(store: RedisRunStore, run: str, items: int, every: int, running: int) -> None:
+def build(store: RedisRunStore, run: str, items: int, failures: int, running: int) -> None:
     """The Map Run's state (see the module docstring)."""
     # 10,000 permits while building (500 failing children are granted at once), MaxConcurrency 64 after.
     store.create_run(run, RunConfig(max_concurrency=0, tolerated_failure_count=NEVER, tolerated_failure_percentage=100))
     keys, pipe = store._k(run), store.client.pipeline(transaction=False)
     done = items - running
-    failing = list(range(every - 1, done, every))
+    failing = [(k * done) // failures + (done // failures) // 2 for k in range(failures)]  # spread evenly
+    broken = set(failing)
     succeeded = done - len(failing)
     for first in range(0, done, 4096):  # SUCCEEDED (2) for every child but the failing ones (still PENDING)
-        wins = [c for c in range(first, min(first + 4096, done)) if c % every != every - 1]
+        wins = [c for c in range(first, min(first + 4096, done)) if c not in broken]
         ops = [op for c in wins for op in ("SET", "u4", f"#{c}", 2)]
         pipe.execute_command("BITFIELD", keys[1], *ops)  # type: ignore[no-untyped-call]
     pipe.execute()
@@ -180,7 +181,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8"))
     parser.add_argument("--items", type=int, default=1_000_000)
-    parser.add_argument("--every", type=int, default=20, help="every N-th child fails (20: 50,000 of 1,000,000)")
+    parser.add_argument("--failures", type=int, default=50_000, help="children that fail, spread evenly")
     parser.add_argument("--running", type=int, default=64, help="children left in flight")
     parser.add_argument("--seconds", type=int, default=3000, help="how long the activity record says the run took")
     parser.add_argument("--repeat", type=int, default=7)
@@ -201,9 +202,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     made: list[str] = []
     try:
         started = time.perf_counter()
-        build(store, run_id, args.items, args.every, args.running)
+        build(store, run_id, args.items, args.failures, args.running)
         done = args.items - args.running
-        failed = len(range(args.every - 1, done, args.every))
+        failed = args.failures
         first = write_activity(store, run_id, done, failed, args.seconds)
         map_run.start_date = execution.start_date = _iso(first - 2)
         execution.map_runs = [map_run]

@@ -196,13 +196,14 @@ def _failure_row(failure: control.ItemFailure) -> dict[str, Any]:
     return row
 
 
-def failures_jsonl(engine: Any, arn: str, *, error: str = "", page: int = 500) -> Iterator[str]:
-    """Every failure record of the Map Run as JSON lines, read a page at a time (never all at once)."""
+def failures_jsonl(engine: Any, arn: str, *, error: str = "", page: int = 1000) -> Iterator[str]:
+    """Every failure record of the Map Run as JSON lines, one chunk per store page (never all at once)."""
     token: str | None = None
     while True:
         failures = control.list_failures(arn, error=error or None, limit=page, backend=engine, next_token=token)
-        for failure in failures:
-            yield json.dumps(asdict(failure), default=str) + "\n"
+        chunk = "".join(json.dumps(asdict(f), default=str) + "\n" for f in failures)
+        if chunk:
+            yield chunk
         token = failures.next_token
         if token is None:
             return

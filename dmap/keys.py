@@ -18,6 +18,9 @@ Key layout of one run (KEYS order of every script)::
     9  fail   HASH    child -> "<error>\\n<record JSON>" for failed, timed-out and aborted children
     10 fset   ZSET    child -> child: the failed children in child order
     11 ferr   ZSET    "<error>\\n<child as %012d>" (score 0): the failures by error name (ZRANGEBYLEX)
+    12 act    HASH    activity: "t0" first completion (epoch s), "d<s>"/"f<s>" items done/failed in the time
+                      bucket starting at second <s>, "h<b>" children whose run time fell in histogram
+                      bucket <b> (rules in dmap/store/activity.py)
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ RUN_KEY_SUFFIXES: tuple[str, ...] = (
     "fail",
     "fset",
     "ferr",
+    "act",
 )
 """The suffixes of one run's keys, in the KEYS order every Lua script expects."""
 

@@ -3,7 +3,7 @@
 --
 -- KEYS (the same 11 keys, in this order, for every script; see dmap/keys.py):
 --   1 run HASH, 2 st STRING (BITFIELD u4), 3 lease ZSET, 4 meta HASH, 5 input HASH, 6 redo LIST,
---   7 wake LIST, 8 res HASH, 9 fail HASH, 10 fset ZSET, 11 ferr ZSET
+--   7 wake LIST, 8 res HASH, 9 fail HASH, 10 fset ZSET, 11 ferr ZSET, 12 act HASH
 --
 -- run HASH fields: mc tc tp ma (config), abort (reason), it et (final totals, declared once: when the reader
 -- is exhausted or the run ends), dt dc (totals declared ahead of the reader by a count), cr cc ci (cursor),
@@ -15,6 +15,7 @@
 
 local K_RUN, K_ST, K_LEASE, K_META, K_INPUT = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_REDO, K_WAKE, K_RES, K_FAIL, K_FSET, K_FERR = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local K_ACT = KEYS[12]
 
 local PENDING, RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED = 0, 1, 2, 3, 4, 5
 local STATUS_NAMES = { [2] = 'SUCCEEDED', [3] = 'FAILED', [4] = 'TIMED_OUT', [5] = 'ABORTED' }
@@ -88,10 +89,38 @@ local function check_tolerance()
   return 0
 end
 
+-- Count a finished child in the activity hash (dmap/store/activity.py has the same rules): items done
+-- (and failed) per time bucket, 1 s wide for the first 10 minutes after the first completion ("t0"),
+-- 10 s until 2 hours, 60 s after; and its run time in a histogram of four buckets per doubling.
+local function note_activity(m, s)
+  local now = now_ms()
+  local sec = math.floor(now / 1000)
+  local t0 = tonumber(redis.call('HGET', K_ACT, 't0'))
+  if not t0 then
+    t0 = sec
+    redis.call('HSET', K_ACT, 't0', sec)
+  end
+  local age, width = sec - t0, 60
+  if age < 600 then
+    width = 1
+  elseif age < 7200 then
+    width = 10
+  end
+  local b = int(sec - sec % width)
+  redis.call('HINCRBY', K_ACT, 'd' .. b, m.items)
+  if s == FAILED or s == TIMED_OUT then
+    redis.call('HINCRBY', K_ACT, 'f' .. b, m.items)
+  end
+  if m.started > 0 and s ~= ABORTED then
+    redis.call('HINCRBY', K_ACT, 'h' .. int(math.floor(4 * math.log(math.max(now - m.started, 0) + 1) / math.log(2))), 1)
+  end
+end
+
 -- Record the first terminal result of child c (meta m). The caller has already moved the
 -- running counters if the child was RUNNING.
 local function finish(c, m, s, record, err)
   set_status(c, s)
+  note_activity(m, s)
   redis.call('HINCRBY', K_RUN, 'i' .. s, m.items)
   redis.call('HINCRBY', K_RUN, 'e' .. s, 1)
   redis.call('HSET', K_RES, c, record)

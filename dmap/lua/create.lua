@@ -1,7 +1,7 @@
 -- create.lua: create a run's state unless it exists (a resume).
 --
 -- KEYS: 1 run HASH, 2 st STRING (BITFIELD u4), 3 lease ZSET, 4 meta HASH, 5 input HASH, 6 redo LIST,
---       7 wake LIST, 8 res HASH, 9 fail HASH, 10 fset ZSET, 11 ferr ZSET: every key of the run,
+--       7 wake LIST, 8 res HASH, 9 fail HASH, 10 fset ZSET, 11 ferr ZSET, 12 act HASH: every key of the run,
 --       '<prefix>:{<run>}:<name>' (layout and fields in _lib.lua and dmap/keys.py); only run is written.
 -- ARGV: max_concurrency, tolerated_failure_count, tolerated_failure_percentage, max_attempts
 --

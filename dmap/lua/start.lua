@@ -1,7 +1,7 @@
 -- start.lua: a worker asks to run a child with its token (fencing).
 --
 -- KEYS: 1 run HASH, 2 st STRING (BITFIELD u4), 3 lease ZSET, 4 meta HASH, 5 input HASH, 6 redo LIST,
---       7 wake LIST, 8 res HASH, 9 fail HASH, 10 fset ZSET, 11 ferr ZSET: every key of the run,
+--       7 wake LIST, 8 res HASH, 9 fail HASH, 10 fset ZSET, 11 ferr ZSET, 12 act HASH: every key of the run,
 --       '<prefix>:{<run>}:<name>' (layout and fields in _lib.lua and dmap/keys.py).
 -- ARGV: child, token, lease_ms, worker
 --

@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 from ..config import Settings, get_settings
 from ..interpreter.context import REGION
 from . import operations  # noqa: F401  (registers the API operations)
+from .console import console_routes
 from .protocol import handle
 
 
@@ -40,6 +41,7 @@ def create_app(backend: Any = None, settings: Settings | None = None) -> Starlet
         Route("/", api, methods=["POST"]),
         Route("/health/live", live, methods=["GET"]),
         Route("/health/ready", ready, methods=["GET"]),
+        *console_routes(engine, settings),
     ]
     app = Starlette(routes=routes)
     app.state.backend = engine

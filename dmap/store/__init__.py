@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Protocol
 
+from .activity import RunActivity
+
 
 class ChildStatus(IntEnum):
     """A child's state, stored in a few bits per child. PENDING = not started (may be queued)."""
@@ -536,6 +538,17 @@ class RunStore(Protocol):
 
     def failure_count(self, run: str, *, error: str | None = None) -> int:
         """How many records :meth:`failures` would yield (``error`` filters), without reading them."""
+        ...
+
+    def failure_errors(self, run: str, *, limit: int = 50) -> list[tuple[str, int]]:
+        """The distinct ``Error`` names of the failure records, in name order, each with its count.
+
+        Reads one index entry and one count per name (never the records); at most ``limit`` names.
+        """
+        ...
+
+    def activity(self, run: str) -> RunActivity:
+        """Items finished per time bucket and the histogram of child run times (empty for an unknown run)."""
         ...
 
     def child_input(self, run: str, child: int) -> str | None:

@@ -47,6 +47,7 @@ from . import (
     store_record,
     worker_lost_cause,
 )
+from .activity import RunActivity
 
 _PENDING, _RUNNING, _SUCCEEDED, _FAILED, _TIMED_OUT, _ABORTED = range(6)
 _STATUSES = tuple(ChildStatus)
@@ -100,6 +101,7 @@ class _Run:
     cursor: tuple[int | str, int, int] = (0, 0, 0)
     abort: str | None = None
     expires: float | None = None
+    activity: RunActivity = field(default_factory=RunActivity)
 
     def get(self, child: int) -> int:
         return self.status[child] if child < len(self.status) else _PENDING
@@ -447,6 +449,9 @@ class MemoryRunStore:
 
     def _finish(self, r: _Run, c: int, child: _Child, s: int, record: str, error: str | None) -> None:
         r.set(c, s)
+        now = self._wall()
+        ran = (now - child.started) * 1000 if child.started and s != _ABORTED else None
+        r.activity.note(now, child.items, s in (_FAILED, _TIMED_OUT), ran)
         r.items[s] += child.items
         r.execs[s] += 1
         r.results[c] = record
@@ -587,6 +592,19 @@ class MemoryRunStore:
         if error is None:
             return self._read(run, lambda r: len(r.failures), 0)
         return sum(1 for _ in self.failures(run, error=error))
+
+    def failure_errors(self, run: str, *, limit: int = 50) -> list[tuple[str, int]]:
+        """The distinct ``Error`` names of the failure records with their counts (at most ``limit``)."""
+        snapshot: list[tuple[str | None, str]] = self._read(run, lambda r: list(r.failures.values()), [])
+        counts: dict[str, int] = {}
+        for error, record in snapshot:
+            name = record_error(record) if error is None else error
+            counts[name] = counts.get(name, 0) + 1
+        return sorted(counts.items())[:limit]
+
+    def activity(self, run: str) -> RunActivity:
+        """Items finished per time bucket and the histogram of child run times (a snapshot)."""
+        return self._read(run, lambda r: r.activity.copy(), RunActivity())
 
     def child_input(self, run: str, child: int) -> str | None:
         """The stored input of a child (kept for children that did not succeed)."""

@@ -38,6 +38,7 @@ from . import (
     TotalMismatch,
     record_error,
 )
+from .activity import RunActivity, parse_fields
 
 _SCRIPTS = (
     "create",
@@ -461,6 +462,28 @@ class RedisRunStore:
             return int(self.client.zcard(keys[9]))
         name = error.replace("\n", " ") + "\n"
         return int(self.client.zlexcount(keys[10], "[" + name, "[" + name + "\xff"))
+
+    def failure_errors(self, run: str, *, limit: int = 50) -> list[tuple[str, int]]:
+        """The distinct ``Error`` names with their counts: per name, one ZRANGEBYLEX to find it and one ZLEXCOUNT.
+
+        The error index sorts by name, so the next name starts after ``"<name>\\n\\xff"``.
+        """
+        key = self._k(run)[10]
+        out: list[tuple[str, int]] = []
+        low = "-"
+        while len(out) < limit:
+            found: list[Any] = self.client.zrangebylex(key, low, "+", start=0, num=1)
+            if not found:
+                break
+            name = _text(found[0]).rsplit("\n", 1)[0]
+            out.append((name, int(self.client.zlexcount(key, "[" + name + "\n", "[" + name + "\n\xff"))))
+            low = "(" + name + "\n\xff"
+        return out
+
+    def activity(self, run: str) -> RunActivity:
+        """Items finished per time bucket and the histogram of child run times: one HGETALL of the ``act`` hash."""
+        raw: dict[Any, Any] = self.client.hgetall(self._k(run)[11])
+        return parse_fields({_text(k): int(v) for k, v in raw.items()})
 
     def child_input(self, run: str, child: int) -> str | None:
         """The stored input of a child (kept for children that did not succeed)."""

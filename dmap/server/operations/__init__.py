@@ -2,4 +2,7 @@
 
 from __future__ import annotations
 
-from . import machines  # noqa: F401  (registers its operations)
+from . import (
+    history,  # noqa: F401  (registers GetExecutionHistory)
+    machines,  # noqa: F401  (registers its operations)
+)

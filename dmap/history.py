@@ -115,7 +115,11 @@ class _Log:
 
 
 class MemoryHistoryStore:
-    """Histories in this process's memory: the last ``max_executions`` executions' (the local backend)."""
+    """Histories in this process's memory (the local backend).
+
+    Kept for the last ``max_executions`` executions and ``max_total_bytes`` of events in all: past
+    either, the histories of the executions started longest ago are forgotten first.
+    """
 
     def __init__(
         self,
@@ -123,32 +127,46 @@ class MemoryHistoryStore:
         max_executions: int = 1000,
         max_events: int = DEFAULT_MAX_EVENTS,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        max_total_bytes: int = 8 * DEFAULT_MAX_BYTES,
     ) -> None:
         self.max_executions, self.max_events, self.max_bytes = max_executions, max_events, max_bytes
+        self.max_total_bytes = max_total_bytes
         self._logs: OrderedDict[str, _Log] = OrderedDict()
         self._lock = threading.Lock()
+        self._total = 0
 
     def recorder(self, arn: str, *, fresh: bool) -> tuple[Recorder, int]:
         """A recorder that appends to this process's list for ``arn``."""
         with self._lock:
             log = self._logs.pop(arn, None)
-            if log is None or fresh:
-                log = _Log()
+            if log is not None and fresh:
+                self._total -= log.size
+                log = None
+            log = log or _Log()
             self._logs[arn] = log
-            while len(self._logs) > self.max_executions:
-                self._logs.popitem(last=False)
+            self._evict()
             next_id = log.events[-1]["id"] + 1 if log.events else 1
 
         def write(batch: list[tuple[dict[str, Any], str]], dropped: int) -> None:
             with self._lock:
+                size = sum(len(text) for _, text in batch)
                 log.events.extend(event for event, _ in batch)
-                log.size += sum(len(text) for _, text in batch)
+                log.size += size
                 log.dropped += dropped
+                if self._logs.get(arn) is log:
+                    self._total += size
+                    self._evict()
 
         recorder = Recorder(
             write, kept=len(log.events), size=log.size, max_events=self.max_events, max_bytes=self.max_bytes
         )
         return recorder, next_id
+
+    def _evict(self) -> None:
+        """Forget the oldest histories past the bounds (never the newest one). Holds the lock."""
+        while len(self._logs) > 1 and (len(self._logs) > self.max_executions or self._total > self.max_total_bytes):
+            _, oldest = self._logs.popitem(last=False)
+            self._total -= oldest.size
 
     def events(self, arn: str, start: int, count: int, *, reverse: bool = False) -> list[dict[str, Any]]:
         """A slice of the stored events."""

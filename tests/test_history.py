@@ -304,3 +304,16 @@ def test_a_redrive_goes_on_numbering_after_an_execution_redriven_event(backend: 
         (15, 14, "ExecutionSucceeded"),
     ]
     assert events[8]["executionRedrivenEventDetails"] == {"redriveCount": 1}
+
+
+def test_the_memory_store_forgets_the_oldest_histories_past_its_total_bound() -> None:
+    from dmap.history import MemoryHistoryStore
+    from dmap.interpreter.history import Chain, History
+
+    store = MemoryHistoryStore(max_total_bytes=2500)
+    for name in ("a", "b", "c"):
+        recorder, first = store.recorder(name, fresh=True)
+        history = History(recorder, first_id=first)
+        for _ in range(8):  # about 134 bytes each: two histories fit, three do not
+            history.add(Chain(), "PassStateEntered", "stateEnteredEventDetails", {"name": name, "input": "{}"})
+    assert [len(store.events(n, 0, 100)) for n in ("a", "b", "c")] == [0, 8, 8]

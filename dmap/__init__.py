@@ -10,9 +10,11 @@ from .asl import load, validate
 from .asl.diagnostics import Diagnostic, Severity
 from .asl.model import StateMachine
 from .control import (
+    HistoryPage,
     ItemFailure,
     describe_execution,
     describe_map_run,
+    get_execution_history,
     list_executions,
     list_failures,
     list_map_runs,
@@ -53,6 +55,8 @@ __all__ = [
     # Control plane
     "describe_execution",
     "list_executions",
+    "get_execution_history",
+    "HistoryPage",
     "stop_execution",
     "redrive_execution",
     "list_map_runs",

@@ -525,6 +525,57 @@ def stop_execution(
         out.print(f"stop requested: {escape(execution_arn)}")
 
 
+@app.command("get-execution-history")
+def get_execution_history(
+    execution_arn: Annotated[str, typer.Argument(help="The execution ARN or name.")],
+    backend: BackendOption = None,
+    reverse: Annotated[bool, typer.Option("--reverse", help="Newest event first.")] = False,
+    output: OutputOption = Output.table,
+) -> None:
+    """An execution's history events (AWS's GetExecutionHistory): ids, causal links, types, details."""
+    from . import control
+
+    arn = _execution_arn(execution_arn, backend)
+    events: list[dict[str, Any]] = []
+    token: str | None = None
+    dropped = 0
+    while True:  # a page at a time; a history is bounded (DMAP_HISTORY_MAX_EVENTS), so this ends
+        page = _control(
+            lambda token=token: control.get_execution_history(
+                arn, reverse_order=reverse, max_results=1000, next_token=token, backend=backend
+            )
+        )
+        events.extend(page)
+        dropped, token = page.dropped, page.next_token
+        if token is None:
+            break
+    if output == Output.json:
+        shown = [{**e, "timestamp": e["timestamp"].isoformat()} for e in events]
+        print(json.dumps({"events": shown}, indent=2))
+    else:
+        from rich.table import Table
+
+        table = Table("id", "prev", "type", "time", title=f"History of {escape(arn)}")
+        table.add_column("detail", overflow="fold")
+        for e in events:
+            stamp = e["timestamp"].strftime("%H:%M:%S.%f")[:-3]
+            table.add_row(str(e["id"]), str(e["previousEventId"]), e["type"], stamp, escape(_event_summary(e)))
+        out.print(table)
+    if dropped:
+        err.print(f"{dropped} events were not kept (past DMAP_HISTORY_MAX_EVENTS/DMAP_HISTORY_MAX_BYTES)")
+
+
+def _event_summary(event: dict[str, Any]) -> str:
+    """One line for an event in the table: its state name, index, error or payload, cut short."""
+    details = next((v for k, v in event.items() if k.endswith("EventDetails") and isinstance(v, dict)), {})
+    parts = []
+    for key in ("name", "index", "length", "mapRunArn", "resource", "error", "cause", "input", "output"):
+        if key in details:
+            parts.append(f"{key}={details[key]}")
+    text = " ".join(parts)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
 @app.command("list-map-runs")
 def list_map_runs(
     execution_arn: Annotated[str, typer.Argument(help="The execution ARN or name.")],

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         description="A worker gives back the unstarted children of its pack when one child runs longer (0 = never).",
     )
     retention_days: float = Field(90.0, gt=0, description="How long finished executions and Map Runs are kept.")
+    history_max_events: int = Field(
+        25_000, ge=2, description="Most history events kept per execution (later ones are dropped, the last kept)."
+    )
+    history_max_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="Most bytes of history events kept per execution."
+    )
     integrations: str = Field("", description="Comma-separated service integrations to enable: aws-sdk, s3, http.")
     serve_host: str = Field("127.0.0.1", description="Address `dmap serve` listens on.")
     serve_port: int = Field(8083, ge=0, le=65535, description="Port of `dmap serve` (8083: Step Functions Local's).")

@@ -363,6 +363,80 @@ def _source_needed(engine: Any, map_run: MapRun) -> bool:
     return totals is None or engine.store.cursor(run)[2] < totals[0]
 
 
+class HistoryPage(list[dict[str, Any]]):
+    """One page of :func:`get_execution_history` (a list of AWS-shaped events), with ``next_token`` or None.
+
+    ``dropped`` counts the events the per-execution bound did not keep (0 for almost every execution).
+    """
+
+    next_token: str | None = None
+    dropped: int = 0
+
+
+_EXECUTION_DATA = ("input", "inputDetails", "output", "outputDetails")
+
+
+def get_execution_history(
+    arn: str,
+    *,
+    reverse_order: bool = False,
+    max_results: int = 100,
+    next_token: str | None = None,
+    include_execution_data: bool = True,
+    backend: Any = None,
+) -> HistoryPage:
+    """The history events of an execution's top-level workflow, as AWS's GetExecutionHistory returns them.
+
+    Each event is a dict with ``id``, ``previousEventId`` (AWS's causal link), ``type``, ``timestamp``
+    (an aware ``datetime``, as boto3 gives it) and its ``<type>EventDetails``; inputs and outputs are
+    JSON text. A Distributed Map shows as MapRunStarted/MapRunSucceeded (or MapRunFailed): its child
+    executions record no history. Histories are kept as long as their execution record.
+
+    Args:
+        arn: The execution ARN.
+        reverse_order: Newest event first.
+        max_results: Events per page, 1-1000 (0 means 100, as AWS).
+        next_token: The ``next_token`` of the previous page (same ``reverse_order``).
+        include_execution_data: False leaves out inputs and outputs.
+        backend: ``"local"``, ``"celery"`` or a Backend instance.
+
+    Raises:
+        NotFoundError: No execution has this ARN.
+        ConfigurationError: ``max_results`` outside 0-1000, or a ``next_token`` that is not this call's.
+    """
+    if not 0 <= max_results <= 1000:
+        raise ConfigurationError(f"maxResults must be between 0 and 1000, got {max_results}")
+    size = max_results or 100
+    start = 0
+    if next_token is not None:
+        reverse, start = _untoken("history", next_token)
+        if bool(reverse) != reverse_order or not isinstance(start, int) or start < 0:
+            raise ConfigurationError(f"not a valid next token: {next_token!r} (another order or position)")
+    engine = _backend(backend)
+    if engine.journal.execution(arn) is None:
+        raise NotFoundError("execution", arn)
+    store = engine.history_store()
+    events = store.events(arn, start, size + 1, reverse=reverse_order)
+    page = HistoryPage(_history_event(e, include_execution_data) for e in events[:size])
+    if len(events) > size:
+        page.next_token = _token("history", [reverse_order, start + size])
+    page.dropped = store.dropped(arn)
+    return page
+
+
+def _history_event(event: dict[str, Any], include_data: bool) -> dict[str, Any]:
+    """A stored event for the caller: a datetime timestamp; without payloads unless ``include_data``."""
+    from datetime import UTC
+
+    shaped = dict(event)
+    shaped["timestamp"] = datetime.fromtimestamp(float(event["timestamp"]), UTC)
+    if not include_data:
+        for key, details in event.items():
+            if key.endswith("EventDetails") and isinstance(details, dict):
+                shaped[key] = {k: v for k, v in details.items() if k not in _EXECUTION_DATA}
+    return shaped
+
+
 class FailurePage(Iterator[ItemFailure]):
     """One page of :func:`list_failures`: an iterator of :class:`ItemFailure`, then its ``next_token``.
 

@@ -182,6 +182,8 @@ class Coordinator:
         self.execution.map_runs = [*others, self.map_run]
         self.engine.journal.save_map_run(self.map_run)
         self.engine.journal.save_execution(self.execution)
+        if self.inv.started is not None:  # the MapRunStarted event of the parent's history
+            self.inv.started(self.map_run.map_run_arn)
         failure: StatesError | None = None
         try:
             self.sink = self._sink()

@@ -28,8 +28,10 @@ from ..child import ChildPlan
 from ..config import Settings, get_settings, redact
 from ..coordinator import MapRunner
 from ..errors import BackendError, ConfigurationError, ErrorName
+from ..history import HistoryStore
 from ..interpreter import Runtime
 from ..interpreter.context import iso_now
+from ..interpreter.history import History
 from ..journal import Journal
 from ..outage import is_outage
 from ..records import Execution, ExecutionStatus, MapRun
@@ -56,6 +58,7 @@ class Backend:
         self._storage: Storage | None = None
         # In-process list/tuple manifests by execution ARN, by reference: a redrive in this process reads them again.
         self._kept_manifests: dict[str, list[Any] | tuple[Any, ...]] = {}
+        self._history_store: HistoryStore | None = None
 
     def kept_manifest(self, execution_arn: str) -> list[Any] | tuple[Any, ...] | None:
         """The in-process list or tuple an execution of this process was started with, if it is kept."""
@@ -114,6 +117,7 @@ class Backend:
             payload_limit=self.settings.payload_limit,
             distributed_map=runner,
             should_abort=lambda: self.journal.stop_requested(arn),
+            history=self._history(execution, redrive is not None),
         )
         self.journal.save_execution(execution, definition=_definition_json(machine))
         if wait:
@@ -122,6 +126,33 @@ class Backend:
             target=self._execute_claimed, args=(machine, execution, runtime), name="dmap-execution", daemon=True
         ).start()
         return execution
+
+    def history_store(self) -> HistoryStore:
+        """Where this backend keeps execution histories: beside its journal (Redis or this process)."""
+        if self._history_store is None:
+            from ..history import MemoryHistoryStore, RedisHistoryStore
+            from ..journal import RedisJournal
+
+            bounds = {"max_events": self.settings.history_max_events, "max_bytes": self.settings.history_max_bytes}
+            journal = self.journal
+            if isinstance(journal, RedisJournal):
+                self._history_store = RedisHistoryStore(journal.client, journal.prefix, journal.retention, **bounds)
+            else:
+                self._history_store = MemoryHistoryStore(**bounds)
+        return self._history_store
+
+    def _history(self, execution: Execution, redrive: bool) -> History:
+        """The recorder of an execution's top-level history; a redrive or resume goes on from the stored events."""
+        from ..interpreter.history import Chain
+
+        recorder, next_id = self.history_store().recorder(
+            execution.execution_arn, fresh=execution.resume_state is None and not redrive
+        )
+        history = History(recorder, first_id=next_id)
+        if redrive and next_id > 1:
+            details = {"redriveCount": execution.redrive_count}
+            history.add(Chain(next_id - 1), "ExecutionRedriven", "executionRedrivenEventDetails", details)
+        return history
 
     def _execute_claimed(
         self, machine: StateMachine, execution: Execution, runtime: Runtime, *, raise_infrastructure: bool = False

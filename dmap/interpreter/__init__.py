@@ -16,6 +16,7 @@ from ..errors import ErrorName, StatesError
 from . import dataflow
 from .context import ExecutionInfo, FakeClock, MapInvocation, Runtime, SystemClock, iso_now
 from .executor import Aborted, Executor
+from .history import Chain, History, error_details, payload
 from .tasks import Registry, TaskContext, registry, task
 
 __all__ = [
@@ -89,20 +90,54 @@ def execute(
     value = {} if input is None else input
     info = info or ExecutionInfo(name=str(uuid.uuid4()), state_machine_name="dmap", input=value, start_time=iso_now())
     branch = machine.as_branch() if isinstance(machine, StateMachine) else machine
-    executor = Executor(runtime, info, language=branch.query_language or language or "JSONPath")
+    history = runtime.history or History()
+    chain = _open_history(history, value, info, start_at)
+    executor = Executor(runtime, info, language=branch.query_language or language or "JSONPath", history=history)
     try:
-        output = executor.run_branch(branch, value, variables, start_at=start_at, checkpoint=True)
+        output = executor.run_branch(branch, value, variables, start_at=start_at, checkpoint=True, chain=chain)
         text = dataflow.compact(output)
         if len(text.encode("utf-8")) > runtime.payload_limit:
             executor.check_size(output, _top_env(executor.position[0] if executor.position else branch.start_at))
     except Aborted:
+        _close_history(history, chain, "ExecutionAborted", None, "States.Aborted", "The execution was stopped")
         return ExecutionResult(
             "ABORTED", error="States.Aborted", cause="The execution was stopped", position=executor.position
         )
     except StatesError as exc:
         status = "TIMED_OUT" if exc.name == ErrorName.TIMEOUT.value and "execution timed out" in exc.cause else "FAILED"
+        kind = "ExecutionTimedOut" if status == "TIMED_OUT" else "ExecutionFailed"
+        _close_history(history, chain, kind, None, exc.name, exc.cause)
         return ExecutionResult(status, error=exc.name or None, cause=exc.cause or None, position=executor.position)
+    _close_history(history, chain, "ExecutionSucceeded", output, None, None)
     return ExecutionResult("SUCCEEDED", output=output, output_json=text)
+
+
+def _open_history(history: History, value: Any, info: ExecutionInfo, start_at: str | None) -> Chain:
+    """The top-level chain: after ExecutionStarted, or after the events already stored (a redrive, a resume)."""
+    if start_at is not None and history.next_id > 1:  # the host numbered from its stored events
+        return Chain(history.next_id - 1)
+    chain = Chain()
+    details = None
+    if history.recording:
+        text, sizes = payload(value)
+        details = {"input": text, "inputDetails": sizes, "roleArn": info.context_object()["Execution"]["RoleArn"]}
+    history.add(chain, "ExecutionStarted", "executionStartedEventDetails", details, update=False)
+    return chain
+
+
+def _close_history(
+    history: History, chain: Chain, kind: str, output: Any, error: str | None, cause: str | None
+) -> None:
+    """The execution's last event."""
+    key = kind[0].lower() + kind[1:] + "EventDetails"
+    details = None
+    if history.recording:
+        if kind == "ExecutionSucceeded":
+            text, sizes = payload(output)
+            details = {"output": text, "outputDetails": sizes}
+        else:
+            details = error_details(error, cause)
+    history.add(chain, kind, key, details)
 
 
 def _top_env(state_name: str) -> Any:

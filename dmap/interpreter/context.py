@@ -22,6 +22,7 @@ from .tasks import Registry, registry
 
 if TYPE_CHECKING:
     from ..asl.model import MapState
+    from .history import History
 
 ACCOUNT = "000000000000"
 _SHARED_RNG = random.Random()  # seeding one per execution from urandom costs more than a small child's work
@@ -143,6 +144,7 @@ class MapInvocation:
         variables: The variables visible to the Map state (children do not see them; ItemSelector does).
         language: ``JSONPath`` or ``JSONata``.
         entered_event: The history event id of the MapStateEntered event (for AWS-style causes).
+        started: Called with the Map Run ARN once the Map Run has started (its MapRunStarted event).
     """
 
     state_name: str
@@ -152,6 +154,7 @@ class MapInvocation:
     variables: dict[str, Any]
     language: str
     entered_event: int
+    started: Callable[[str], None] | None = None
 
 
 DistributedMapRunner = Callable[[MapInvocation], Any]
@@ -171,6 +174,8 @@ class Runtime:
         deadline: ``time.monotonic()`` at which the execution times out (machine TimeoutSeconds, EXPRESS 5 min).
         item_index: The first item index when running a distributed child (for causes and TaskContext).
         rng: Randomness for jitter and ``States.MathRandom`` without a seed.
+        history: Numbers and records the execution's history events (:mod:`.history`); None numbers
+            them only (children of a Distributed Map: nobody reads their history).
     """
 
     registry: Registry = field(default_factory=lambda: registry)
@@ -181,3 +186,4 @@ class Runtime:
     deadline: float | None = None
     item_index: int | None = None
     rng: random.Random = field(default_factory=lambda: _SHARED_RNG)
+    history: History | None = None

@@ -1,14 +1,14 @@
 """The interpreter loop: run a workflow (or a branch) state by state, with Retry and Catch.
 
 One :class:`Executor` per execution. It walks ``Next`` transitions, builds the ``$$`` context of
-each state, counts history events the way AWS numbers them (so causes can say "entered at the
-event id #N"), applies Retry/Catch around Task, Parallel and Map, and stops on Succeed, Fail, an
-end state, an abort or a timeout. The work of each state type is in ``states.py``.
+each state, numbers history events the way AWS does (so causes can say "entered at the event id
+#N") and records them when the runtime has a recorder (:mod:`.history`), applies Retry/Catch
+around Task, Parallel and Map, and stops on Succeed, Fail, an end state, an abort or a timeout.
+The work of each state type is in ``states.py``.
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -18,9 +18,13 @@ from typing import Any
 from ..asl.model import Branch, Catcher, MapState, ParallelState, TaskState
 from ..errors import ErrorName, StatesError
 from . import dataflow, retry
+from . import history as events
 from .context import ExecutionInfo, Runtime, iso_now
+from .history import Chain, History
 
 _PREFIXED = (ErrorName.RUNTIME.value, ErrorName.QUERY_EVALUATION_ERROR.value)
+#: Errors that end the execution from the state that raised them: no <State>Failed event, no Catch.
+_TERMINAL = (ErrorName.RUNTIME.value, ErrorName.DATA_LIMIT_EXCEEDED.value)
 _runners: dict[str, Any] | None = None
 
 
@@ -30,13 +34,21 @@ class Aborted(Exception):
 
 @dataclass
 class Env:
-    """What a state function sees: its name, the ``$$`` object, the variables, its query language."""
+    """What a state function sees: its name, the ``$$`` object, the variables, its query language.
+
+    ``chain`` is its branch's history position; ``entered_from`` the id its Entered event points to;
+    ``child_failed`` is set when the error it raises came from one of its iterations or branches.
+    """
 
     name: str
     context: dict[str, Any]
     variables: dict[str, Any]
     language: str
     entered_event: int
+    chain: Chain = field(default_factory=Chain)
+    entered_from: int = 0
+    child_failed: bool = False
+    failure_recorded: bool = False
 
     def runtime_error(self, error: StatesError) -> StatesError:
         """Prefix a Runtime/QueryEvaluation cause the way AWS does (once)."""
@@ -53,20 +65,36 @@ class Executor:
     runtime: Runtime
     info: ExecutionInfo
     language: str = "JSONPath"
-    _events: Any = field(default_factory=lambda: itertools.count(2))
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    history: History = field(default_factory=lambda: History(first_id=2))
 
     def __post_init__(self) -> None:
         self.base_context = self.info.context_object()
         self.position: tuple[str, Any, dict[str, Any]] | None = None
 
-    def next_event(self, count: int = 1) -> int:
-        """Reserve ``count`` history event ids; return the first."""
-        with self._lock:
-            first = next(self._events)
-            for _ in range(count - 1):
-                next(self._events)
-        return int(first)
+    def failed(self, state_type: str, error: StatesError, env: Env) -> None:
+        """Record how a Task, Map or Parallel state failed for good (no retry left), before Catch or the end.
+
+        A query evaluation error is an EvaluationFailed event (pointing where the state's Entered
+        event did); then ``<Type>StateFailed``. A terminal error raised by the state itself ends the
+        execution with no state event (AWS's tolerance and MaxConcurrency path errors).
+        """
+        if error.name in _TERMINAL and not env.child_failed:
+            return
+        if error.name == ErrorName.QUERY_EVALUATION_ERROR.value and not env.child_failed:
+            self.evaluation_failed(error, env)
+        if state_type != "Task":  # a Task's failure is its TaskFailed/LambdaFunctionFailed event
+            self.history.add(env.chain, f"{state_type}StateFailed")
+
+    def evaluation_failed(self, error: StatesError, env: Env) -> None:
+        """An EvaluationFailed event for ``error``, once per state entry."""
+        if env.failure_recorded:
+            return
+        env.failure_recorded = True
+        history = self.history
+        details = None
+        if history.recording:
+            details = {**events.error_details(error.name, error.cause), "state": env.name}
+        history.add(env.chain, "EvaluationFailed", "evaluationFailedEventDetails", details, previous=env.entered_from)
 
     def run_branch(
         self,
@@ -78,12 +106,14 @@ class Executor:
         *,
         start_at: str | None = None,
         checkpoint: bool = False,
+        chain: Chain | None = None,
     ) -> Any:
         """Run a workflow from ``StartAt`` (or ``start_at``) to its end; return its output or raise.
 
         ``cancel`` stops the branch before its next state (a sibling branch or iteration failed).
         ``checkpoint`` records each state's name, input and variables in :attr:`position` (the top
-        level does, so a failed execution can be redriven from the state that failed).
+        level does, so a failed execution can be redriven from the state that failed). ``chain`` is
+        the branch's history position (a new one at 0 when None).
         """
         global _runners
         if _runners is None:  # states imports this module: resolved once, not on every branch run
@@ -93,6 +123,8 @@ class Executor:
         runners = _runners
         language = branch.query_language or language or self.language
         variables = {} if variables is None else variables
+        chain = Chain() if chain is None else chain
+        history = self.history
         name: str | None = start_at or branch.start_at
         while name is not None:
             if checkpoint:
@@ -101,18 +133,37 @@ class Executor:
             if cancel is not None and cancel.is_set():
                 raise Aborted()
             state = branch.states[name]
+            kind = state.type
+            before = chain.source
+            entered = history.add(
+                chain,
+                f"{kind}StateEntered",
+                "stateEnteredEventDetails",
+                events.entered(name, value) if history.recording else None,
+            )
             env = Env(
                 name=name,
                 context={**self.base_context, "State": {"Name": name, "EnteredTime": iso_now(), "RetryCount": 0}},
                 variables=variables,
                 language=state.query_language or language,
-                entered_event=self.next_event(),
+                entered_event=entered,
+                chain=chain,
+                entered_from=before,
             )
             try:
-                value, name = runners[state.type](self, state, value, env)
+                value, name = runners[kind](self, state, value, env)
             except StatesError as exc:
-                raise env.runtime_error(exc) from None
-            self.next_event()  # StateExited
+                error = env.runtime_error(exc)
+                if error.name == ErrorName.QUERY_EVALUATION_ERROR.value and not env.child_failed:
+                    self.evaluation_failed(error, env)
+                raise error from None
+            if kind != "Fail":
+                history.add(
+                    chain,
+                    f"{kind}StateExited",
+                    "stateExitedEventDetails",
+                    events.exited(env.name, value) if history.recording else None,
+                )
         return value
 
     def with_retry(
@@ -131,13 +182,16 @@ class Executor:
                 return output, state.next
             except StatesError as exc:
                 error = env.runtime_error(exc)
+            if error.name == ErrorName.QUERY_EVALUATION_ERROR.value and not env.child_failed:
+                self.evaluation_failed(error, env)
             index = retry.find_retrier(state.retry, error.name)
             if index is not None and attempts[index] < state.retry[index].max_attempts:
                 self.runtime.clock.sleep(retry.backoff_seconds(state.retry[index], attempts[index], self.runtime.rng))
                 attempts[index] += 1
                 env.context["State"]["RetryCount"] = sum(attempts)
-                self.next_event(2)
+                env.child_failed = env.failure_recorded = False
                 continue
+            self.failed(state.type, error, env)
             catcher = retry.find_catcher(state.catch, error.name)
             if catcher is None:
                 raise error

@@ -34,7 +34,7 @@ from ..errors import ErrorName, StatesError
 from . import dataflow, mapfields
 from .choice import parse_timestamp
 from .executor import Env, Executor
-from .states import invoke, run_branches, run_distributed, sleep_seconds, wait_until
+from .states import invoke, map_started, run_branches, run_distributed, sleep_seconds, wait_until
 from .variables import check_assignments
 
 Runner = Callable[[Executor, Any, Any, Env], tuple[Any, str | None]]
@@ -191,7 +191,8 @@ def run_parallel(ex: Executor, state: ParallelState, raw: Any, env: Env) -> tupl
     def body() -> tuple[Any, dict[str, Any]]:
         states = _states(raw, env.context)
         args = _value(state.arguments, "Arguments", states, env.variables) if _given(state, "arguments") else raw
-        result = ex.check_size(run_branches(ex, [(b, args) for b in state.branches], env, len(state.branches)), env)
+        jobs = [(b, args) for b in state.branches]
+        result = ex.check_size(run_branches(ex, jobs, env, len(state.branches), kind="Parallel"), env)
         return _finish(ex, state, result, {**states, "result": result}, env)
 
     return ex.with_retry(state, raw, env, body)
@@ -207,11 +208,14 @@ def run_map(ex: Executor, state: MapState, raw: Any, env: Env) -> tuple[Any, str
         else:
             items = map_items(state, raw, env.context, env.variables)
             limit = max_concurrency(state, raw, env.context, env.variables)
+            map_started(ex, env, len(items))
             jobs = [
                 (state.processor, select_item(state, raw, env.context, env.variables, i, item, None, None))
                 for i, item in enumerate(items)
             ]
-            result = run_branches(ex, jobs, env, limit or mapfields.INLINE_DEFAULT_CONCURRENCY)
+            result = run_branches(
+                ex, jobs, env, limit or mapfields.INLINE_DEFAULT_CONCURRENCY, kind="Map", lanes=limit or len(jobs)
+            )
         result = ex.check_size(result, env)
         return _finish(ex, state, result, {**states, "result": result}, env)
 

@@ -27,8 +27,10 @@ from ..asl.model import (
 )
 from ..errors import ErrorName, StatesError
 from . import choice, dataflow, mapfields
+from . import history as events
 from .context import MapInvocation
-from .executor import Env, Executor
+from .executor import Aborted, Env, Executor
+from .history import Chain
 from .tasks import (
     LAMBDA_INVOKE,
     TaskContext,
@@ -136,7 +138,8 @@ def invoke(
         aws_request_id=new_request_id(),
         item_index=ex.runtime.item_index,
     )
-    ex.next_event(3)  # TaskScheduled, TaskStarted, TaskSucceeded/Failed
+    task = events.TaskEvents(ex.history, env.chain, state.resource, ex.info.execution_arn)
+    task.scheduled(args, timeout, heartbeat)
     # The handler's own copy: its mutations never leak into the state (a str or a number cannot mutate).
     event = payload if isinstance(payload, str | int | float | None) else dataflow.parse(dataflow.compact(payload))
     remaining = None if ex.runtime.deadline is None else max(0.001, ex.runtime.deadline - time.monotonic())
@@ -149,11 +152,15 @@ def invoke(
                 result = call_handler(handler, event, context, timeout=bound, heartbeat=heartbeat)
             result, text = marshal_json(result)
     except StatesError as exc:
+        task.ended(exc)
         if exc.name == ErrorName.TIMEOUT.value and bound is not timeout:  # the execution's deadline, not the Task's
             ex._check_alive()
         raise
     if wrap:
-        return ex.check_size(wrap_lambda_result(result, request_id=context.aws_request_id, function=function), env)
+        wrapped = wrap_lambda_result(result, request_id=context.aws_request_id, function=function)
+        task.succeeded(wrapped)
+        return ex.check_size(wrapped, env)
+    task.succeeded(result)
     return ex.check_size(result, env, text)
 
 
@@ -265,7 +272,7 @@ def run_parallel(ex: Executor, state: ParallelState, raw: Any, env: Env) -> tupl
 
     def body() -> tuple[Any, dict[str, Any]]:
         data, args = _arguments(state, raw, env)
-        result = run_branches(ex, [(b, args) for b in state.branches], env, len(state.branches))
+        result = run_branches(ex, [(b, args) for b in state.branches], env, len(state.branches), kind="Parallel")
         return _finish(state, raw, ex.check_size(result, env), env)
 
     return ex.with_retry(state, raw, env, body)
@@ -283,8 +290,11 @@ def run_map(ex: Executor, state: MapState, raw: Any, env: Env) -> tuple[Any, str
         else:
             items = map_items(state, data, env)
             limit = mapfields.max_concurrency(state, data, env.context, env.variables)
+            map_started(ex, env, len(items))
             jobs = [(state.processor, _item_input(state, data, i, item, env)) for i, item in enumerate(items)]
-            result = run_branches(ex, jobs, env, limit or mapfields.INLINE_DEFAULT_CONCURRENCY)
+            result = run_branches(
+                ex, jobs, env, limit or mapfields.INLINE_DEFAULT_CONCURRENCY, kind="Map", lanes=limit or len(jobs)
+            )
         return _finish(state, raw, ex.check_size(result, env), env)
 
     return ex.with_retry(state, raw, env, body)
@@ -323,31 +333,138 @@ def run_distributed(ex: Executor, state: MapState, data: Any, env: Env) -> Any:
     """Hand a DISTRIBUTED Map to the runtime's coordinator."""
     if ex.runtime.distributed_map is None:
         raise StatesError(ErrorName.RUNTIME, f"The DISTRIBUTED Map '{env.name}' cannot run here: no backend was given")
-    invocation = MapInvocation(env.name, state, data, env.context, dict(env.variables), env.language, env.entered_event)
-    return ex.runtime.distributed_map(invocation)
+    history, chain = ex.history, env.chain
+    if env.language == "JSONata":
+        from . import jsonata_flow
+
+        jsonata_flow.max_concurrency(state, data, env.context, env.variables)  # AWS checks it before MapStateStarted
+    else:
+        mapfields.max_concurrency(state, data, env.context, env.variables)
+    map_started(ex, env, _distributed_length(state, data, env) if history.recording else 0)
+    run_started: list[int] = []
+
+    def started(arn: str) -> None:
+        details = {"mapRunArn": arn} if history.recording else None
+        run_started.append(history.add(chain, "MapRunStarted", "mapRunStartedEventDetails", details))
+
+    invocation = MapInvocation(
+        env.name, state, data, env.context, dict(env.variables), env.language, env.entered_event, started
+    )
+    try:
+        result = ex.runtime.distributed_map(invocation)
+    except StatesError as exc:
+        if run_started:
+            details = events.error_details(exc.name, exc.cause) if history.recording else None
+            history.add(chain, "MapRunFailed", "mapRunFailedEventDetails", details)
+            env.child_failed = True
+        raise
+    # AWS (since late 2024): MapStateExited points to MapRunStarted; MapRunSucceeded and MapStateSucceeded chain aside.
+    run = chain.fork()
+    history.add(run, "MapRunSucceeded")
+    history.add(run, "MapStateSucceeded", update=False)
+    return result
 
 
-def run_branches(ex: Executor, jobs: list[tuple[Branch, Any]], env: Env, concurrency: int) -> list[Any]:
+def map_started(ex: Executor, env: Env, length: int) -> None:
+    """The MapStateStarted event of a Map state (after its items and MaxConcurrency are known)."""
+    details = {"length": length} if ex.history.recording else None
+    ex.history.add(env.chain, "MapStateStarted", "mapStateStartedEventDetails", details)
+
+
+def _distributed_length(state: MapState, data: Any, env: Env) -> int:
+    """The ``length`` of a DISTRIBUTED Map's MapStateStarted: its items from the input, 0 with an ItemReader."""
+    if state.item_reader is not None:
+        return 0
+    try:
+        if env.language == "JSONata":
+            from . import jsonata_flow
+
+            return len(jsonata_flow.map_items(state, data, env.context, env.variables))
+        return len(map_items(state, data, env))
+    except StatesError:
+        return 0  # the coordinator reports the error itself
+
+
+def run_branches(
+    ex: Executor, jobs: list[tuple[Branch, Any]], env: Env, concurrency: int, *, kind: str = "Parallel", lanes: int = 0
+) -> list[Any]:
     """Run branches (Parallel) or iterations (inline Map), in threads when they can block; outputs in order.
 
-    The first failure cancels the rest (they stop before their next state) and is raised.
+    The first failure cancels the rest (they stop before their next state) and is raised. ``kind``
+    names the state type for the history events; ``lanes`` is how many iterations AWS runs at once
+    (its MaxConcurrency, or all): iteration ``i`` continues lane ``i % lanes``'s event chain.
     """
+    history, parent = ex.history, env.chain
+    if kind == "Parallel":
+        history.add(parent, "ParallelStateStarted")
     if not jobs:
+        history.add(parent, f"{kind}StateSucceeded", update=False)
         return []
+    chains = [parent.fork() for _ in range(max(1, min(lanes, len(jobs))) if kind == "Map" else len(jobs))]
+    run = _iteration if kind == "Map" else _branch
     cancel = Event()
     distinct = {id(branch): branch for branch, _ in jobs}.values()
-    if concurrency <= 1 or len(jobs) == 1 or not any(_blocks(branch) for branch in distinct):
-        return [ex.run_branch(b, value, dict(env.variables), env.language, cancel) for b, value in jobs]
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(jobs)), thread_name_prefix="dmap-branch") as pool:
-        futures = [pool.submit(ex.run_branch, b, value, dict(env.variables), env.language, cancel) for b, value in jobs]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = next((f for f in futures if f.done() and f.exception() is not None), None)
-        if failed is not None:
-            cancel.set()
-            for f in futures:
-                f.cancel()
-            raise failed.exception()  # type: ignore[misc]
-        return [f.result() for f in futures]
+    succeeded = False
+    try:
+        if concurrency <= 1 or len(jobs) == 1 or not any(_blocks(branch) for branch in distinct):
+            outputs = [run(ex, env, i, b, value, chains, len(jobs), cancel) for i, (b, value) in enumerate(jobs)]
+            succeeded = True
+            return outputs
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(jobs)), thread_name_prefix="dmap-branch") as pool:
+            futures = [
+                pool.submit(run, ex, env, i, b, value, chains, len(jobs), cancel) for i, (b, value) in enumerate(jobs)
+            ]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in futures if f.done() and f.exception() is not None), None)
+            if failed is not None:
+                cancel.set()
+                for f in futures:
+                    f.cancel()
+                raise failed.exception()  # type: ignore[misc]
+            outputs = [f.result() for f in futures]
+            succeeded = True
+            return outputs
+    except StatesError:
+        env.child_failed = True
+        raise
+    finally:
+        for chain in chains:
+            parent.join(chain)
+        if succeeded:
+            history.add(parent, f"{kind}StateSucceeded", update=False)
+
+
+def _branch(
+    ex: Executor, env: Env, index: int, branch: Branch, value: Any, chains: list[Chain], count: int, cancel: Event
+) -> Any:
+    """One Parallel branch, on its own event chain."""
+    return ex.run_branch(branch, value, dict(env.variables), env.language, cancel, chain=chains[index])
+
+
+def _iteration(
+    ex: Executor, env: Env, index: int, branch: Branch, value: Any, chains: list[Chain], count: int, cancel: Event
+) -> Any:
+    """One inline Map iteration with its MapIteration* events, continuing its lane's chain."""
+    history = ex.history
+    lane = chains[index % len(chains)]
+    job = lane.fork()
+    details = {"index": index, "name": env.name} if history.recording else None
+    history.add(job, "MapIterationStarted", "mapIterationStartedEventDetails", details)
+    try:
+        output = ex.run_branch(branch, value, dict(env.variables), env.language, cancel, chain=job)
+    except StatesError:
+        history.add(job, "MapIterationFailed", "mapIterationFailedEventDetails", details, update=False)
+        lane.join(job)
+        raise
+    except Aborted:
+        history.add(job, "MapIterationAborted", "mapIterationAbortedEventDetails", details, update=False)
+        lane.join(job)
+        raise
+    history.add(job, "MapIterationSucceeded", "mapIterationSucceededEventDetails", details, update=False)
+    lane.join(job)
+    if index >= count - len(chains):  # the lane's last iteration: what follows points to its final event
+        lane.source = job.last
+    return output
 
 
 def _blocks(branch: Branch) -> bool:

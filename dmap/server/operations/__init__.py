@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import (
     executions,  # noqa: F401  (registers its operations)
+    history,  # noqa: F401  (registers GetExecutionHistory)
     machines,  # noqa: F401  (registers its operations)
     map_runs,  # noqa: F401  (registers its operations)
 )

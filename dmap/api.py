@@ -13,6 +13,7 @@ from typing import Any
 
 from .asl import DefinitionSource, load
 from .asl.model import StateMachine
+from .flow.options import FlowOptions
 from .interpreter import ExecutionInfo, Runtime, execute
 from .interpreter.context import iso_now
 from .interpreter.tasks import check_resources, registry
@@ -56,6 +57,7 @@ def run(
     name: str | None = None,
     wait: bool = True,
     max_concurrency: int | None = None,
+    flow: FlowOptions | dict[str, Any] | None = None,
 ) -> Execution:
     """Run a state machine and return its execution (it does not raise for a FAILED execution).
 
@@ -75,6 +77,8 @@ def run(
             runs in a background thread of *this* process: it ends if the process exits, so keep it alive
             (the CLI's ``--detach`` refuses the local backend for that reason).
         max_concurrency: Overrides ``MaxConcurrency`` of the Map Runs.
+        flow: Flow control of the Map Runs (:class:`dmap.FlowOptions` or a dict of its fields):
+            ``{"adaptive": True, "min_concurrency": 2, "limit": "partner-api", "throttle_errors": [...]}``.
 
     Raises:
         DefinitionError: The definition is invalid or names unregistered handlers (before anything runs).
@@ -97,11 +101,24 @@ def run(
             name=name,
             max_concurrency=max_concurrency,
             backend=engine,
+            flow=_flow_dict(flow),
         )
         return detached
     return start(
-        definition, manifest, input=input, backend=engine, name=name, wait=wait, max_concurrency=max_concurrency
+        definition,
+        manifest,
+        input=input,
+        backend=engine,
+        name=name,
+        wait=wait,
+        max_concurrency=max_concurrency,
+        flow=flow,
     )
+
+
+def _flow_dict(flow: FlowOptions | dict[str, Any] | None) -> dict[str, Any] | None:
+    options = FlowOptions.of(flow)
+    return None if options is None else options.as_dict()
 
 
 def start(
@@ -113,6 +130,7 @@ def start(
     name: str | None = None,
     wait: bool = False,
     max_concurrency: int | None = None,
+    flow: FlowOptions | dict[str, Any] | None = None,
 ) -> Execution:
     """Run an execution with its coordinator in this process (a background thread unless ``wait``).
 
@@ -130,7 +148,17 @@ def start(
     engine = get_backend(backend)
     machine = prepare(definition, engine)
     sm_name = state_machine_name(definition)
-    return identity.start(engine, machine, sm_name, name, input, manifest, wait=wait, max_concurrency=max_concurrency)
+    return identity.start(
+        engine,
+        machine,
+        sm_name,
+        name,
+        input,
+        manifest,
+        wait=wait,
+        max_concurrency=max_concurrency,
+        flow=_flow_dict(flow),
+    )
 
 
 def execute_in_process(machine: StateMachine, execution: Execution, runtime: Runtime) -> Execution:

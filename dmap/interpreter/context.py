@@ -171,6 +171,8 @@ class Runtime:
         deadline: ``time.monotonic()`` at which the execution times out (machine TimeoutSeconds, EXPRESS 5 min).
         item_index: The first item index when running a distributed child (for causes and TaskContext).
         rng: Randomness for jitter and ``States.MathRandom`` without a seed.
+        flow: Flow-control hooks of a distributed child (:class:`dmap.flow.hooks.ChildFlow`): rate-limit
+            tokens before each Task call, throttling reports and extra backoff on Task errors.
     """
 
     registry: Registry = field(default_factory=lambda: registry)
@@ -181,3 +183,4 @@ class Runtime:
     deadline: float | None = None
     item_index: int | None = None
     rng: random.Random = field(default_factory=lambda: _SHARED_RNG)
+    flow: Any = None

@@ -60,7 +60,10 @@ def test_limits_are_listed_changed_and_deleted(limits: Any) -> None:
     assert limits.take("none", 0).outcome == NO_LIMIT
     limits.set(make_limit("b", "3000/m", burst=5))
     limits.set(make_limit("a", "2/s"))
-    assert [(x.key, x.rate, x.per_second, x.burst) for x in limits.all()] == [("a", "2/s", 2, 1), ("b", "3000/m", 50, 5)]
+    assert [(x.key, x.rate, x.per_second, x.burst) for x in limits.all()] == [
+        ("a", "2/s", 2, 1),
+        ("b", "3000/m", 50, 5),
+    ]
     assert limits.limited("a")
     assert limits.delete("a") and not limits.delete("a")
     assert [x.key for x in limits.all()] == ["b"]

@@ -37,6 +37,7 @@ from .errors import (
     StatesError,
     StorageError,
 )
+from .flow import FlowOptions, Limit, delete_limit, list_limits, set_limit
 from .interpreter import TaskContext, task
 from .records import Execution, ExecutionStatus, MapRun, MapRunStatus
 from .store.workers import WorkerInfo, list_workers
@@ -66,6 +67,12 @@ __all__ = [
     "ItemFailure",
     "list_workers",
     "WorkerInfo",
+    # Flow control (protect what children call)
+    "FlowOptions",
+    "set_limit",
+    "list_limits",
+    "delete_limit",
+    "Limit",
     # Definitions
     "load",
     "validate",

@@ -13,6 +13,7 @@ from typing import Any
 
 from .asl import DefinitionSource, load
 from .asl.model import StateMachine
+from .flow.options import FlowOptions
 from .interpreter import ExecutionInfo, Runtime, execute
 from .interpreter.context import iso_now
 from .interpreter.tasks import check_resources, registry
@@ -57,6 +58,7 @@ def run(
     wait: bool = True,
     max_concurrency: int | None = None,
     state_machine: str | None = None,
+    flow: FlowOptions | dict[str, Any] | None = None,
 ) -> Execution:
     """Run a state machine and return its execution (it does not raise for a FAILED execution).
 
@@ -78,6 +80,8 @@ def run(
         max_concurrency: Overrides ``MaxConcurrency`` of the Map Runs.
         state_machine: The state machine name the execution is filed under (its ARN is
             ``…:execution:<state_machine>:<name>``); default: the definition file's stem, else ``dmap``.
+        flow: Flow control of the Map Runs (:class:`dmap.FlowOptions` or a dict of its fields):
+            ``{"adaptive": True, "min_concurrency": 2, "limit": "partner-api", "throttle_errors": [...]}``.
 
     Raises:
         DefinitionError: The definition is invalid or names unregistered handlers (before anything runs).
@@ -101,6 +105,7 @@ def run(
             max_concurrency=max_concurrency,
             backend=engine,
             state_machine=state_machine,
+            flow=_flow_dict(flow),
         )
         return detached
     return start(
@@ -112,7 +117,13 @@ def run(
         wait=wait,
         max_concurrency=max_concurrency,
         state_machine=state_machine,
+        flow=flow,
     )
+
+
+def _flow_dict(flow: FlowOptions | dict[str, Any] | None) -> dict[str, Any] | None:
+    options = FlowOptions.of(flow)
+    return None if options is None else options.as_dict()
 
 
 def start(
@@ -125,6 +136,7 @@ def start(
     wait: bool = False,
     max_concurrency: int | None = None,
     state_machine: str | None = None,
+    flow: FlowOptions | dict[str, Any] | None = None,
 ) -> Execution:
     """Run an execution with its coordinator in this process (a background thread unless ``wait``).
 
@@ -142,7 +154,17 @@ def start(
     engine = get_backend(backend)
     machine = prepare(definition, engine)
     sm_name = state_machine or state_machine_name(definition)
-    return identity.start(engine, machine, sm_name, name, input, manifest, wait=wait, max_concurrency=max_concurrency)
+    return identity.start(
+        engine,
+        machine,
+        sm_name,
+        name,
+        input,
+        manifest,
+        wait=wait,
+        max_concurrency=max_concurrency,
+        flow=_flow_dict(flow),
+    )
 
 
 def execute_in_process(machine: StateMachine, execution: Execution, runtime: Runtime) -> Execution:

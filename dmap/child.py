@@ -22,6 +22,7 @@ from typing import Any
 from . import telemetry
 from .asl.model import Branch
 from .errors import ErrorName
+from .flow.hooks import ChildFlow
 from .interpreter import ExecutionInfo, Runtime, execute
 from .interpreter.context import ACCOUNT, REGION, iso_now
 from .interpreter.dataflow import compact, parse
@@ -69,6 +70,7 @@ class ChildPlan:
         payload_limit: Max bytes of a child's output.
         lease_ms: The run lease a worker holds (renewed by its heartbeat).
         blocking: Whether the processor can block (Task/Wait); the local backend runs others inline.
+        flow: The Map Run's flow options (:meth:`dmap.flow.FlowOptions.as_dict`), or None.
     """
 
     run_id: str
@@ -81,6 +83,7 @@ class ChildPlan:
     payload_limit: int = 256 * 1024
     lease_ms: int = 30_000
     blocking: bool = True
+    flow: dict[str, Any] | None = None
     _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> str:
@@ -406,12 +409,14 @@ def _execute(
     value = parse(started.input or "null")
     first = started.first
     deadline = time.monotonic() + EXPRESS_LIMIT_SECONDS if plan.execution_type == "EXPRESS" else None
+    watch = AbortWatch(store, plan.run_id)
     runtime = Runtime(
         registry=handlers,
         payload_limit=plan.payload_limit,
-        should_abort=AbortWatch(store, plan.run_id),
+        should_abort=watch,
         deadline=deadline,
         item_index=first,
+        flow=ChildFlow(store, plan.run_id, child, plan.flow, should_abort=watch),
     )
     name = plan.child_name(child)
     machine = f"{plan.state_machine_name}/{plan.label}"

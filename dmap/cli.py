@@ -237,6 +237,12 @@ def run(
     detach: Annotated[bool, typer.Option(help="Submit to the cluster and return at once (celery).")] = False,
     imports: Annotated[list[str] | None, typer.Option("--import", help="Module that registers task handlers.")] = None,
     output: Annotated[Output, typer.Option(help="table or json.")] = Output.table,
+    adaptive: Annotated[bool, typer.Option(help="Adaptive concurrency: AIMD on throttling errors.")] = False,
+    min_concurrency: Annotated[int | None, typer.Option(min=1, help="Floor of adaptive concurrency.")] = None,
+    limit: Annotated[str | None, typer.Option(help="A rate-limit label every Task call takes a token of.")] = None,
+    throttle_error: Annotated[
+        list[str] | None, typer.Option(help="Another error name (or pattern) that means throttling.")
+    ] = None,
 ) -> None:
     """Run a state machine and print its outcome; exit 0 only if it SUCCEEDED. Ctrl-C stops it (ABORTED)."""
     from .api import start
@@ -252,17 +258,30 @@ def run(
         except DmapError as exc:
             raise _fail(str(exc), 2) from None
     value = _json_arg(input, "--input")
+    flow = flow_options(adaptive, min_concurrency, limit, throttle_error)
     try:
         if detach:
             from .detach import submit
 
             execution = submit(
-                definition, manifest=manifest, input=value, name=name, max_concurrency=max_concurrency, backend=backend
+                definition,
+                manifest=manifest,
+                input=value,
+                name=name,
+                max_concurrency=max_concurrency,
+                backend=backend,
+                flow=flow,
             )
             _print_execution(execution, output)
             raise typer.Exit(0)
         execution = start(
-            definition, manifest=manifest, input=value, backend=backend, name=name, max_concurrency=max_concurrency
+            definition,
+            manifest=manifest,
+            input=value,
+            backend=backend,
+            name=name,
+            max_concurrency=max_concurrency,
+            flow=flow,
         )
         _watch(execution, backend, show=output == Output.table and out.is_terminal)
     except DefinitionError as exc:
@@ -309,7 +328,8 @@ def _watch(execution: Any, backend: str | None, *, show: bool) -> None:
                     rate=f"{rate:,.0f} items/s",
                     description=f"{escape(run.state_name)}: [green]{counts.succeeded} ok[/green] "
                     f"[red]{counts.failed + counts.timedOut} failed[/red] {counts.running} running"
-                    + _deserted(listeners, engine),
+                    + _deserted(listeners, engine)
+                    + progress_note(engine.store, run.run_id),
                 )
             time.sleep(0.2)
     except KeyboardInterrupt:
@@ -652,6 +672,10 @@ def update_map_run(
     ] = None,
     backend: BackendOption = None,
     output: OutputOption = Output.json,
+    adaptive: Annotated[
+        bool | None, typer.Option("--adaptive/--no-adaptive", help="Switch adaptive concurrency on or off.")
+    ] = None,
+    min_concurrency: Annotated[int | None, typer.Option(min=1, help="Floor of adaptive concurrency.")] = None,
 ) -> None:
     """Change a running Map Run's concurrency or failure tolerance; takes effect at once (prints it as JSON)."""
     from . import control
@@ -664,6 +688,8 @@ def update_map_run(
             tolerated_failure_count=tolerated_failure_count,
             tolerated_failure_percentage=tolerated_failure_percentage,
             backend=backend,
+            adaptive=adaptive,
+            min_concurrency=min_concurrency,
         )
     )
     _print_map_run(run, output)
@@ -893,6 +919,12 @@ def _import_handlers(modules: list[str] | None) -> list[str]:
     from .imports import import_handlers
 
     return import_handlers([*get_settings().import_list, *(modules or [])])
+
+
+from .flow.cli import flow_options, limits_app, plan_command, progress_note  # noqa: E402 - the commands of dmap/flow
+
+app.add_typer(limits_app, name="limits")
+app.command("plan")(plan_command)
 
 
 def main() -> None:

@@ -186,21 +186,32 @@ def update_map_run(
     tolerated_failure_count: int | None = None,
     tolerated_failure_percentage: float | None = None,
     backend: Any = None,
+    adaptive: bool | None = None,
+    min_concurrency: int | None = None,
 ) -> MapRun:
     """Change a RUNNING Map Run's concurrency and failure tolerance; takes effect at once.
 
     A lower concurrency limits new starts (running children finish); a lower tolerance can fail
-    the run immediately.
+    the run immediately. ``adaptive`` switches adaptive concurrency on or off and
+    ``min_concurrency`` sets its floor (dmap's own, DESIGN §13).
 
     Raises:
         ConfigurationError: A negative value or a percentage outside 0-100, or nothing to change.
         NotFoundError: Unknown ARN.
         InvalidStateError: The Map Run is not RUNNING.
     """
-    if max_concurrency is None and tolerated_failure_count is None and tolerated_failure_percentage is None:
+    flow_change = adaptive is not None or min_concurrency is not None
+    if (
+        max_concurrency is None
+        and tolerated_failure_count is None
+        and tolerated_failure_percentage is None
+        and not flow_change
+    ):
         raise ConfigurationError("nothing to update: give max_concurrency and/or a tolerated failure value")
     if max_concurrency is not None and max_concurrency < 0:
         raise ConfigurationError(f"maxConcurrency must be >= 0, got {max_concurrency}")
+    if min_concurrency is not None and min_concurrency < 1:
+        raise ConfigurationError(f"minConcurrency must be >= 1, got {min_concurrency}")
     if tolerated_failure_count is not None and tolerated_failure_count < 0:
         raise ConfigurationError(f"toleratedFailureCount must be >= 0, got {tolerated_failure_count}")
     if tolerated_failure_percentage is not None and not (
@@ -215,12 +226,17 @@ def update_map_run(
         raise InvalidStateError(
             f"Map Run {arn} is {map_run.status}, not RUNNING: only a running Map Run can be updated"
         )
-    engine.store.update_config(
-        map_run.run_id,
-        max_concurrency=max_concurrency,
-        tolerated_failure_count=tolerated_failure_count,
-        tolerated_failure_percentage=tolerated_failure_percentage,
-    )
+    if max_concurrency is not None or tolerated_failure_count is not None or tolerated_failure_percentage is not None:
+        engine.store.update_config(
+            map_run.run_id,
+            max_concurrency=max_concurrency,
+            tolerated_failure_count=tolerated_failure_count,
+            tolerated_failure_percentage=tolerated_failure_percentage,
+        )
+    if flow_change:
+        from .flow.run import update_flow
+
+        update_flow(engine.store, map_run.run_id, adaptive=adaptive, min_concurrency=min_concurrency)
     for name, value in (
         ("max_concurrency", max_concurrency),
         ("tolerated_failure_count", tolerated_failure_count),
@@ -569,4 +585,7 @@ def _live(engine: Any, map_run: MapRun) -> MapRun:
     map_run.execution_counts = counts.executions.as_dict()
     # The tolerances stay as the record says (AWS's 0 for an unset one); the store holds effective values.
     map_run.max_concurrency = config.max_concurrency
+    from .flow.run import flow_state
+
+    map_run.flow = flow_state(engine.store, map_run.run_id, config.max_concurrency)
     return map_run

@@ -27,6 +27,8 @@ from .asl.model import MapState, TaskState, WaitState, iter_states
 from .child import ChildPlan
 from .config import Settings
 from .errors import ConfigurationError, ErrorName, StatesError, StorageError
+from .flow.options import FlowOptions
+from .flow.run import RunFlow, flow_state
 from .interpreter import dataflow, jsonata_flow, mapfields
 from .interpreter.context import MapInvocation, iso_now, state_machine_arn
 from .interpreter.executor import Aborted
@@ -174,6 +176,8 @@ class Coordinator:
         if self.redrive:
             reset = self.store.reset_for_redrive(self.run_id)
             logger.info("redriving map run %s: %d children to run again", self.map_run.map_run_arn, reset)
+        self.flow = RunFlow(self.store, self.run_id, FlowOptions.of(self.execution.flow))
+        self.flow.start()  # adaptive concurrency, when asked: on the run's own permits
         metrics.track_map_run(
             self.store, self.run_id, state_machine=self.execution.state_machine_name, label=self.label
         )
@@ -216,6 +220,7 @@ class Coordinator:
             return self._finish(failure)
         finally:
             self._keep_updated_limits()
+            self.map_run.flow = flow_state(self.store, self.run_id, self.map_run.max_concurrency)
             self.engine.journal.save_map_run(self.map_run)
             metrics.finish_map_run(self.run_id)
 
@@ -280,6 +285,7 @@ class Coordinator:
             payload_limit=self.settings.payload_limit,
             lease_ms=int(self.settings.lease_seconds * 1000),
             blocking=blocking,
+            flow=self.execution.flow,
         )
 
     # -- dispatch ------------------------------------------------------------------------------
@@ -389,6 +395,7 @@ class Coordinator:
                     if not totals_set:  # asked again and again: update-map-run may set a percentage later
                         ahead.start_if_wanted()
                     self._say_if_deserted(listeners, now)
+                    self.flow.tick()  # adaptive concurrency's additive increase (a no-op while it is off)
                     next_check = now + 0.1
                 window.fill()
                 if window.exhausted and not window.pending and not totals_set:

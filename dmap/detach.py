@@ -87,6 +87,7 @@ def submit(
     max_concurrency: int | None = None,
     backend: Any = None,
     state_machine: str | None = None,
+    flow: dict[str, Any] | None = None,
 ) -> Any:
     """Validate a definition, record the execution and hand it to the cluster; returns the RUNNING execution.
 
@@ -124,6 +125,7 @@ def submit(
         identity.attached(execution)
         return execution
     if admission.new:  # a resumed execution keeps its stored record as it is
+        execution.flow = flow  # the flow options travel in the record (dmap.flow)
         engine.journal.save_execution(
             execution, definition=machine.model_dump(by_alias=True, exclude_unset=True, mode="json")
         )

@@ -401,6 +401,7 @@ def start(
     *,
     wait: bool,
     max_concurrency: int | None,
+    flow: dict[str, Any] | None = None,
 ) -> Execution:
     """Start, resume or attach to an execution by the name rule, with its coordinator in this process if it runs here.
 
@@ -420,6 +421,8 @@ def start(
             daemon=True,
         ).start()
         return execution
+    if admission.new:
+        execution.flow = flow  # kept in the record: a resumed coordinator applies the same flow options
     try:
         result: Execution = engine.run(
             machine, execution, manifest=manifest, max_concurrency=max_concurrency, wait=wait

@@ -104,3 +104,37 @@ def workers_key(prefix: str) -> str:
 def worker_key(prefix: str, worker_id: str) -> str:
     """The STRING (JSON record, TTL renewed by the worker's heartbeat) of one worker: ``<prefix>:worker:<id>``."""
     return f"{prefix}:{WORKER_SUFFIX}:{worker_id}"
+
+
+# Flow control (DESIGN §13, dmap/flow/). A rate limit lives in one HASH per key, hash-tagged by the
+# key so the token bucket's Lua touches one slot; a SET indexes the keys for `dmap limits list`.
+# Fields of a limit hash: text (as given, "50/s"), interval (ms per token), burst, tat (the bucket's
+# theoretical arrival time, ms of Redis TIME). Per Map Run: a ZSET of the children waiting for a
+# token (child -> until, ms), beside the run's keys, so `waiting` counts itself down if a worker dies.
+# Adaptive concurrency keeps its state in the run HASH (fields below), so acquire.lua reads the
+# effective limit in the same call that grants permits.
+LIMITS_SUFFIX = "limits"
+LIMIT_SUFFIX = "limit"
+FLOW_WAIT_SUFFIX = "flow-wait"
+F_EFFECTIVE = "ec"  # the effective concurrency (absent: adaptive concurrency is off)
+F_FLOOR = "ef"  # its floor
+F_LAST_CUT = "ecut"  # Redis TIME (ms) of the last multiplicative decrease
+F_WINDOW_BASE = "eb"  # children succeeded when the effective concurrency last changed
+F_THROTTLED = "fthr"  # throttling errors seen by children (every Map Run, adaptive or not)
+F_WAITED_MS = "fwms"  # milliseconds children spent waiting for rate-limit tokens
+F_WAITS = "fwn"  # how many calls waited for a token
+
+
+def limits_key(prefix: str) -> str:
+    """The SET of rate-limited keys: ``<prefix>:limits``."""
+    return f"{prefix}:{LIMITS_SUFFIX}"
+
+
+def limit_key(prefix: str, key: str) -> str:
+    """The HASH of one rate limit and its token bucket: ``<prefix>:limit:{<key>}``."""
+    return f"{prefix}:{LIMIT_SUFFIX}:" + "{" + key + "}"
+
+
+def flow_wait_key(prefix: str, run: str) -> str:
+    """The ZSET of a run's children waiting for a token: ``<prefix>:{<run>}:flow-wait``."""
+    return f"{prefix}:{run_tag(run)}:{FLOW_WAIT_SUFFIX}"

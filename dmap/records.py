@@ -81,6 +81,8 @@ class MapRun:
     """ResultWriter files already durable (``ResultFiles`` of manifest.json) — for resume and redrive."""
     results_upto: int = 0
     """Children before this one have their records in ``result_files`` (and no longer in the run store)."""
+    flow: dict[str, Any] | None = None
+    """dmap's flow-control fields (``effectiveConcurrency``, ``throttledCalls``, ``waiting``...; DESIGN §13)."""
 
     @property
     def state_machine_arn(self) -> str:
@@ -109,6 +111,8 @@ class MapRun:
         }
         if self.stop_date:
             out["stopDate"] = self.stop_date
+        if self.flow:
+            out.update(self.flow)
         return out
 
 
@@ -136,6 +140,8 @@ class Execution:
     resume_input: Any = None
     resume_variables: dict[str, Any] | None = None
     redrive_date: str | None = None
+    flow: dict[str, Any] | None = None
+    """The flow options it was started with (``dmap.run(..., flow=...)``), kept for a resumed coordinator."""
 
     @property
     def state_machine_arn(self) -> str:

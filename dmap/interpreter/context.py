@@ -176,6 +176,8 @@ class Runtime:
         rng: Randomness for jitter and ``States.MathRandom`` without a seed.
         history: Numbers and records the execution's history events (:mod:`.history`); None numbers
             them only (children of a Distributed Map: nobody reads their history).
+        flow: Flow-control hooks of a distributed child (:class:`dmap.flow.hooks.ChildFlow`): rate-limit
+            tokens before each Task call, throttling reports and extra backoff on Task errors.
     """
 
     registry: Registry = field(default_factory=lambda: registry)
@@ -187,3 +189,4 @@ class Runtime:
     item_index: int | None = None
     rng: random.Random = field(default_factory=lambda: _SHARED_RNG)
     history: History | None = None
+    flow: Any = None

@@ -184,9 +184,15 @@ class Executor:
                 error = env.runtime_error(exc)
             if error.name == ErrorName.QUERY_EVALUATION_ERROR.value and not env.child_failed:
                 self.evaluation_failed(error, env)
+            flow = self.runtime.flow if state.type == "Task" else None
+            if flow is not None:  # a throttled service (dmap.flow): counted, and the Map Run may cut its concurrency
+                flow.on_error(error.name)
             index = retry.find_retrier(state.retry, error.name)
             if index is not None and attempts[index] < state.retry[index].max_attempts:
-                self.runtime.clock.sleep(retry.backoff_seconds(state.retry[index], attempts[index], self.runtime.rng))
+                delay = retry.backoff_seconds(state.retry[index], attempts[index], self.runtime.rng)
+                if flow is not None:
+                    delay += flow.extra_backoff(error.name, delay, self.runtime.rng)
+                self.runtime.clock.sleep(delay)
                 attempts[index] += 1
                 env.context["State"]["RetryCount"] = sum(attempts)
                 env.child_failed = env.failure_recorded = False

@@ -140,6 +140,8 @@ def invoke(
     )
     task = events.TaskEvents(ex.history, env.chain, state.resource, ex.info.execution_arn)
     task.scheduled(args, timeout, heartbeat)
+    if ex.runtime.flow is not None:  # shared rate limits (dmap.flow): wait for a token of the called service
+        ex.runtime.flow.before_call(state.resource, function, payload)
     # The handler's own copy: its mutations never leak into the state (a str or a number cannot mutate).
     event = payload if isinstance(payload, str | int | float | None) else dataflow.parse(dataflow.compact(payload))
     remaining = None if ex.runtime.deadline is None else max(0.001, ex.runtime.deadline - time.monotonic())

@@ -15,7 +15,8 @@
 -- Returns -1 if the run does not exist, else
 --   {granted_new, wait_ms, reclaimed, held, permits, child_1, token_1, attempt_1, child_2, ...}
 -- wait_ms is the time until the earliest lease expires (-1 when no lease is held); held is the
--- number of leases held after this call and permits the run's permits (10000 for MaxConcurrency 0):
+-- number of leases held after this call and permits the run's permits (10000 for MaxConcurrency 0;
+-- the effective concurrency 'ec' when adaptive concurrency is on and lower, see flow_adapt.lua):
 -- the coordinator sizes packs and paces its grants from them without another round trip.
 --
 -- Reclaim (at most 256 expired leases per call): an expired lease of a PENDING or RUNNING child
@@ -25,7 +26,7 @@
 -- (write-ahead resume). Nothing is granted once the run is aborted.
 
 local now = now_ms()
-local cfg = redis.call('HMGET', K_RUN, 'mc', 'ma', 'abort', 'cc', 'aq')
+local cfg = redis.call('HMGET', K_RUN, 'mc', 'ma', 'abort', 'cc', 'aq', 'ec')
 if not cfg[1] then
   return -1
 end
@@ -82,6 +83,9 @@ if not aborted then
   local permits = tonumber(cfg[1])
   if permits <= 0 then
     permits = MAX_PERMITS
+  end
+  if cfg[6] then -- adaptive concurrency (flow_adapt.lua): the effective limit, never above MaxConcurrency
+    permits = math.min(permits, tonumber(cfg[6]))
   end
   local free = permits - redis.call('ZCARD', K_LEASE)
   local nonce = ARGV[2]
@@ -152,8 +156,11 @@ if not aborted then
 end
 
 local limit = tonumber(cfg[1])
+if limit <= 0 then
+  limit = MAX_PERMITS
+end
 out[4] = redis.call('ZCARD', K_LEASE)
-out[5] = limit > 0 and limit or MAX_PERMITS
+out[5] = cfg[6] and math.min(limit, tonumber(cfg[6])) or limit
 local first = redis.call('ZRANGE', K_LEASE, 0, 0, 'WITHSCORES')
 if first[2] then
   out[2] = math.max(0, tonumber(first[2]) - now)

@@ -102,6 +102,7 @@ class _Run:
     abort: str | None = None
     expires: float | None = None
     activity: RunActivity = field(default_factory=RunActivity)
+    flow: dict[str, float] = field(default_factory=dict)  # adaptive concurrency (dmap.flow.adaptive): "ec"...
 
     def get(self, child: int) -> int:
         return self.status[child] if child < len(self.status) else _PENDING
@@ -258,7 +259,9 @@ class MemoryRunStore:
             leases: list[Lease] = []
             granted_new = 0
             if r.abort is None:
-                free = r.config.permits - len(r.leases)
+                effective = r.flow.get("ec")  # adaptive concurrency: never above MaxConcurrency
+                permits = r.config.permits if effective is None else min(r.config.permits, int(effective))
+                free = permits - len(r.leases)
                 expiry = now + dispatch_lease_ms / 1000
                 redo = r.redo
                 while free > 0 and redo:
@@ -633,6 +636,23 @@ class MemoryRunStore:
             if n:
                 r.notify("1")
             return n
+
+    def flow(self, run: str, change: Callable[[dict[str, float], int, int], _T]) -> _T | None:
+        """Run ``change(state, succeeded_children, max_concurrency)`` on the run's flow-control state, atomically.
+
+        The in-process twin of ``flow_adapt.lua`` (:mod:`dmap.flow.adaptive` owns the rule); a change
+        that raises the effective concurrency wakes the coordinator. None for an unknown run.
+        """
+        with self._cond:
+            r = self._find(run)
+            if r is None:
+                return None
+            before = r.flow.get("ec")
+            out = change(r.flow, r.execs[_SUCCEEDED], r.config.max_concurrency)
+            after = r.flow.get("ec")
+            if after is None and before is not None or (after or 0) > (before or 0) and before is not None:
+                r.notify("1")
+            return out
 
     def delete_run(self, run: str) -> None:
         """Remove all state of the run."""

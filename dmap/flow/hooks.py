@@ -1,0 +1,194 @@
+"""Flow control inside one child execution: the interpreter's ``Runtime.flow`` hooks.
+
+Before each Task call the child takes a token of every limited key the call touches (the Lambda
+function as written and by name, the ``http:invoke`` host, the Map Run's label); on each Task error
+it reports throttling to the Map Run's adaptive concurrency and, while adaptive concurrency is on,
+lengthens the ASL Retry's backoff by a random share of it (full jitter on top), so throttled
+children do not come back in step.
+
+Waiting. The bucket reserves each caller its own moment, so a waiter sleeps once, exactly as long
+as needed, without polling Redis. A wait holds the worker slot only while the token is near
+(:data:`IN_PLACE_MS`): a slot that would sit longer asks again just before its turn instead of
+reserving far ahead, so tokens go to whoever is ready then. Waiting children stay RUNNING in the
+counts (they hold their permit) and are counted apart as ``waiting`` (a per-run sorted set scored
+by when each wait ends, so a worker killed while waiting drops out of the count by itself).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..keys import F_WAITED_MS, F_WAITS, flow_wait_key, run_keys
+from .adaptive import Adaptive, is_throttle
+from .limits import NO_LIMIT, RESERVED, Limits, limits_for
+
+IN_PLACE_MS = 2000
+"""The longest wait a token is reserved for; a longer one is asked for again when it is this near."""
+HTTP_INVOKE = "arn:aws:states:::http:invoke"
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+_SLICE = 1.0  # seconds between two looks at the abort flag while waiting
+
+
+def call_keys(resource: str, function: str | None, payload: Any, label: str | None) -> list[str]:
+    """The rate-limit keys one Task call touches, most specific first, without duplicates.
+
+    Args:
+        resource: The Task's Resource.
+        function: ``FunctionName`` of a ``lambda:invoke`` Task.
+        payload: The evaluated Parameters/Arguments (``ApiEndpoint`` of an ``http:invoke`` Task).
+        label: The Map Run's own limit key, if it set one.
+    """
+    keys: list[str] = []
+    if resource.startswith(HTTP_INVOKE):
+        endpoint = payload.get("ApiEndpoint") if isinstance(payload, Mapping) else None
+        if isinstance(endpoint, str):
+            parts = urlsplit(endpoint)
+            keys += [k for k in (parts.netloc, parts.hostname or "") if k]
+    elif resource.startswith(LAMBDA_INVOKE) and function:
+        keys += [function, _function_name(function)]
+    elif not resource.startswith("arn:aws:states:::"):
+        keys += [resource, _function_name(resource)]
+    if label:
+        keys.append(label)
+    return list(dict.fromkeys(k for k in keys if k))
+
+
+def _function_name(ref: str) -> str:
+    """``NAME`` of ``arn:aws:lambda:<region>:<acct>:function:NAME[:qualifier]``; else ``ref``."""
+    parts = ref.split(":")
+    if len(parts) >= 7 and parts[0] == "arn" and parts[5] == "function":
+        return parts[6]
+    return ref
+
+
+class ChildFlow:
+    """The flow-control hooks of one child execution (``Runtime.flow``).
+
+    Args:
+        store: The run store (its Redis, if any, holds the limits and the waiting set).
+        run: The Map Run id.
+        child: The child number.
+        options: The Map Run's flow options as a dict (:meth:`FlowOptions.as_dict`), or None.
+        should_abort: The child's abort check, asked while it waits.
+        limits: The limits to obey (default: those of ``store``).
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        run: str,
+        child: int,
+        options: Mapping[str, Any] | None,
+        *,
+        should_abort: Callable[[], bool] | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self.store, self.run, self.child = store, run, child
+        options = options or {}
+        self.label: str | None = options.get("limit")
+        self.extra_names: tuple[str, ...] = tuple(options.get("throttle_errors") or ())
+        self.limits = limits if limits is not None else limits_for(store)
+        self.should_abort = should_abort
+        self.started = time.monotonic()
+        self.adaptive_on = bool(options.get("adaptive"))
+        self.waited_ms = 0
+        self._adaptive: Adaptive | None = None
+
+    # -- rate limits ---------------------------------------------------------------------------
+
+    def before_call(self, resource: str, function: str | None, payload: Any) -> None:
+        """Take a token of every limited key of this call, waiting as long as the bucket says."""
+        for key in call_keys(resource, function, payload, self.label):
+            if self.limits.limited(key):
+                self._take(key)
+
+    def _take(self, key: str) -> None:
+        while True:
+            token = self.limits.take(key, IN_PLACE_MS)
+            if token.outcome == NO_LIMIT or (token.outcome == RESERVED and token.wait_ms <= 0):
+                return
+            # RESERVED: sleep to the reserved moment; TOO_FAR: sleep until the token is near, then ask again.
+            wait = token.wait_ms if token.outcome == RESERVED else token.wait_ms - IN_PLACE_MS // 2
+            self._wait(wait / 1000)
+            if token.outcome == RESERVED:
+                return
+
+    def _wait(self, seconds: float) -> None:
+        until = time.time() + seconds
+        self._mark_waiting(until, seconds)
+        try:
+            end = time.monotonic() + seconds
+            while True:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return
+                if self.should_abort is not None and self.should_abort():
+                    return  # the interpreter sees the flag before the next state; the call may go or not
+                time.sleep(min(_SLICE, left))
+        finally:
+            self._unmark_waiting()
+
+    def _mark_waiting(self, until: float, seconds: float) -> None:
+        ms = int(seconds * 1000)
+        self.waited_ms += ms
+        client = getattr(self.store, "client", None)
+        if client is None:
+            self.store.flow(self.run, lambda s, _a, _b: _memory_wait(s, self.child, until, ms))
+            return
+        pipe = client.pipeline(transaction=False)
+        pipe.zadd(flow_wait_key(self.store.prefix, self.run), {str(self.child): until * 1000})
+        pipe.hincrby(run_keys(self.store.prefix, self.run)[0], F_WAITED_MS, ms)
+        pipe.hincrby(run_keys(self.store.prefix, self.run)[0], F_WAITS, 1)
+        pipe.execute()
+
+    def _unmark_waiting(self) -> None:
+        client = getattr(self.store, "client", None)
+        if client is None:
+            self.store.flow(self.run, lambda s, _a, _b: s.pop(f"wait:{self.child}", None))
+            return
+        client.zrem(flow_wait_key(self.store.prefix, self.run), str(self.child))
+
+    # -- throttling ----------------------------------------------------------------------------
+
+    def on_error(self, error: str) -> None:
+        """A Task failed with ``error``: report a throttle to the Map Run (counts it; cuts when adaptive)."""
+        if not is_throttle(error, self.extra_names):
+            return
+        if self._adaptive is None:
+            self._adaptive = Adaptive(self.store)
+        out = self._adaptive.throttled(self.run, self.child, self.started)
+        if out is not None:
+            self.adaptive_on = out[0]
+
+    def extra_backoff(self, error: str, delay: float, rng: random.Random | None = None) -> float:
+        """Seconds added to an ASL Retry's delay: a uniform share of it for a throttle while adaptive is on."""
+        if not self.adaptive_on or delay <= 0 or not is_throttle(error, self.extra_names):
+            return 0.0
+        return (rng or random).uniform(0.0, delay)
+
+
+def _memory_wait(state: dict[str, float], child: int, until: float, ms: int) -> None:
+    state[f"wait:{child}"] = until
+    state[F_WAITED_MS] = state.get(F_WAITED_MS, 0) + ms
+    state[F_WAITS] = state.get(F_WAITS, 0) + 1
+
+
+def waiting_stats(store: Any, run: str) -> dict[str, int]:
+    """``waiting`` (children waiting for a token now), ``waitedMs`` and ``waits`` of a Map Run."""
+    client = getattr(store, "client", None)
+    now = time.time()
+    if client is None:
+        state = store.flow(run, lambda s, _a, _b: dict(s)) or {}
+        waiting = sum(1 for k, v in state.items() if k.startswith("wait:") and v >= now - 1)
+        return {"waiting": waiting, "waitedMs": int(state.get(F_WAITED_MS, 0)), "waits": int(state.get(F_WAITS, 0))}
+    key = flow_wait_key(store.prefix, run)
+    pipe = client.pipeline(transaction=False)
+    pipe.zremrangebyscore(key, "-inf", (now - 60) * 1000)  # left by workers killed while waiting
+    pipe.zcount(key, (now - 1) * 1000, "+inf")
+    pipe.hmget(run_keys(store.prefix, run)[0], [F_WAITED_MS, F_WAITS])
+    _, waiting, (waited, waits) = pipe.execute()
+    return {"waiting": int(waiting), "waitedMs": int(waited or 0), "waits": int(waits or 0)}

@@ -51,6 +51,22 @@ def check_response(operation: str, body: Any) -> list[str]:
     return list(_walk(shape, body, operation))
 
 
+def conform(operation: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` without the members the output shape of ``operation`` lacks (dmap's extras, such as
+    ``effectiveConcurrency``, stay in dmap's own CLI and Python API; the wire carries AWS's shape only)."""
+    shape = service_model().operation_model(operation).output_shape
+    return _prune(shape, body) if shape is not None else body
+
+
+def _prune(shape: Any, value: Any) -> Any:
+    if shape.type_name == "structure" and isinstance(value, dict):
+        members = shape.members
+        return {k: _prune(members[k], v) for k, v in value.items() if k in members}
+    if shape.type_name == "list" and isinstance(value, list):
+        return [_prune(shape.member, v) for v in value]
+    return value
+
+
 def check_error(operation: str, code: str) -> list[str]:
     """A problem if ``operation`` does not declare the error ``code`` (nor is it a common one)."""
     declared = {s.name for s in service_model().operation_model(operation).error_shapes}

@@ -7,7 +7,7 @@ from typing import Any
 from ... import control
 from ...errors import ConfigurationError, InvalidStateError
 from ...records import MapRun
-from .. import arns
+from .. import arns, shapes
 from ..paging import cursor, page_size, token
 from ..protocol import ApiError, Call, operation
 from .executions import execution_arn
@@ -27,7 +27,7 @@ def describe(map_run: MapRun) -> dict[str, Any]:
     else:
         out.pop("stopDate", None)
     out["toleratedFailurePercentage"] = float(map_run.tolerated_failure_percentage)
-    return out
+    return shapes.conform("DescribeMapRun", out)
 
 
 @operation("DescribeMapRun")

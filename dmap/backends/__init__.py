@@ -145,7 +145,12 @@ class Backend:
         :class:`~dmap.errors.BackendError` instead, as DESIGN §2 promises for infrastructure faults.
         """
         try:
-            return execute_in_process(machine, execution, runtime)
+            execute_in_process(machine, execution, runtime)
+            if execution.status == ExecutionStatus.ABORTED:  # StopExecution's error and cause, as AWS records them
+                reason = self.journal.stop_reason(execution.execution_arn)
+                if reason is not None:
+                    execution.error, execution.cause = reason
+            return execution
         except Exception as exc:  # a bug or a lost backend must end the execution: RUNNING forever helps nobody
             infrastructure = isinstance(exc, redis.RedisError | BackendError)
             logger.error("execution %s ended by %s: %s", execution.execution_arn, type(exc).__name__, redact(str(exc)))

@@ -254,8 +254,13 @@ def _map_run_children(call: Call, body: dict[str, Any]) -> dict[str, Any]:
 
 @operation("StopExecution")
 def stop_execution(call: Call, body: dict[str, Any]) -> dict[str, Any]:
-    """Stop a RUNNING execution: it ends ABORTED once its running children reach their next state."""
-    control.stop_execution(execution_arn(call, body), backend=call.backend)
+    """Stop a RUNNING execution: it ends ABORTED, with the request's ``error`` and ``cause``, once its running
+    children reach their next state."""
+    error, cause = body.get("error"), body.get("cause")
+    for field, value in (("error", error), ("cause", cause)):
+        if value is not None and not isinstance(value, str):
+            raise ApiError("ValidationException", f"{field} must be a string")
+    control.stop_execution(execution_arn(call, body), error=error, cause=cause, backend=call.backend)
     return {"stopDate": time.time()}
 
 

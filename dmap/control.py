@@ -273,7 +273,12 @@ def stop_execution(arn: str, *, error: str | None = None, cause: str | None = No
 
 
 def redrive_execution(
-    arn: str, *, backend: Any = None, wait: bool = True, manifest: str | Path | Iterable[Any] | None = None
+    arn: str,
+    *,
+    backend: Any = None,
+    wait: bool = True,
+    manifest: str | Path | Iterable[Any] | None = None,
+    detach: bool = False,
 ) -> Execution:
     """Restart a FAILED, TIMED_OUT or ABORTED execution from the state that did not finish.
 
@@ -292,10 +297,13 @@ def redrive_execution(
         wait: False returns the RUNNING execution at once.
         manifest: The same items the execution was started with (a URI, a path or an iterable);
             the reader skips those already read.
+        detach: Hand the redrive, coordinator included, to the celery workers (as ``dmap run
+            --detach`` does) and return the RUNNING execution: it outlives this process.
 
     Raises:
         NotFoundError: Unknown ARN.
         InvalidStateError: The execution SUCCEEDED or is still RUNNING.
+        ConfigurationError: ``detach`` on a backend other than celery, or with items from an iterable.
         ExecutionNotRedrivable: Items that never ran come from a source that cannot be read again,
             and ``manifest`` was not given.
     """
@@ -312,6 +320,11 @@ def redrive_execution(
         raise InvalidStateError(f"Execution {arn} is being run by another process; wait for it to end")
     try:
         machine, execution, source, redriven = _prepare_redrive(engine, arn, manifest)
+        if detach:
+            from .detach import submit_redrive
+
+            detached: Execution = submit_redrive(engine, machine, execution, source, redriven)
+            return detached
         result: Execution = engine.run(machine, execution, manifest=source, wait=wait, redrive=redriven)
     except BaseException:
         owner.release(arn)  # nothing runs: let the next caller have it

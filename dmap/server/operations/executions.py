@@ -266,10 +266,14 @@ def stop_execution(call: Call, body: dict[str, Any]) -> dict[str, Any]:
 
 @operation("RedriveExecution")
 def redrive_execution(call: Call, body: dict[str, Any]) -> dict[str, Any]:
-    """Redrive a FAILED, TIMED_OUT or ABORTED execution from where it stopped (in this server's process)."""
+    """Redrive a FAILED, TIMED_OUT or ABORTED execution from where it stopped.
+
+    On the celery backend the workers run it (as StartExecution's executions): it outlives the server.
+    """
     arn = execution_arn(call, body)
+    detach = call.backend.name == "celery"
     try:
-        execution = control.redrive_execution(arn, backend=call.backend, wait=False)
+        execution = control.redrive_execution(arn, backend=call.backend, wait=False, detach=detach)
     except InvalidStateError as exc:
         raise ApiError("ExecutionNotRedrivable", str(exc)) from None
     return {"redriveDate": arns.epoch(execution.redrive_date) or time.time()}

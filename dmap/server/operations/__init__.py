@@ -6,4 +6,5 @@ from . import (
     executions,  # noqa: F401  (registers its operations)
     machines,  # noqa: F401  (registers its operations)
     map_runs,  # noqa: F401  (registers its operations)
+    test_state,  # noqa: F401  (registers its operation)
 )

@@ -498,6 +498,32 @@ def _untoken(kind: str, token: str) -> Any:
     return value
 
 
+def child_statuses(
+    map_run_arn: str, *, start: int = 0, count: int = 1000, backend: Any = None
+) -> tuple[list[tuple[int, str]], int | None]:
+    """The statuses of the child executions ``start`` .. ``start + count - 1`` of a Map Run, as the run store has them.
+
+    One ranged read of the store's packed per-child statuses (a nibble a child), however many
+    children the run has. Children not started yet are ``PENDING``; once the run's state expired
+    (``DMAP_RETENTION_DAYS``) or in another process of the local backend nothing is known.
+
+    Returns:
+        ``([(child number, AWS status), ...], the next start or None after the last child)``.
+
+    Raises:
+        NotFoundError: No Map Run has this ARN.
+    """
+    engine = _backend(backend)
+    run = _map_run(engine, map_run_arn).run_id
+    if engine.store.config(run) is None:
+        return [], None
+    children = int(engine.store.cursor(run)[1])  # every child read so far (all of them once the run ended)
+    count = max(0, min(count, children - start))
+    statuses = engine.store.statuses(run, start, count) if count else []
+    end = start + count
+    return [(start + i, s.aws_name) for i, s in enumerate(statuses)], (end if end < children else None)
+
+
 def count_failures(map_run_arn: str, *, error: str | None = None, backend: Any = None) -> int:
     """How many records :func:`list_failures` would yield without ``limit``, counted by the store (not read).
 

@@ -531,6 +531,10 @@ def list_executions(
 def stop_execution(
     execution_arn: Annotated[str, typer.Argument(help="The execution ARN or name.")],
     backend: BackendOption = None,
+    error: Annotated[
+        str | None, typer.Option(help="The error code the execution ends with (AWS's StopExecution).")
+    ] = None,
+    cause: Annotated[str | None, typer.Option(help="A more detailed explanation of the stop.")] = None,
     output: OutputOption = Output.table,
 ) -> None:
     """Stop a running execution: it ends ABORTED, unstarted items stay PENDING (redrivable)."""
@@ -538,7 +542,7 @@ def stop_execution(
     from .interpreter.context import iso_now
 
     execution_arn = _execution_arn(execution_arn, backend)
-    _control(lambda: control.stop_execution(execution_arn, backend=backend))
+    _control(lambda: control.stop_execution(execution_arn, error=error, cause=cause, backend=backend))
     if output == Output.json:
         print(json.dumps({"executionArn": execution_arn, "stopDate": iso_now()}))  # AWS StopExecution's shape
     else:
@@ -790,9 +794,10 @@ def _execution_arn(ref: str, backend: str | None, *, kind: str = "execution") ->
     """
     from . import control
     from .errors import NotFoundError
+    from .records import journal_arn
 
     if ref.startswith("arn:"):
-        return ref
+        return journal_arn(ref)  # as AWS or `dmap serve` shows it (any region and account) or the journal's own
     named = [e for e in control.list_executions(backend=backend, limit=NAME_LOOKUP_LIMIT) if e.name == ref]
     if not named:
         raise NotFoundError(kind, ref)
@@ -809,10 +814,10 @@ def _map_run_arn(ref: str, backend: str | None) -> str:
     """
     from . import control
     from .errors import NotFoundError
-    from .records import parse_map_run_arn
+    from .records import journal_arn, parse_map_run_arn
 
     if parse_map_run_arn(ref) is not None or (ref.startswith("arn:") and ":execution:" not in ref):
-        return ref  # a Map Run ARN, or something control will refuse with its own message
+        return journal_arn(ref)  # a Map Run ARN (any region and account), or something control will refuse
     kind = "map run (or execution)"
     execution_arn = _execution_arn(ref, backend, kind=kind)
     try:

@@ -1,9 +1,10 @@
 """The control plane: describe, list, stop, update and redrive executions and Map Runs (DESIGN §2, §4).
 
-Shapes follow AWS's Step Functions API (DescribeExecution, ListMapRuns, DescribeMapRun,
-UpdateMapRun, RedriveExecution). Records come from the backend's journal; live item counts of a
-RUNNING Map Run from its run store. ``list_failures`` is dmap's own addition: which items failed,
-why, and with what input.
+Every verb takes ARNs as the journal writes them or as AWS and ``dmap serve`` show them (any region,
+any account id: :func:`dmap.records.journal_arn`). Shapes follow AWS's Step Functions API
+(DescribeExecution, ListMapRuns, DescribeMapRun, UpdateMapRun, RedriveExecution). Records come from
+the backend's journal; live item counts of a RUNNING Map Run from its run store. ``list_failures``
+is dmap's own addition: which items failed, why, and with what input.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigurationError, ExecutionNotRedrivable, InvalidStateError, NotFoundError
-from .records import Execution, ExecutionStatus, MapRun, MapRunStatus, parse_map_run_arn
+from .records import Execution, ExecutionStatus, MapRun, MapRunStatus, journal_arn, parse_map_run_arn
 from .sources import ReadToTheEnd
 
 _REDRIVABLE = (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED)
@@ -126,6 +127,7 @@ def describe_execution(arn: str, *, backend: Any = None) -> Execution:
     Raises:
         NotFoundError: No execution has this ARN (in this backend's journal).
     """
+    arn = journal_arn(arn)
     engine = _backend(backend)
     execution = engine.journal.execution(arn)
     if execution is None:
@@ -136,7 +138,7 @@ def describe_execution(arn: str, *, backend: Any = None) -> Execution:
 
 def execution_definition(arn: str, *, backend: Any = None) -> dict[str, Any] | None:
     """The definition an execution ran, as the journal keeps it (None once it expired with the record)."""
-    definition: dict[str, Any] | None = _backend(backend).journal.definition(arn)
+    definition: dict[str, Any] | None = _backend(backend).journal.definition(journal_arn(arn))
     return definition
 
 
@@ -248,20 +250,38 @@ def update_map_run(
     return _live(engine, map_run)
 
 
-def stop_execution(arn: str, *, backend: Any = None) -> Execution:
+STOP_ERROR_MAX, STOP_CAUSE_MAX = 256, 32768
+"""AWS's limits of StopExecution's ``error`` and ``cause`` (characters)."""
+
+
+def stop_execution(arn: str, *, error: str | None = None, cause: str | None = None, backend: Any = None) -> Execution:
     """Stop a RUNNING execution: queued children are skipped, running ones stop at their next state.
 
-    The execution ends ABORTED; items that never ran stay PENDING; a redrive finishes the rest.
+    The execution ends ABORTED with ``error`` and ``cause`` as its error and cause (AWS's
+    StopExecution); without either it ends with ``States.Aborted`` / ``The execution was stopped``.
+    Items that never ran stay PENDING; a redrive finishes the rest.
+
+    Args:
+        arn: The execution ARN (the journal's, or as AWS shows it: any region and account).
+        error: The error code of the stop (at most 256 characters).
+        cause: A more detailed explanation (at most 32768 characters).
+        backend: ``"local"``, ``"celery"`` or a Backend instance.
 
     Raises:
         NotFoundError: Unknown ARN.
         InvalidStateError: The execution already ended.
+        ConfigurationError: ``error`` or ``cause`` is longer than AWS allows.
     """
+    if error is not None and len(error) > STOP_ERROR_MAX:
+        raise ConfigurationError(f"error must be at most {STOP_ERROR_MAX} characters, got {len(error)}")
+    if cause is not None and len(cause) > STOP_CAUSE_MAX:
+        raise ConfigurationError(f"cause must be at most {STOP_CAUSE_MAX} characters, got {len(cause)}")
+    arn = journal_arn(arn)
     engine = _backend(backend)
     execution = describe_execution(arn, backend=engine)
     if execution.status != ExecutionStatus.RUNNING:
         raise InvalidStateError(f"Execution {arn} is {execution.status}; only a RUNNING execution can be stopped")
-    engine.journal.request_stop(arn)
+    engine.journal.request_stop(arn, error=error, cause=cause)
     for map_run in execution.map_runs:
         if map_run.status == MapRunStatus.RUNNING:
             engine.store.abort(map_run.run_id, "stopped")
@@ -269,7 +289,12 @@ def stop_execution(arn: str, *, backend: Any = None) -> Execution:
 
 
 def redrive_execution(
-    arn: str, *, backend: Any = None, wait: bool = True, manifest: str | Path | Iterable[Any] | None = None
+    arn: str,
+    *,
+    backend: Any = None,
+    wait: bool = True,
+    manifest: str | Path | Iterable[Any] | None = None,
+    detach: bool = False,
 ) -> Execution:
     """Restart a FAILED, TIMED_OUT or ABORTED execution from the state that did not finish.
 
@@ -288,15 +313,19 @@ def redrive_execution(
         wait: False returns the RUNNING execution at once.
         manifest: The same items the execution was started with (a URI, a path or an iterable);
             the reader skips those already read.
+        detach: Hand the redrive, coordinator included, to the celery workers (as ``dmap run
+            --detach`` does) and return the RUNNING execution: it outlives this process.
 
     Raises:
         NotFoundError: Unknown ARN.
         InvalidStateError: The execution SUCCEEDED or is still RUNNING.
+        ConfigurationError: ``detach`` on a backend other than celery, or with items from an iterable.
         ExecutionNotRedrivable: Items that never ran come from a source that cannot be read again,
             and ``manifest`` was not given.
     """
     from . import identity
 
+    arn = journal_arn(arn)
     engine = _backend(backend)
     # The claim first: two redrives (or a redrive and a same-name run) must not both pass the status check.
     owner = identity.claims(engine)
@@ -307,6 +336,11 @@ def redrive_execution(
         raise InvalidStateError(f"Execution {arn} is being run by another process; wait for it to end")
     try:
         machine, execution, source, redriven = _prepare_redrive(engine, arn, manifest)
+        if detach:
+            from .detach import submit_redrive
+
+            detached: Execution = submit_redrive(engine, machine, execution, source, redriven)
+            return detached
         result: Execution = engine.run(machine, execution, manifest=source, wait=wait, redrive=redriven)
     except BaseException:
         owner.release(arn)  # nothing runs: let the next caller have it
@@ -554,6 +588,32 @@ def _untoken(kind: str, token: str) -> Any:
     return value
 
 
+def child_statuses(
+    map_run_arn: str, *, start: int = 0, count: int = 1000, backend: Any = None
+) -> tuple[list[tuple[int, str]], int | None]:
+    """The statuses of the child executions ``start`` .. ``start + count - 1`` of a Map Run, as the run store has them.
+
+    One ranged read of the store's packed per-child statuses (a nibble a child), however many
+    children the run has. Children not started yet are ``PENDING``; once the run's state expired
+    (``DMAP_RETENTION_DAYS``) or in another process of the local backend nothing is known.
+
+    Returns:
+        ``([(child number, AWS status), ...], the next start or None after the last child)``.
+
+    Raises:
+        NotFoundError: No Map Run has this ARN.
+    """
+    engine = _backend(backend)
+    run = _map_run(engine, map_run_arn).run_id
+    if engine.store.config(run) is None:
+        return [], None
+    children = int(engine.store.cursor(run)[1])  # every child read so far (all of them once the run ended)
+    count = max(0, min(count, children - start))
+    statuses = engine.store.statuses(run, start, count) if count else []
+    end = start + count
+    return [(start + i, s.aws_name) for i, s in enumerate(statuses)], (end if end < children else None)
+
+
 def count_failures(map_run_arn: str, *, error: str | None = None, backend: Any = None) -> int:
     """How many records :func:`list_failures` would yield without ``limit``, counted by the store (not read).
 
@@ -565,6 +625,8 @@ def count_failures(map_run_arn: str, *, error: str | None = None, backend: Any =
 
 
 def _map_run(engine: Any, arn: str) -> MapRun:
+    """The journal's record of a Map Run named by an ARN in any region and account (every Map Run verb's way in)."""
+    arn = journal_arn(arn)
     if parse_map_run_arn(arn) is None:
         raise NotFoundError("map run (not a Map Run ARN)", arn)
     map_run = engine.journal.map_run(arn)

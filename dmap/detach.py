@@ -7,6 +7,7 @@ every few seconds. Every worker also runs a small reaper: when a lease expires (
 that coordinator died), one reaper claims it atomically and sends the task again; the new
 coordinator resumes the Map Run where it stopped (same execution name, same Map Run id, the run
 store's cursor and leases), so closing the terminal — or losing a worker — does not stop a run.
+A redrive is handed over the same way (:func:`submit_redrive`, what ``dmap serve`` does on celery).
 """
 
 from __future__ import annotations
@@ -141,6 +142,47 @@ def submit(
     return execution
 
 
+def submit_redrive(engine: Any, machine: Any, execution: Any, source: Any, redriven: dict[str, Any]) -> Any:
+    """Hand a redrive to the cluster, as :func:`submit` hands a new execution: it outlives the caller.
+
+    ``execution`` is the record :func:`dmap.control.redrive_execution` made RUNNING again (its
+    redrive count and date set) while holding the execution's claim; ``redriven`` maps Map state
+    names to the Map Runs the redrive continues in place. The record is saved, the redrive is
+    written to the detached spec (the Map Run ARNs, the item source) and one ``dmap.run_execution``
+    task is sent; the claim is then released, as :func:`submit` does (the lease says who runs it).
+
+    Raises:
+        ConfigurationError: The backend is not celery, or the items come from an in-process iterable
+            the workers cannot read (redrive it in this process instead).
+    """
+    from . import identity
+    from .backends.celery import CeleryBackend
+    from .sources import ReadToTheEnd
+
+    if not isinstance(engine, CeleryBackend):
+        raise ConfigurationError(f"a detached redrive needs the celery backend, not {engine.name}")
+    read_to_end = isinstance(source, ReadToTheEnd)
+    if not (read_to_end or source is None or isinstance(source, str | Path)):
+        raise ConfigurationError("a detached redrive needs items the workers can read (s3://... or a path)")
+    lease_key, spec_key = _keys(engine)
+    spec = {
+        "manifest": None if read_to_end or source is None else str(source),
+        "read_to_end": read_to_end,
+        "max_concurrency": None,
+        "queue": engine.settings.queue,
+        "redrive": [m.map_run_arn for m in redriven.values()],
+    }
+    client = engine.redis.client
+    engine.journal.save_execution(
+        execution, definition=machine.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    )
+    client.hset(spec_key, execution.execution_arn, json.dumps(spec))
+    client.zadd(lease_key, {execution.execution_arn: int(time.time() * 1000) + _queue_wait_ms(engine)})
+    identity.release(engine, execution.execution_arn)
+    engine.app.send_task(RUN_EXECUTION_TASK, args=(execution.execution_arn,), queue=engine.settings.queue)
+    return execution
+
+
 def run_detached(engine: Any, arn: str) -> str:
     """Run (or resume) a detached execution on this worker while owning its lease; returns its final status.
 
@@ -151,6 +193,7 @@ def run_detached(engine: Any, arn: str) -> str:
     from .api import prepare
     from .child import worker_id
     from .records import ExecutionStatus
+    from .sources import ReadToTheEnd
 
     lease_key, spec_key = _keys(engine)
     owner_key, me = _owner_key(engine, arn), f"{worker_id()}:{threading.get_ident()}"
@@ -180,14 +223,17 @@ def run_detached(engine: Any, arn: str) -> str:
         if execution is None or definition is None or execution.status != ExecutionStatus.RUNNING:
             return "gone"
         spec = json.loads(client.hget(spec_key, arn) or "{}")
-        execution.map_runs = []  # the coordinator re-attaches (and resumes) its Map Runs
+        redrive = _take_redrive(engine, arn, spec)
+        if redrive is None:
+            execution.map_runs = []  # the coordinator re-attaches (and resumes) its Map Runs
         try:
             engine.run(
                 prepare(definition),
                 execution,
-                manifest=spec.get("manifest"),
+                manifest=ReadToTheEnd() if spec.get("read_to_end") else spec.get("manifest"),
                 max_concurrency=spec.get("max_concurrency"),
                 wait=True,
+                redrive=redrive,
             )
         except BackendError as exc:  # Redis or the broker gone too long, or the claim lost: left RUNNING
             logger.warning("detached execution %s stopped here: %s", arn, exc)
@@ -221,6 +267,21 @@ def _let_go(engine: Any, arn: str, me: str) -> None:
             logger.warning("detached execution %s handed over: a reaper resumes it", arn)
     except Exception:  # Redis still gone: the lease expires on its own and a reaper resumes it then
         logger.warning("could not hand over detached execution %s; its lease expires on its own", arn, exc_info=True)
+
+
+def _take_redrive(engine: Any, arn: str, spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The Map Runs a detached redrive continues in place (state name -> Map Run), once.
+
+    The spec forgets them as they are taken: a coordinator resumed after this one died goes on
+    with the same Map Runs (found by their ids, as any resumed run) instead of redriving them again.
+    """
+    arns = spec.pop("redrive", None)
+    if arns is None:
+        return None
+    _, spec_key = _keys(engine)
+    engine.redis.client.hset(spec_key, arn, json.dumps(spec))
+    runs = (engine.journal.map_run(a) for a in arns)
+    return {m.state_name: m for m in runs if m is not None}
 
 
 class Reaper:

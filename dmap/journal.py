@@ -72,12 +72,16 @@ class Journal(Protocol):
         """A Map Run by ARN."""
         ...
 
-    def request_stop(self, arn: str) -> None:
-        """Ask a running execution to stop (its coordinator and interpreter poll this)."""
+    def request_stop(self, arn: str, *, error: str | None = None, cause: str | None = None) -> None:
+        """Ask a running execution to stop (its coordinator and interpreter poll this), with StopExecution's reason."""
         ...
 
     def stop_requested(self, arn: str) -> bool:
         """True once :meth:`request_stop` was called for the execution."""
+        ...
+
+    def stop_reason(self, arn: str) -> tuple[str | None, str | None] | None:
+        """``(error, cause)`` given to :meth:`request_stop`; None without a request or when it gave neither."""
         ...
 
     def clear_stop(self, arn: str) -> None:
@@ -93,7 +97,7 @@ class MemoryJournal:
         self._executions: dict[str, dict[str, Any]] = {}
         self._definitions: dict[str, dict[str, Any]] = {}
         self._map_runs: dict[str, dict[str, Any]] = {}
-        self._stops: set[str] = set()
+        self._stops: dict[str, tuple[str | None, str | None]] = {}
 
     def save_execution(self, execution: Execution, *, definition: dict[str, Any] | None = None) -> None:
         """Create or update an execution record."""
@@ -140,19 +144,24 @@ class MemoryJournal:
             data = self._map_runs.get(arn)
         return map_run_from_dict(data) if data else None
 
-    def request_stop(self, arn: str) -> None:
+    def request_stop(self, arn: str, *, error: str | None = None, cause: str | None = None) -> None:
         """Ask a running execution to stop."""
         with self._lock:
-            self._stops.add(arn)
+            self._stops[arn] = (error, cause)
 
     def stop_requested(self, arn: str) -> bool:
         """True once a stop was requested."""
         return arn in self._stops
 
+    def stop_reason(self, arn: str) -> tuple[str | None, str | None] | None:
+        """The error and cause of the stop request, if it gave either."""
+        reason = self._stops.get(arn)
+        return reason if reason is not None and reason != (None, None) else None
+
     def clear_stop(self, arn: str) -> None:
         """Forget a stop request."""
         with self._lock:
-            self._stops.discard(arn)
+            self._stops.pop(arn, None)
 
 
 class RedisJournal:
@@ -243,13 +252,25 @@ class RedisJournal:
         data = self._map_run_data(arn)
         return map_run_from_dict(data) if data else None
 
-    def request_stop(self, arn: str) -> None:
-        """Ask a running execution to stop."""
-        self.client.set(self._key("stop", arn), "1", ex=self.retention)
+    def request_stop(self, arn: str, *, error: str | None = None, cause: str | None = None) -> None:
+        """Ask a running execution to stop; the value is the reason as JSON (the coordinator's worker reads it)."""
+        reason = json.dumps({"error": error, "cause": cause})
+        self.client.set(self._key("stop", arn), reason, ex=self.retention)
 
     def stop_requested(self, arn: str) -> bool:
         """True once a stop was requested."""
         return bool(self.client.exists(self._key("stop", arn)))
+
+    def stop_reason(self, arn: str) -> tuple[str | None, str | None] | None:
+        """The error and cause of the stop request, if it gave either (an older dmap's request, ``"1"``, gave none)."""
+        text = self.client.get(self._key("stop", arn))
+        try:
+            data = json.loads(text) if text else None
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or (data.get("error") is None and data.get("cause") is None):
+            return None
+        return data.get("error"), data.get("cause")
 
     def clear_stop(self, arn: str) -> None:
         """Forget a stop request."""

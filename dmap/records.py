@@ -6,6 +6,7 @@ the celery backend) is the control plane's business; this module only shapes the
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -33,6 +34,33 @@ class MapRunStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     ABORTED = "ABORTED"
+
+
+JOURNAL_PREFIX = f"arn:aws:states:{REGION}:{ACCOUNT}:"
+"""What every ARN of the journal starts with, whatever region and account a caller's ARN named."""
+
+_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:states:([^:]*):([^:]*):([A-Za-z]+):(.+)$")
+
+
+def parse_arn(arn: str) -> tuple[str, str] | None:
+    """``(resource type, rest)`` of a Step Functions ARN in any partition, region and account; None if not one.
+
+    ``arn:aws:states:us-east-1:123456789012:execution:orders:x`` is ``("execution", "orders:x")``.
+    """
+    found = _ARN.match(arn) if isinstance(arn, str) else None
+    return (found.group(3), found.group(4)) if found else None
+
+
+def journal_arn(arn: str) -> str:
+    """The journal's form of a Step Functions ARN (``arn:aws:states:local:000000000000:…``).
+
+    dmap is one region and one account: an ARN as AWS, boto3 or ``dmap serve`` shows it (any
+    region, any account id) names the same execution or Map Run as the journal's own ARN. Every
+    verb of the control plane and the CLI takes ARNs through here; anything that is not a Step
+    Functions ARN is returned as given (the verb then reports it unknown).
+    """
+    parsed = parse_arn(arn)
+    return f"{JOURNAL_PREFIX}{parsed[0]}:{parsed[1]}" if parsed else arn
 
 
 def map_run_arn(state_machine: str, label: str, run_id: str) -> str:

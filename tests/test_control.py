@@ -292,6 +292,33 @@ def test_stop_execution_aborts_it_and_leaves_the_unstarted_items_pending(backend
         control.stop_execution(execution.execution_arn, backend=backend)
 
 
+def test_every_verb_takes_arns_as_aws_shows_them_and_a_stop_keeps_its_error_and_cause(
+    backend: LocalBackend, world: _World
+) -> None:
+    execution = running(backend, fan(max_concurrency=2), {"items": items(20, waiting=True)})
+    wait_for(lambda: world.running() == 2, "two children to run")
+    journal_form = execution.execution_arn
+    as_boto3 = journal_form.replace(":local:000000000000:", ":us-east-1:123456789012:")  # what AWS/dmap serve return
+    assert as_boto3 != journal_form
+
+    assert control.describe_execution(as_boto3, backend=backend).execution_arn == journal_form
+    (run,) = control.list_map_runs(as_boto3, backend=backend)
+    run_as_boto3 = run.map_run_arn.replace(":local:000000000000:", ":eu-west-1:210987654321:")
+    assert control.describe_map_run(run_as_boto3, backend=backend).map_run_arn == run.map_run_arn
+    assert control.update_map_run(run_as_boto3, max_concurrency=3, backend=backend).max_concurrency == 3
+    assert control.map_run_progress(run_as_boto3, backend=backend).total == 20
+    assert list(control.list_failures(run_as_boto3, backend=backend)) == []
+    with pytest.raises(ConfigurationError, match="at most 256 characters"):
+        dmap.stop_execution(as_boto3, error="E" * 257, backend=backend)
+
+    dmap.stop_execution(as_boto3, error="Ops.Cancelled", cause="the operator stopped it", backend=backend)
+    world.gate.set()
+
+    assert finished(execution).status == "ABORTED"
+    described = control.describe_execution(as_boto3, backend=backend)
+    assert (described.error, described.cause) == ("Ops.Cancelled", "the operator stopped it")
+
+
 # -- redrive and failures -------------------------------------------------------------------------
 
 

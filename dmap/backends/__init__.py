@@ -183,7 +183,12 @@ class Backend:
         """
         handed_over = False
         try:
-            return execute_in_process(machine, execution, runtime)
+            execute_in_process(machine, execution, runtime)
+            if execution.status == ExecutionStatus.ABORTED:  # StopExecution's error and cause, as AWS records them
+                reason = self.journal.stop_reason(execution.execution_arn)
+                if reason is not None:
+                    execution.error, execution.cause = reason
+            return execution
         except Exception as exc:
             if is_outage(exc):
                 handed_over = True

@@ -12,15 +12,12 @@ Timestamps are kept as ISO-8601 strings; AWS's JSON protocol sends epoch seconds
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
-from ..interpreter.context import ACCOUNT, REGION
+from ..records import JOURNAL_PREFIX, parse_arn
 
-INTERNAL_PREFIX = f"arn:aws:states:{REGION}:{ACCOUNT}:"
+INTERNAL_PREFIX = JOURNAL_PREFIX
 """What every ARN of the journal starts with."""
-
-_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:states:([^:]*):([^:]*):([A-Za-z]+):(.+)$")
 
 
 def external_prefix(region: str, account: str) -> str:
@@ -30,8 +27,7 @@ def external_prefix(region: str, account: str) -> str:
 
 def parse(arn: str) -> tuple[str, str] | None:
     """``(resource type, rest)`` of a Step Functions ARN in any region and account, or None if it is not one."""
-    found = _ARN.match(arn) if isinstance(arn, str) else None
-    return (found.group(3), found.group(4)) if found else None
+    return parse_arn(arn)
 
 
 def internal(resource_type: str, rest: str) -> str:

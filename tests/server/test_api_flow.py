@@ -48,6 +48,15 @@ def test_a_csv_distributed_map_runs_stops_fails_and_redrives_through_the_api(
     assert len(runs) == 1
     counts = server.aws("describe-map-run", "--map-run-arn", runs[0]["mapRunArn"])["itemCounts"]
     assert (counts["total"], counts["succeeded"], counts["failed"]) == (ITEMS, ITEMS, 0)
+    children, more = [], {}  # every child execution of the Map Run, 4 a page, from the run store's statuses
+    while True:
+        page = sfn.list_executions(mapRunArn=runs[0]["mapRunArn"], maxResults=4, **more)
+        children += page["executions"]
+        if "nextToken" not in page:
+            break
+        more = {"nextToken": page["nextToken"]}
+    assert len({c["name"] for c in children}) == ITEMS and {c["status"] for c in children} == {"SUCCEEDED"}
+    assert sfn.list_executions(mapRunArn=runs[0]["mapRunArn"], statusFilter="RUNNING")["executions"] == []
     if backend == "celery":  # one journal: the Python control API (another process) sees the same execution
         internal = first.replace(f"{REGION}:{ACCOUNT}", "local:000000000000")
         assert control.describe_execution(internal, backend=ctl.backend()).status == "SUCCEEDED"

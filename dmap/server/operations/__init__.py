@@ -7,4 +7,5 @@ from . import (
     history,  # noqa: F401  (registers GetExecutionHistory)
     machines,  # noqa: F401  (registers its operations)
     map_runs,  # noqa: F401  (registers its operations)
+    test_state,  # noqa: F401  (registers its operation)
 )

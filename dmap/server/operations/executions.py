@@ -215,18 +215,19 @@ def list_executions(call: Call, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _map_run_children(call: Call, body: dict[str, Any]) -> dict[str, Any]:
-    """The failed, timed-out or aborted child executions of a Map Run (the ones the store keeps records of)."""
+    """The child executions of a Map Run: failed, timed-out or aborted ones from their failure records (with
+    ``itemCount``), the others from the run store's per-child statuses."""
     from ...writers.records import child_execution_name
 
     arn = call.arn(body, "mapRunArn", "mapRun")
     status = body.get("statusFilter")
-    if status not in REDRIVABLE:
-        raise ApiError(
-            "ValidationException",
-            "dmap lists the child executions of a Map Run by statusFilter FAILED, TIMED_OUT or ABORTED only "
-            "(it keeps records of unsuccessful children; DescribeMapRun counts the rest)",
-        )
+    if body.get("redriveFilter") is not None:
+        raise ApiError("ValidationException", "dmap does not filter the child executions of a Map Run by redrive")
+    if status is not None and status not in STATUSES:
+        raise ApiError("ValidationException", f"statusFilter must be one of {', '.join(STATUSES)}, not {status!r}")
     map_run = control.describe_map_run(arn, backend=call.backend)
+    if status not in REDRIVABLE:
+        return _map_run_statuses(call, body, map_run, status)
     head, _, rest = map_run.map_run_arn.partition(":mapRun:")
     machine = rest.rsplit(":", 1)[0]
     limit, after = page_size(body), cursor("ListExecutions", body)
@@ -252,19 +253,70 @@ def _map_run_children(call: Call, body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _map_run_statuses(call: Call, body: dict[str, Any], map_run: Any, status: str | None) -> dict[str, Any]:
+    """Child executions of a Map Run from the run store's per-child statuses (every status, or one).
+
+    Reads at most :data:`SCAN` children a request; children that never started (PENDING) are not
+    executions yet and are not listed. Without records of their own, they carry the Map Run's start date.
+    """
+    from ...writers.records import child_execution_name
+
+    head, _, rest = map_run.map_run_arn.partition(":mapRun:")
+    machine = rest.rsplit(":", 1)[0]
+    limit, start = page_size(body), int(cursor("ListExecutions", body) or 0)
+    found: list[dict[str, Any]] = []
+    scanned = 0
+    next_start_or_end: int | None = start  # read exactly what the page still misses: nothing read is skipped
+    while next_start_or_end is not None and len(found) < limit and scanned < SCAN:
+        read, after = control.child_statuses(
+            map_run.map_run_arn, start=next_start_or_end, count=limit - len(found), backend=call.backend
+        )
+        scanned += len(read)
+        for child, child_status in read:
+            if child_status == "PENDING" or (status is not None and child_status != status):
+                continue
+            name = child_execution_name(map_run.run_id, child)
+            found.append(
+                {
+                    "executionArn": f"{head}:execution:{machine}:{name}",
+                    "stateMachineArn": f"{head}:stateMachine:{machine}",
+                    "name": name,
+                    "status": child_status,
+                    "startDate": arns.epoch(map_run.start_date),
+                    "mapRunArn": map_run.map_run_arn,
+                }
+            )
+        next_start_or_end = after
+        if not read:
+            break
+    out: dict[str, Any] = {"executions": found}
+    if next_start_or_end is not None:
+        out["nextToken"] = token("ListExecutions", next_start_or_end)
+    return out
+
+
 @operation("StopExecution")
 def stop_execution(call: Call, body: dict[str, Any]) -> dict[str, Any]:
-    """Stop a RUNNING execution: it ends ABORTED once its running children reach their next state."""
-    control.stop_execution(execution_arn(call, body), backend=call.backend)
+    """Stop a RUNNING execution: it ends ABORTED, with the request's ``error`` and ``cause``, once its running
+    children reach their next state."""
+    error, cause = body.get("error"), body.get("cause")
+    for field, value in (("error", error), ("cause", cause)):
+        if value is not None and not isinstance(value, str):
+            raise ApiError("ValidationException", f"{field} must be a string")
+    control.stop_execution(execution_arn(call, body), error=error, cause=cause, backend=call.backend)
     return {"stopDate": time.time()}
 
 
 @operation("RedriveExecution")
 def redrive_execution(call: Call, body: dict[str, Any]) -> dict[str, Any]:
-    """Redrive a FAILED, TIMED_OUT or ABORTED execution from where it stopped (in this server's process)."""
+    """Redrive a FAILED, TIMED_OUT or ABORTED execution from where it stopped.
+
+    On the celery backend the workers run it (as StartExecution's executions): it outlives the server.
+    """
     arn = execution_arn(call, body)
+    detach = call.backend.name == "celery"
     try:
-        execution = control.redrive_execution(arn, backend=call.backend, wait=False)
+        execution = control.redrive_execution(arn, backend=call.backend, wait=False, detach=detach)
     except InvalidStateError as exc:
         raise ApiError("ExecutionNotRedrivable", str(exc)) from None
     return {"redriveDate": arns.epoch(execution.redrive_date) or time.time()}

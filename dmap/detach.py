@@ -72,8 +72,12 @@ def submit(
     name: str | None = None,
     max_concurrency: int | None = None,
     backend: Any = None,
+    state_machine: str | None = None,
 ) -> Any:
     """Validate a definition, record the execution and hand it to the cluster; returns the RUNNING execution.
+
+    ``state_machine`` files the execution under that state machine name (a nested execution of a
+    stored state machine); by default the name comes from the definition's file name.
 
     Names follow AWS's StartExecution rule (:mod:`dmap.identity`): the name of a RUNNING execution
     with the same input and manifest returns that execution (sent to the cluster again only if no
@@ -102,7 +106,7 @@ def submit(
         raise ConfigurationError("a detached execution needs a manifest the workers can read (s3://... or a path)")
     manifest = check_source(manifest, engine)  # before anything is recorded: the worker reads it later, elsewhere
     machine = prepare(definition, engine, detached=True)
-    admission = identity.admit(engine, state_machine_name(definition), name, input, manifest)
+    admission = identity.admit(engine, state_machine or state_machine_name(definition), name, input, manifest)
     execution = admission.execution
     if not admission.owned:  # RUNNING with this input and source, and a live process runs it: attach, send nothing
         identity.attached(execution)

@@ -108,10 +108,15 @@ class Backend:
         )
         if manifest is not None and not maps:
             raise ConfigurationError("--manifest needs a definition with a DISTRIBUTED Map state")
+        from ..callbacks import tokens_for
+        from ..nested import NestedExecutions
+
         runtime = Runtime(
             payload_limit=self.settings.payload_limit,
             distributed_map=runner,
             should_abort=lambda: self.journal.stop_requested(arn),
+            callbacks=tokens_for(self),
+            executions=NestedExecutions(self),
         )
         self.journal.save_execution(execution, definition=_definition_json(machine))
         if wait:
@@ -158,6 +163,10 @@ class Backend:
                 self._kept_manifests.pop(execution.execution_arn, None)
             try:
                 self.journal.save_execution(execution)
+                if execution.status != ExecutionStatus.RUNNING:
+                    from ..nested import execution_ended
+
+                    execution_ended(self, execution)  # a .sync parent waiting on it (never raises)
             except redis.RedisError as exc:
                 logger.error("could not record execution %s: %s", execution.execution_arn, redact(str(exc)))
                 if raise_infrastructure and sys.exc_info()[0] is None:

@@ -171,6 +171,10 @@ class Runtime:
         deadline: ``time.monotonic()`` at which the execution times out (machine TimeoutSeconds, EXPRESS 5 min).
         item_index: The first item index when running a distributed child (for causes and TaskContext).
         rng: Randomness for jitter and ``States.MathRandom`` without a seed.
+        callbacks: Where task tokens live (a :class:`~dmap.interpreter.callbacks.TokenService`); None: this
+            process's memory.
+        executions: Starts nested executions (``states:startExecution``); None: they fail.
+        resume: Where a parked execution continues (a :class:`~dmap.interpreter.callbacks.Resume`).
     """
 
     registry: Registry = field(default_factory=lambda: registry)
@@ -181,3 +185,6 @@ class Runtime:
     deadline: float | None = None
     item_index: int | None = None
     rng: random.Random = field(default_factory=lambda: _SHARED_RNG)
+    callbacks: Any = None
+    executions: Any = None
+    resume: Any = None

@@ -26,7 +26,7 @@ from ..asl.model import (
     WaitState,
 )
 from ..errors import ErrorName, StatesError
-from . import choice, dataflow, mapfields
+from . import callbacks, choice, dataflow, mapfields
 from .context import MapInvocation
 from .executor import Env, Executor
 from .tasks import (
@@ -98,9 +98,13 @@ def run_task(ex: Executor, state: TaskState, raw: Any, env: Env) -> tuple[Any, s
         return _jsonata("Task")(ex, state, raw, env)
 
     def body() -> tuple[Any, dict[str, Any]]:
+        callbacks.prepare(ex, state, env)  # $$.Task.Token, before Parameters read it
         data, args = _arguments(state, raw, env)
         timeout = _seconds(state.timeout_seconds, state.timeout_seconds_path, "TimeoutSecondsPath", data, env)
         heartbeat = _seconds(state.heartbeat_seconds, state.heartbeat_seconds_path, "HeartbeatSecondsPath", data, env)
+        if callbacks.handles(state.resource):
+            result = callbacks.run(ex, state, raw, args, env, timeout=timeout, heartbeat=heartbeat)
+            return _finish(state, raw, ex.check_size(result, env), env)
         result = invoke(ex, state, args, env, timeout=timeout, heartbeat=heartbeat)
         return _finish(state, raw, result, env)
 

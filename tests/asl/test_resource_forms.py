@@ -3,7 +3,8 @@
 AWS accepts as a Task Resource a Lambda function ARN (``arn:aws:lambda:REGION:ACCOUNT:function:NAME``
 with an optional version or alias), ``arn:aws:states:::lambda:invoke`` and its callback form
 ``.waitForTaskToken``, activities, and ``arn:aws:states:::`` service integrations. dmap runs the first
-three (and ``states:startExecution``, tested with the callbacks); it warns where a definition uses a bare handler name (AWS refuses it, dmap runs it).
+three (and ``states:startExecution``, tested with the callbacks); it warns where a definition uses a
+bare handler name (AWS refuses it, dmap runs it).
 """
 
 from __future__ import annotations

@@ -463,16 +463,12 @@ def _redis(backend: Any) -> Any:
 
 
 def _celery(backend: Any) -> Any:
-    """The celery backend a Redis token belongs to (``backend`` if it is one, else one from the settings)."""
+    """The celery backend a Redis token belongs to: ``backend`` if it is one, else one from the settings."""
     from .backends import get_backend
-    from .errors import ConfigurationError
 
     engine = get_backend(backend) if backend is not None else None
     if engine is None or getattr(engine, "redis", None) is None:
-        try:
-            engine = get_backend("celery")
-        except ConfigurationError:
-            raise
+        engine = get_backend("celery")
     return engine
 
 

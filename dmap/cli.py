@@ -811,3 +811,6 @@ def _import_handlers(modules: list[str] | None) -> list[str]:
 def main() -> None:
     """Entry point of the ``dmap`` script."""
     app()
+
+
+from . import cli_callbacks  # noqa: E402, F401  (registers send-task-success/-failure/-heartbeat on app)

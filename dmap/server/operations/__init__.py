@@ -2,4 +2,5 @@
 
 from __future__ import annotations
 
+from . import callbacks  # noqa: F401  (registers its operations)
 from . import machines  # noqa: F401  (registers its operations)

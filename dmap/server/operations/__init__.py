@@ -2,5 +2,7 @@
 
 from __future__ import annotations
 
-from . import callbacks  # noqa: F401  (registers its operations)
-from . import machines  # noqa: F401  (registers its operations)
+from . import (
+    callbacks,  # noqa: F401  (registers its operations)
+    machines,  # noqa: F401  (registers its operations)
+)

@@ -9,6 +9,7 @@ from .api import run
 from .asl import load, validate
 from .asl.diagnostics import Diagnostic, Severity
 from .asl.model import StateMachine
+from .callbacks import send_task_failure, send_task_heartbeat, send_task_success
 from .control import (
     HistoryPage,
     ItemFailure,
@@ -31,11 +32,16 @@ from .errors import (
     ExecutionAlreadyExists,
     ExecutionNotRedrivable,
     InvalidName,
+    InvalidOutput,
     InvalidStateError,
+    InvalidToken,
     NotFoundError,
     SourceNotReadable,
     StatesError,
     StorageError,
+    TaskDoesNotExist,
+    TaskTimedOut,
+    TaskTokenError,
 )
 from .flow import FlowOptions, Limit, delete_limit, list_limits, set_limit
 from .interpreter import TaskContext, task
@@ -64,6 +70,10 @@ __all__ = [
     "describe_map_run",
     "update_map_run",
     "list_failures",
+    # Callbacks (the task-token pattern)
+    "send_task_success",
+    "send_task_failure",
+    "send_task_heartbeat",
     "ItemFailure",
     "list_workers",
     "WorkerInfo",
@@ -93,4 +103,9 @@ __all__ = [
     "SourceNotReadable",
     "StatesError",
     "ErrorName",
+    "TaskTokenError",
+    "TaskDoesNotExist",
+    "InvalidToken",
+    "TaskTimedOut",
+    "InvalidOutput",
 ]

@@ -24,6 +24,8 @@ from .asl.model import Branch
 from .errors import ErrorName
 from .flow.hooks import ChildFlow
 from .interpreter import ExecutionInfo, Runtime, execute
+from .interpreter.callbacks import Parked
+from .interpreter.callbacks import handles as _is_callback
 from .interpreter.context import ACCOUNT, REGION, iso_now
 from .interpreter.dataflow import compact, parse
 from .interpreter.tasks import Registry, registry
@@ -34,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 EXPRESS_LIMIT_SECONDS = 300.0
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+PARKED: Any = object()
+"""What :func:`_run_started` returns for a child that parked at a Task waiting for its token."""
 _NAMES = {status: status.name for status in ChildStatus}  # Enum.name is a descriptor lookup per call
 _STATUS = {
     "SUCCEEDED": ChildStatus.SUCCEEDED,
@@ -154,7 +158,33 @@ def run_child(
     if started.outcome != RUN:
         return started.outcome
     status, record = _run_started(store, plan, child, token, started, handlers, heartbeat, engine, me, lease, trace)
-    store.complete(plan.run_id, child, token, status, record)
+    if status is not PARKED:  # a parked child completes when its answer resumes it (run_resumed)
+        store.complete(plan.run_id, child, token, status, record)
+    return started.outcome
+
+
+def run_resumed(
+    store: RunStore,
+    plan: ChildPlan,
+    child: int,
+    token: str,
+    started: Started,
+    resume: Any,
+    *,
+    handlers: Registry | None = None,
+    heartbeat: Any = None,
+    engine: Any = None,
+) -> str:
+    """Run a parked child from the Task state whose answer came (:func:`dmap.callbacks.resume_child`); complete it.
+
+    ``token`` is the child's store token while parked; the child may park again at a later Task.
+    """
+    me = worker_id()
+    status, record = _run_started(
+        store, plan, child, token, started, handlers, heartbeat, engine, me, plan.lease_ms, resume=resume
+    )
+    if status is not PARKED:
+        store.complete(plan.run_id, child, token, status, record)
     return started.outcome
 
 
@@ -214,7 +244,7 @@ def run_pack(
                 given_back = guard.disarm()
             if given_back:
                 todo = [lease for lease in todo if lease not in given_back]
-            done = Done(nxt[0], nxt[1], status, record)
+            done = None if status is PARKED else Done(nxt[0], nxt[1], status, record)
     finally:
         if heartbeat is not None:
             for child, token in pack:
@@ -337,10 +367,14 @@ def _run_started(
     me: str,
     lease: int,
     trace: Mapping[str, str] | None = None,
+    *,
+    resume: Any = None,
 ) -> tuple[ChildStatus, str]:
     """Run a started child's ItemProcessor; its terminal status and result record (JSON), not yet completed.
 
     ``lease`` is the run lease it was started with (``<= 0``: held by this process, never expiring).
+    ``resume`` continues a parked child. Returns :data:`PARKED` when the child parked at a Task
+    waiting for its token: nothing to complete, the answer resumes it.
     """
     if heartbeat is not None:
         heartbeat.add(store, plan.run_id, child, token, lease)
@@ -348,7 +382,9 @@ def _run_started(
     record: dict[str, Any] = {"Child": child, "Index": started.first, "Items": started.items, "Input": started.input}
     try:
         if telemetry.tracer() is None:
-            status, fields = _execute(store, plan, child, started, handlers or registry, engine, start_date)
+            status, fields = _execute(
+                store, plan, child, started, handlers or registry, engine, start_date, token, resume
+            )
         else:  # traced: the same call inside the child's span, parented to its Map Run's
             status, fields = telemetry.child_span(
                 plan,
@@ -356,8 +392,10 @@ def _run_started(
                 started,
                 trace,
                 me,
-                lambda: _execute(store, plan, child, started, handlers or registry, engine, start_date),
+                lambda: _execute(store, plan, child, started, handlers or registry, engine, start_date, token, resume),
             )
+    except Parked:
+        return PARKED, ""
     except Exception as exc:  # the interpreter reports failures as results; this is a bug guard
         logger.exception("child %s of map run %s crashed the interpreter", child, plan.run_id)
         status, fields = ChildStatus.FAILED, {"Error": ErrorName.RUNTIME.value, "Cause": f"internal error: {exc!r}"}
@@ -379,6 +417,25 @@ def _run_started(
         }
     )
     return status, compact(record)
+
+
+def _waits(plan: ChildPlan) -> bool:
+    """True if the plan's ItemProcessor has a callback or nested-execution Task at any depth (checked once per plan)."""
+    found = plan._cache.get("waits")
+    if found is None:
+        found = plan._cache["waits"] = _has_callback(plan.processor)
+    return bool(found)
+
+
+def _has_callback(node: Any) -> bool:
+    if isinstance(node, dict):
+        resource = node.get("Resource")
+        if node.get("Type") == "Task" and isinstance(resource, str) and _is_callback(resource):
+            return True
+        return any(_has_callback(value) for value in node.values())
+    if isinstance(node, list):
+        return any(_has_callback(value) for value in node)
+    return False
 
 
 class _NestedMaps:
@@ -404,9 +461,18 @@ class _NestedMaps:
 
 
 def _execute(
-    store: RunStore, plan: ChildPlan, child: int, started: Started, handlers: Registry, engine: Any, start_date: str
+    store: RunStore,
+    plan: ChildPlan,
+    child: int,
+    started: Started,
+    handlers: Registry,
+    engine: Any,
+    start_date: str,
+    token: str = "",
+    resume: Any = None,
 ) -> tuple[ChildStatus, dict[str, Any]]:
     value = parse(started.input or "null")
+    child_input = value
     first = started.first
     deadline = time.monotonic() + EXPRESS_LIMIT_SECONDS if plan.execution_type == "EXPRESS" else None
     watch = AbortWatch(store, plan.run_id)
@@ -423,13 +489,32 @@ def _execute(
     info = ExecutionInfo(
         name=name,
         state_machine_name=machine,
-        input=value,
+        input=child_input,
         start_time=start_date,
         arn=f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{machine}:{name}",
     )
     if engine is not None:
         runtime.distributed_map = _NestedMaps(engine, info)
-    result = execute(plan.branch, value, runtime=runtime, info=info, language=plan.language)
+    start_at, variables = None, None
+    if _waits(plan):  # callbacks and nested executions: the host's services, and where a parked child resumes
+        from .callbacks import child_tokens, resume_point
+        from .nested import executions_for
+
+        runtime.callbacks = child_tokens(engine, plan.run_id, child, token, start_date)
+        runtime.executions = executions_for(engine)
+        if resume is None and runtime.callbacks is not None:
+            resume = resume_point(engine, plan.run_id, child)
+        if resume is not None:
+            runtime.resume, start_at, value, variables = resume, resume.state, resume.input, resume.variables
+    result = execute(
+        plan.branch,
+        value,
+        runtime=runtime,
+        info=info,
+        language=plan.language,
+        start_at=start_at,
+        variables=variables,
+    )
     if result.status == "SUCCEEDED":
         # execute() has checked the output against the payload limit (the same limit) and kept its JSON.
         return ChildStatus.SUCCEEDED, {"Output": result.output_json or compact(result.output)}

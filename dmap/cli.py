@@ -935,3 +935,6 @@ app.command("plan")(plan_command)
 def main() -> None:
     """Entry point of the ``dmap`` script."""
     app()
+
+
+from . import cli_callbacks  # noqa: E402, F401  (registers send-task-success/-failure/-heartbeat on app)

@@ -92,6 +92,9 @@ def submit(
 ) -> Any:
     """Validate a definition, record the execution and hand it to the cluster; returns the RUNNING execution.
 
+    ``state_machine`` files the execution under that state machine name (a nested execution of a
+    stored state machine); by default the name comes from the definition's file name.
+
     Names follow AWS's StartExecution rule (:mod:`dmap.identity`): the name of a RUNNING execution
     with the same input and manifest returns that execution (sent to the cluster again only if no
     live process runs it any more); no second coordinator ever starts for it.

@@ -204,3 +204,42 @@ class StatesError(DmapError):
         self.name = name.value if isinstance(name, ErrorName) else str(name)
         self.cause = cause
         super().__init__(f"{self.name}: {cause}" if cause else self.name)
+
+
+class TaskTokenError(DmapError):
+    """Raised when SendTaskSuccess/Failure/Heartbeat cannot be applied; ``code`` is AWS's error code.
+
+    Args:
+        code: ``TaskDoesNotExist``, ``InvalidToken``, ``TaskTimedOut`` or ``InvalidOutput``.
+        message: What went wrong, for the caller.
+    """
+
+    code = "TaskTokenError"
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class TaskDoesNotExist(TaskTokenError):
+    """Raised when a task token names no task this backend knows (never issued here, or expired)."""
+
+    code = "TaskDoesNotExist"
+
+
+class InvalidToken(TaskTokenError):
+    """Raised when a task token is not one dmap issued (not its format)."""
+
+    code = "InvalidToken"
+
+
+class TaskTimedOut(TaskTokenError):
+    """Raised when a task token's task is already closed: answered, timed out, or its execution ended."""
+
+    code = "TaskTimedOut"
+
+
+class InvalidOutput(TaskTokenError):
+    """Raised when SendTaskSuccess's output is not JSON text (or is over the payload limit)."""
+
+    code = "InvalidOutput"

@@ -138,3 +138,36 @@ def limit_key(prefix: str, key: str) -> str:
 def flow_wait_key(prefix: str, run: str) -> str:
     """The ZSET of a run's children waiting for a token: ``<prefix>:{<run>}:flow-wait``."""
     return f"{prefix}:{run_tag(run)}:{FLOW_WAIT_SUFFIX}"
+
+
+# Task tokens (the callback pattern, dmap/callbacks.py). A distributed child's task lives beside its
+# Map Run, in the run's hash slot, so the Lua scripts that park and resume the child see both; a
+# top-level execution's task has a key of its own.
+CALLBACK_SUFFIX = "cb"
+
+
+def callback_key(prefix: str, task_id: str, run: str | None = None) -> str:
+    """The HASH of one waiting task: ``<prefix>:{<run>}:cb:<id>`` (a child's) or ``<prefix>:cb:<id>``."""
+    if run:
+        return f"{prefix}:{run_tag(run)}:{CALLBACK_SUFFIX}:{task_id}"
+    return f"{prefix}:{CALLBACK_SUFFIX}:{task_id}"
+
+
+def callback_children_key(prefix: str, run: str) -> str:
+    """The HASH child -> token of the last task each child of ``run`` waited on: ``<prefix>:{<run>}:cbc``."""
+    return f"{prefix}:{run_tag(run)}:{CALLBACK_SUFFIX}c"
+
+
+def callback_due_key(prefix: str) -> str:
+    """The ZSET token -> when its TimeoutSeconds/HeartbeatSeconds run out (ms): ``<prefix>:cb:due``."""
+    return f"{prefix}:{CALLBACK_SUFFIX}:due"
+
+
+def callback_task_key(prefix: str, digest: str) -> str:
+    """The STRING token of a top-level task by a digest of where it is: ``<prefix>:cb:task:<digest>``."""
+    return f"{prefix}:{CALLBACK_SUFFIX}:task:{digest}"
+
+
+def callback_watch_key(prefix: str, execution: str) -> str:
+    """The STRING token a ``.sync`` parent waits on for a nested ``execution``: ``<prefix>:cb:watch:<arn>``."""
+    return f"{prefix}:{CALLBACK_SUFFIX}:watch:{execution}"

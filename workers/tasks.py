@@ -15,7 +15,8 @@ from celery.signals import worker_process_shutdown, worker_ready, worker_shutdow
 
 from dmap import telemetry
 from dmap.backends.celery import CHILD_TASK, CHILDREN_TASK, CeleryBackend
-from dmap.child import run_child, run_pack
+from dmap.callbacks import RESUME_TASK, Sweeper, resume_child
+from dmap.child import run_child, run_pack, run_resumed
 from dmap.detach import RUN_EXECUTION_TASK, Reaper, run_detached
 from dmap.heartbeat import heartbeat
 from dmap.store.workers import WorkerBeacon, this_worker
@@ -72,6 +73,20 @@ def run_children_task(run: str, children: list[list[Any]], trace: dict[str, str]
     )
 
 
+@app.task(name=RESUME_TASK, ignore_result=True)
+def resume_child_task(run: str, child: int, parked: str, token: str) -> str:
+    """Resume a parked child whose task token was answered: run it on from that Task state."""
+    engine = backend()
+    taken = resume_child(engine, run, int(child), str(parked), str(token))
+    if taken is None:
+        return "stale"  # a duplicate message, or the child ended or was taken over meanwhile
+    started, resume = taken
+    plan = engine.plan(run)
+    if plan is None:
+        return "stale"
+    return run_resumed(engine.store, plan, int(child), str(parked), started, resume, heartbeat=heartbeat, engine=engine)
+
+
 @app.task(name=RUN_EXECUTION_TASK, ignore_result=True)
 def run_execution_task(arn: str) -> str:
     """Run (or resume) a detached execution, coordinator included, on this worker."""
@@ -82,6 +97,12 @@ def run_execution_task(arn: str) -> str:
 def _start_reaper(**_: object) -> None:
     """One reaper per worker (in the main process): resumes detached executions whose coordinator died."""
     Reaper(CeleryBackend(app=app)).start()
+
+
+@worker_ready.connect
+def _start_sweeper(**_: object) -> None:
+    """One callback sweeper per worker (main process): fails parked tasks whose Timeout/HeartbeatSeconds ran out."""
+    Sweeper(CeleryBackend(app=app)).start()
 
 
 @worker_ready.connect

@@ -83,13 +83,7 @@ def _lambda_integration(report: Report, resource: str, loc: tuple[str | int, ...
     if resource == LAMBDA_INVOKE:
         return
     if resource == f"{LAMBDA_INVOKE}.waitForTaskToken":
-        report.error(
-            UNSUPPORTED_RESOURCE,
-            f"{resource!r}: the callback pattern (.waitForTaskToken) is not supported by dmap yet; call the "
-            f"handler with {LAMBDA_INVOKE!r} (request-response) and return its result instead of sending a task token",
-            loc,
-        )
-        return
+        return  # the callback pattern: dmap.interpreter.callbacks runs it
     action = resource.removeprefix("arn:aws:states:::lambda:")
     hint = ""
     if action.startswith("invoke."):

@@ -113,11 +113,16 @@ class Backend:
         )
         if manifest is not None and not maps:
             raise ConfigurationError("--manifest needs a definition with a DISTRIBUTED Map state")
+        from ..callbacks import tokens_for
+        from ..nested import NestedExecutions
+
         runtime = Runtime(
             payload_limit=self.settings.payload_limit,
             distributed_map=runner,
             should_abort=lambda: self.journal.stop_requested(arn),
             history=self._history(execution, redrive is not None),
+            callbacks=tokens_for(self),
+            executions=NestedExecutions(self),
         )
         self.journal.save_execution(execution, definition=_definition_json(machine))
         if wait:
@@ -215,6 +220,10 @@ class Backend:
             if not handed_over:
                 try:
                     self.journal.save_execution(execution)
+                    if execution.status != ExecutionStatus.RUNNING:
+                        from ..nested import execution_ended
+
+                        execution_ended(self, execution)  # a .sync parent waiting on it (never raises)
                 except redis.RedisError as exc:
                     logger.error("could not record execution %s: %s", execution.execution_arn, redact(str(exc)))
                     if raise_infrastructure and sys.exc_info()[0] is None:

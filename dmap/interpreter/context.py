@@ -178,6 +178,10 @@ class Runtime:
             them only (children of a Distributed Map: nobody reads their history).
         flow: Flow-control hooks of a distributed child (:class:`dmap.flow.hooks.ChildFlow`): rate-limit
             tokens before each Task call, throttling reports and extra backoff on Task errors.
+        callbacks: Where task tokens live (a :class:`~dmap.interpreter.callbacks.TokenService`); None: this
+            process's memory.
+        executions: Starts nested executions (``states:startExecution``); None: they fail.
+        resume: Where a parked execution continues (a :class:`~dmap.interpreter.callbacks.Resume`).
     """
 
     registry: Registry = field(default_factory=lambda: registry)
@@ -190,3 +194,6 @@ class Runtime:
     rng: random.Random = field(default_factory=lambda: _SHARED_RNG)
     history: History | None = None
     flow: Any = None
+    callbacks: Any = None
+    executions: Any = None
+    resume: Any = None

@@ -49,6 +49,7 @@ class Env:
     entered_from: int = 0
     child_failed: bool = False
     failure_recorded: bool = False
+    attempts: list[int] | None = None  # the Retry attempts per retrier of the state running now (callbacks park them)
 
     def runtime_error(self, error: StatesError) -> StatesError:
         """Prefix a Runtime/QueryEvaluation cause the way AWS does (once)."""
@@ -174,7 +175,8 @@ class Executor:
         body: Callable[[], tuple[Any, dict[str, Any]]],
     ) -> tuple[Any, str | None]:
         """Run ``body`` under the state's Retry and Catch. ``body`` returns ``(output, assignments)``."""
-        attempts = [0] * len(state.retry)
+        attempts = self._attempts(state, env)
+        env.attempts = attempts
         while True:
             try:
                 output, assignments = body()
@@ -202,6 +204,19 @@ class Executor:
             if catcher is None:
                 raise error
             return self.caught(catcher, raw, error, env), catcher.next
+
+    def _attempts(self, state: TaskState | ParallelState | MapState, env: Env) -> list[int]:
+        """The state's Retry attempts: zeros, or those it had when it was parked and is resumed now."""
+        resume = self.runtime.resume
+        if (
+            resume is not None
+            and not resume.used
+            and resume.state == env.name
+            and len(resume.attempts) == len(state.retry)
+        ):
+            env.context["State"]["RetryCount"] = sum(resume.attempts)
+            return list(resume.attempts)
+        return [0] * len(state.retry)
 
     def caught(self, catcher: Catcher, raw: Any, error: StatesError, env: Env) -> Any:
         """The state output after ``catcher`` caught ``error``: the error output placed by ResultPath/Output."""

@@ -31,7 +31,7 @@ from ..asl.model import (
     WaitState,
 )
 from ..errors import ErrorName, StatesError
-from . import dataflow, mapfields
+from . import callbacks, dataflow, mapfields
 from .choice import parse_timestamp
 from .executor import Env, Executor
 from .states import invoke, map_started, run_branches, run_distributed, sleep_seconds, wait_until
@@ -108,18 +108,17 @@ def run_task(ex: Executor, state: TaskState, raw: Any, env: Env) -> tuple[Any, s
     """``Task``: Arguments (default: the input) to the handler; Output (default: the result) and Assign."""
 
     def body() -> tuple[Any, dict[str, Any]]:
+        callbacks.prepare(ex, state, env)  # $states.context.Task.Token, before Arguments read it
         states = _states(raw, env.context)
         args = _value(state.arguments, "Arguments", states, env.variables) if _given(state, "arguments") else raw
         timeout = _integer(state.timeout_seconds, "TimeoutSeconds", states, env, 1, _MAX_SECONDS)
         heartbeat = _integer(state.heartbeat_seconds, "HeartbeatSeconds", states, env, 1, _MAX_SECONDS)
-        result = invoke(
-            ex,
-            state,
-            args,
-            env,
-            timeout=None if timeout is None else float(timeout),
-            heartbeat=None if heartbeat is None else float(heartbeat),
-        )
+        seconds = None if timeout is None else float(timeout)
+        beat = None if heartbeat is None else float(heartbeat)
+        if callbacks.handles(state.resource):
+            result = ex.check_size(callbacks.run(ex, state, raw, args, env, timeout=seconds, heartbeat=beat), env)
+        else:
+            result = invoke(ex, state, args, env, timeout=seconds, heartbeat=beat)
         return _finish(ex, state, result, {**states, "result": result}, env)
 
     return ex.with_retry(state, raw, env, body)

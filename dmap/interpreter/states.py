@@ -26,7 +26,7 @@ from ..asl.model import (
     WaitState,
 )
 from ..errors import ErrorName, StatesError
-from . import choice, dataflow, mapfields
+from . import callbacks, choice, dataflow, mapfields
 from . import history as events
 from .context import MapInvocation
 from .executor import Aborted, Env, Executor
@@ -100,9 +100,13 @@ def run_task(ex: Executor, state: TaskState, raw: Any, env: Env) -> tuple[Any, s
         return _jsonata("Task")(ex, state, raw, env)
 
     def body() -> tuple[Any, dict[str, Any]]:
+        callbacks.prepare(ex, state, env)  # $$.Task.Token, before Parameters read it
         data, args = _arguments(state, raw, env)
         timeout = _seconds(state.timeout_seconds, state.timeout_seconds_path, "TimeoutSecondsPath", data, env)
         heartbeat = _seconds(state.heartbeat_seconds, state.heartbeat_seconds_path, "HeartbeatSecondsPath", data, env)
+        if callbacks.handles(state.resource):
+            result = callbacks.run(ex, state, raw, args, env, timeout=timeout, heartbeat=heartbeat)
+            return _finish(state, raw, ex.check_size(result, env), env)
         result = invoke(ex, state, args, env, timeout=timeout, heartbeat=heartbeat)
         return _finish(state, raw, result, env)
 
@@ -110,9 +114,20 @@ def run_task(ex: Executor, state: TaskState, raw: Any, env: Env) -> tuple[Any, s
 
 
 def invoke(
-    ex: Executor, state: TaskState, args: Any, env: Env, *, timeout: float | None, heartbeat: float | None
+    ex: Executor,
+    state: TaskState,
+    args: Any,
+    env: Env,
+    *,
+    timeout: float | None,
+    heartbeat: float | None,
+    quiet: bool = False,
 ) -> Any:
-    """Resolve the Task's resource against the registry and call it; the raw result (wrapped for lambda:invoke)."""
+    """Resolve the Task's resource against the registry and call it; the raw result (wrapped for lambda:invoke).
+
+    ``quiet``: the call is part of another Task's invocation (a ``.waitForTaskToken`` Lambda call), which
+    records the history events.
+    """
     registry = ex.runtime.registry
     wrap = state.resource == LAMBDA_INVOKE
     if wrap:
@@ -138,7 +153,9 @@ def invoke(
         aws_request_id=new_request_id(),
         item_index=ex.runtime.item_index,
     )
-    task = events.TaskEvents(ex.history, env.chain, state.resource, ex.info.execution_arn)
+    # A quiet call numbers nothing in the execution's history: the Task around it records the events.
+    history, chain = (events.History(), Chain()) if quiet else (ex.history, env.chain)
+    task = events.TaskEvents(history, chain, state.resource, ex.info.execution_arn)
     task.scheduled(args, timeout, heartbeat)
     if ex.runtime.flow is not None:  # shared rate limits (dmap.flow): wait for a token of the called service
         ex.runtime.flow.before_call(state.resource, function, payload)

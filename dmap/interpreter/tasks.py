@@ -36,6 +36,7 @@ Handler = Callable[[Any, "TaskContext"], Any]
 F = TypeVar("F", bound=Callable[..., Any])
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+LAMBDA_CALLBACK = LAMBDA_INVOKE + ".waitForTaskToken"
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)  # dmap's own frames are noise in a handler's stackTrace
 _LAMBDA_ARN = re.compile(r"arn:aws[a-z-]*:lambda:")  # every partition: aws, aws-cn, aws-us-gov
 
@@ -142,7 +143,9 @@ class Registry:
         Returns None when nothing registered matches. For ``lambda:invoke`` with a dynamic
         ``FunctionName.$`` the check is deferred to run time and a placeholder is returned.
         """
-        if resource == LAMBDA_INVOKE:  # exactly: '.waitForTaskToken' and made-up suffixes are not request-response
+        if resource == LAMBDA_CALLBACK:  # the callback pattern calls its function as lambda:invoke does
+            resource = LAMBDA_INVOKE
+        if resource == LAMBDA_INVOKE:  # exactly: made-up suffixes are not request-response
             if isinstance(parameters, Mapping) and "FunctionName.$" in parameters:
                 return Resolved(name="", handler=None, wrap=True)
             function = parameters.get("FunctionName") if isinstance(parameters, Mapping) else None
@@ -317,6 +320,12 @@ _INTEGRATION_PATTERN = re.compile(r"\.(sync(:\d+)?|waitForTaskToken)$")
 _SDK_SERVICE = {"events": "eventbridge", "states": "sfn", "elasticmapreduce": "emr", "bedrock": "bedrockruntime"}
 
 
+def _nested(resource: str) -> bool:
+    from .callbacks import handles
+
+    return handles(resource)
+
+
 def _service_integration(resource: str, handler: str) -> str | None:
     """The message for an ``arn:aws:states:::<service>:<action>`` integration dmap does not run, else None."""
     if not resource.startswith(_STATES_PREFIX) or resource.startswith(_STATES_PREFIX + "lambda:"):
@@ -444,6 +453,8 @@ def check_resources(data: Mapping[str, Any], handlers: Registry) -> list[Any]:
         resource = state.get("Resource")
         if state.get("Type") != "Task" or not isinstance(resource, str):
             continue
+        if resource.startswith(_STATES_PREFIX + "states:startExecution") and _nested(resource):
+            continue  # nested workflows: the state machine is looked up when the Task runs
         if integrations.is_integration(resource):
             if integrations.resolve(resource) is None:
                 message = f"state '{name}': {integrations.disabled_reason(resource)}"

@@ -3,7 +3,8 @@
 AWS accepts as a Task Resource a Lambda function ARN (``arn:aws:lambda:REGION:ACCOUNT:function:NAME``
 with an optional version or alias), ``arn:aws:states:::lambda:invoke`` and its callback form
 ``.waitForTaskToken``, activities, and ``arn:aws:states:::`` service integrations. dmap runs the first
-two; it warns where a definition uses a bare handler name (AWS refuses it, dmap runs it).
+three (and ``states:startExecution``, tested with the callbacks); it warns where a definition uses a
+bare handler name (AWS refuses it, dmap runs it).
 """
 
 from __future__ import annotations
@@ -43,14 +44,8 @@ def test_the_lambda_forms_aws_accepts_draw_no_diagnostic(resource: str) -> None:
     assert _found(resource, **fields) == []
 
 
-def test_wait_for_task_token_is_refused_as_a_callback_dmap_does_not_run_yet() -> None:
-    [diagnostic] = _found("arn:aws:states:::lambda:invoke.waitForTaskToken", Parameters={"FunctionName": "W"})
-    assert (diagnostic.severity, diagnostic.code, diagnostic.location) == (
-        "ERROR",
-        "UNSUPPORTED_RESOURCE",
-        "/States/S/Resource",
-    )
-    assert "the callback pattern (.waitForTaskToken) is not supported by dmap yet" in diagnostic.message
+def test_wait_for_task_token_is_the_callback_pattern_dmap_runs() -> None:
+    assert _found("arn:aws:states:::lambda:invoke.waitForTaskToken", Parameters={"FunctionName": "W"}) == []
 
 
 @pytest.mark.parametrize(
@@ -80,7 +75,7 @@ def test_an_activity_is_refused_because_nothing_polls_it() -> None:
 
 @pytest.mark.parametrize(
     "resource",
-    ["arn:aws:states:::lambda:invoke.waitForTaskToken", "arn:aws:states:::lambda:invoke.sync"],
+    ["arn:aws:states:::lambda:invoke.sync", "arn:aws:states:::lambda:invoke.Sync"],
 )
 def test_a_registered_handler_does_not_make_an_unsupported_form_run(resource: str) -> None:
     registry = Registry()

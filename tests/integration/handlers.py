@@ -122,3 +122,17 @@ def work(event: Any, context: dmap.TaskContext) -> Any:
 def noop(event: Any, context: dmap.TaskContext) -> Any:
     """Return the event unchanged (benchmarks and smoke tests)."""
     return event
+
+
+@dmap.task("ITestHandToken")
+def hand_token(event: Any, context: dmap.TaskContext) -> Any:
+    """The callback pattern's handler: hand the task token to the test (``itest:<ns>:tokens``) and return.
+
+    The event is ``{"i", "ns", "token"}``; each call is counted in ``itest:<ns>:calls`` like ITestWork's.
+    """
+    import json
+
+    conn = client()
+    conn.hincrby(key(event["ns"], "calls"), str(event["i"]), 1)
+    conn.rpush(key(event["ns"], "tokens"), json.dumps({"i": event["i"], "token": event["token"]}))
+    return None

@@ -34,7 +34,7 @@ def _refusal(resource: str) -> dmap.Diagnostic:
         ("arn:aws:states:::dynamodb:putItem", "arn:aws:states:::aws-sdk:dynamodb:putItem"),
         ("arn:aws:states:::sqs:sendMessage.waitForTaskToken", "arn:aws:states:::aws-sdk:sqs:sendMessage"),
         ("arn:aws:states:::events:putEvents", "arn:aws:states:::aws-sdk:eventbridge:putEvents"),
-        ("arn:aws:states:::states:startExecution.sync:2", "arn:aws:states:::aws-sdk:sfn:startExecution"),
+        ("arn:aws:states:::states:describeExecution", "arn:aws:states:::aws-sdk:sfn:describeExecution"),
     ],
 )
 def test_an_integration_dmap_does_not_run_is_named_with_the_sdk_form_and_the_handler_form(

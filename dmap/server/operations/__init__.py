@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import (
+    callbacks,  # noqa: F401  (registers its operations)
     executions,  # noqa: F401  (registers its operations)
     history,  # noqa: F401  (registers GetExecutionHistory)
     machines,  # noqa: F401  (registers its operations)

@@ -1,7 +1,8 @@
 -- _lib.lua: helpers shared by every run-store script; RedisRunStore prepends this file to each
 -- script before register_script (Redis has no include). Not a script on its own.
 --
--- KEYS (the same 11 keys, in this order, for every script; see dmap/keys.py):
+-- KEYS (the same 12 keys, in this order, for every script; see dmap/keys.py; a script's own keys follow, from
+-- KEYS[N_RUN_KEYS + 1]):
 --   1 run HASH, 2 st STRING (BITFIELD u4), 3 lease ZSET, 4 meta HASH, 5 input HASH, 6 redo LIST,
 --   7 wake LIST, 8 res HASH, 9 fail HASH, 10 fset ZSET, 11 ferr ZSET, 12 act HASH
 --
@@ -16,6 +17,7 @@
 local K_RUN, K_ST, K_LEASE, K_META, K_INPUT = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_REDO, K_WAKE, K_RES, K_FAIL, K_FSET, K_FERR = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local K_ACT = KEYS[12]
+local N_RUN_KEYS = 12
 
 local PENDING, RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED = 0, 1, 2, 3, 4, 5
 local STATUS_NAMES = { [2] = 'SUCCEEDED', [3] = 'FAILED', [4] = 'TIMED_OUT', [5] = 'ABORTED' }

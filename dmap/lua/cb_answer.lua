@@ -1,6 +1,6 @@
 -- cb_answer.lua: SendTaskSuccess/Failure, or the sweeper's timeout, reaches a distributed child's task.
 --
--- KEYS: 1..11 every key of the run (layout in _lib.lua and dmap/keys.py), 12 the task's record HASH,
+-- KEYS: 1..12 every key of the run (layout in _lib.lua and dmap/keys.py), 13 the task's record HASH,
 --       13 its wake LIST (an in-slot waiter blocks on it).
 -- ARGV: answer (JSON text), resume_lease_ms, expire ("1": answer only if TimeoutSeconds or
 --       HeartbeatSeconds passed, with the matching States.* error; "0": answer now)
@@ -11,7 +11,7 @@
 -- from now unless the worker that takes the resume message renews it — if that message is lost,
 -- the lease expires, the coordinator re-dispatches the child, and its new start finds the answer.
 
-local rec = KEYS[12]
+local rec = KEYS[N_RUN_KEYS + 1]
 local v = redis.call('HMGET', rec, 'st', 'child', 'ct', 't0', 'to', 'beat', 'hb', 'state')
 local st = v[1]
 if not st then
@@ -45,8 +45,8 @@ if ARGV[3] == '1' then
 end
 if st == 'WAITING' then
   redis.call('HSET', rec, 'st', 'ANSWERED', 'ans', answer)
-  redis.call('LPUSH', KEYS[13], '1')
-  redis.call('PEXPIRE', KEYS[13], 600000)
+  redis.call('LPUSH', KEYS[N_RUN_KEYS + 2], '1')
+  redis.call('PEXPIRE', KEYS[N_RUN_KEYS + 2], 600000)
   return { 'answered' }
 end
 local c = v[2]

@@ -1,6 +1,6 @@
 -- cb_park.lua: a distributed child waiting for its task token lets go of its worker slot.
 --
--- KEYS: 1..11 every key of the run (layout in _lib.lua and dmap/keys.py), 12 the task's record HASH
+-- KEYS: 1..12 every key of the run (layout in _lib.lua and dmap/keys.py), 13 the task's record HASH
 --       '<prefix>:{<run>}:cb:<id>' (fields in dmap/callbacks.py).
 -- ARGV: child, token (the child's current store token), parked_token, parked_lease_ms
 --
@@ -12,7 +12,7 @@
 -- MaxConcurrency permit and stays RUNNING in the counts while no worker holds it. Its TimeoutSeconds
 -- and HeartbeatSeconds are enforced by the callback sweeper (cb_answer.lua), not by this lease.
 
-local rec = KEYS[12]
+local rec = KEYS[N_RUN_KEYS + 1]
 local c = ARGV[1]
 local st = redis.call('HGET', rec, 'st')
 if st == 'ANSWERED' then

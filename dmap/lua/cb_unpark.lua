@@ -1,13 +1,13 @@
 -- cb_unpark.lua: a worker takes a parked child's resume message.
 --
--- KEYS: 1..11 every key of the run (layout in _lib.lua and dmap/keys.py), 12 the task's record HASH.
+-- KEYS: 1..12 every key of the run (layout in _lib.lua and dmap/keys.py), 13 the task's record HASH.
 -- ARGV: child, parked_token, lease_ms, worker
 --
 -- Returns {1, input, attempt, first, items, resume, answer} when the child is still parked under
 -- parked_token with an answer (its lease becomes a run lease of lease_ms, renewed by the worker's
 -- heartbeat), else {0}: a duplicate message, or the child ended or was taken over meanwhile.
 
-local rec = KEYS[12]
+local rec = KEYS[N_RUN_KEYS + 1]
 local c = ARGV[1]
 local v = redis.call('HMGET', rec, 'st', 'ct', 'resume', 'ans')
 if v[1] ~= 'RESUMING' or v[2] ~= ARGV[2] then

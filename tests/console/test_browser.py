@@ -58,6 +58,12 @@ def test_the_map_run_page_follows_a_failing_celery_run_live_and_redrives_it_to_s
     page.goto(f"{base}/map-runs/{quote(map_run.map_run_arn, safe=':/')}")
     assert page.locator("#map-run-status").inner_text() == "RUNNING"
     assert _counts(page, "items")["running"] == 2
+    # adaptive concurrency is off: the effective limit is MaxConcurrency, and nothing waits for a token
+    assert [page.locator(f"#{f}").inner_text() for f in ("effective-concurrency", "max-concurrency", "waiting")] == [
+        "2",
+        "2",
+        "0",
+    ]
     page.evaluate("window.__sameDocument = true")
 
     ctl.release()

@@ -198,3 +198,96 @@ def test_with_access_keys_set_the_console_asks_for_one_before_showing_or_changin
         right = client.post("/console/key", data={"csrf": token.group(1), "key": "AKIDCONSOLE", "next": "//evil"})
         assert right.status_code == 303 and right.headers["location"] == "/"
         assert "keyed" in client.get("/").text
+
+
+def test_the_map_run_page_shows_effective_concurrency_and_switches_adaptive_concurrency_from_its_form(
+    local: Any, serve: Any
+) -> None:
+    GATE.clear()
+    running = dmap.run(fan(max_concurrency=2), input=run_input(6, gated=True), backend=local, name="adapt", wait=False)
+    arn = _eventually_map_run(local, running.execution_arn)
+    base = serve(local)
+    url = f"/map-runs/{quote(arn, safe=':/')}"
+    with httpx.Client(base_url=base, headers={"Origin": base}) as client:
+        page = client.get(url)
+        assert re.search(r'id="effective-concurrency">2<', page.text) and re.search(
+            r'id="max-concurrency">2<', page.text
+        )
+        assert re.search(r'id="adaptive">off<', page.text) and re.search(r'id="waiting">0<', page.text)
+        form = {"csrf": csrf_of(client, url), "adaptive": "on", "min_concurrency": "1"}
+        assert client.post(f"{url}/update", data=form).status_code == 303
+        live = client.get(f"{url}/live.json").json()
+        flow = control.describe_map_run(arn, backend=local).flow or {}
+        assert (live["adaptive"], live["adaptive_floor"], flow["adaptive"], flow["minConcurrency"]) == (
+            True,
+            1,
+            True,
+            1,
+        )
+        assert live["effective_concurrency"] == flow["effectiveConcurrency"] == 2  # starts from MaxConcurrency
+        assert live["max_concurrency"] == 2 and live["waiting"] == flow["waiting"] == 0
+        assert re.search(r'id="adaptive">on, floor 1<', client.get(url).text)
+        refused = client.post(f"{url}/update", data={**form, "adaptive": "sometimes"})
+        assert refused.status_code == 409 and "adaptive must be on or off" in refused.text
+        form["adaptive"], form["min_concurrency"] = "off", ""
+        assert client.post(f"{url}/update", data=form).status_code == 303
+        live = client.get(f"{url}/live.json").json()
+        assert (live["adaptive"], live["effective_concurrency"], live["adaptive_text"]) == (False, 2, "off")
+    GATE.set()
+    assert _eventually_status(local, running.execution_arn) == "SUCCEEDED"
+
+
+def _eventually_map_run(backend: Any, arn: str) -> str:
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        runs = control.describe_execution(arn, backend=backend).map_runs
+        if runs and runs[0].status == "RUNNING":
+            return runs[0].map_run_arn
+        time.sleep(0.05)
+    raise AssertionError("the Map Run did not start")
+
+
+def test_the_execution_page_shows_its_history_events_and_the_states_each_path_reached(local: Any, serve: Any) -> None:
+    fan_state = {**fan()["States"]["Fan"], "Next": "Both"}
+    del fan_state["End"]
+    definition = {
+        "StartAt": "Prepare",
+        "States": {
+            "Prepare": {"Type": "Pass", "Next": "Route"},
+            "Route": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.fail_every", "NumericEquals": 99, "Next": "Never"}],
+                "Default": "Fan",
+            },
+            "Fan": fan_state,
+            "Both": {
+                "Type": "Parallel",
+                "Branches": [
+                    {"StartAt": "Left", "States": {"Left": {"Type": "Pass", "End": True}}},
+                    {"StartAt": "Right", "States": {"Right": {"Type": "Pass", "End": True}}},
+                ],
+                "End": True,
+            },
+            "Never": {"Type": "Pass", "End": True},
+        },
+    }
+    done = dmap.run(definition, input=run_input(5, fail_every=2), backend=local, name="told")
+    assert done.status == "SUCCEEDED"
+    events = control.get_execution_history(done.execution_arn, backend=local)
+    base = serve(local)
+    with httpx.Client(base_url=base) as client:
+        page = client.get(f"/executions/{quote(done.execution_arn, safe=':/')}").text
+    history = page[page.index('id="history"') :]
+    rows = re.findall(r'<tr><td class="num">(\d+)</td><td>(\w+)</td>', history)
+    assert rows == [(str(e["id"]), e["type"]) for e in events]
+    kinds = [kind for _, kind in rows]
+    for kind in ("ExecutionStarted", "MapStateEntered", "MapRunStarted", "MapRunSucceeded", "ExecutionSucceeded"):
+        assert kind in kinds
+    reached = {
+        name: how for how, name in re.findall(r'<li class="state state-(\w+)">\s*<span class="state-name">(\w+)<', page)
+    }
+    for name in ("Prepare", "Route", "Fan", "Both", "Left", "Right"):  # Left, Right: the Parallel's two paths
+        assert reached[name] == "succeeded", name
+    assert (reached["Never"], reached["Work"]) == ("unknown", "unknown")  # not taken; children keep no history

@@ -1,8 +1,7 @@
 """An execution's history events and the states each path of its workflow reached.
 
-Owns the one adapter to ``dmap.control.get_execution_history`` (AWS-shaped event dicts, a
-``next_token`` attribute): where that function is not there, the page is empty, so the console
-works with or without it. Also derives, from the events of a page and the Map Runs, what the
+Reads a page of events with ``dmap.control.get_execution_history`` (AWS-shaped event dicts, the
+``next_token`` of the next page) and derives, from those events and the Map Runs, what the
 execution page shows beside each state of the definition. Nothing here renders HTML.
 """
 
@@ -20,18 +19,21 @@ class HistoryPage:
 
     events: list[dict[str, Any]]
     next_token: str | None
-    available: bool
 
 
 def history_page(
     arn: str, *, backend: Any, reverse: bool = False, limit: int = 100, next_token: str | None = None
 ) -> HistoryPage:
-    """A page of the execution's history through ``control.get_execution_history``; empty where it does not exist."""
-    read = getattr(control, "get_execution_history", None)
-    if read is None:
-        return HistoryPage([], None, False)
-    events = read(arn, reverse_order=reverse, max_results=limit, next_token=next_token, backend=backend)
-    return HistoryPage(list(events), getattr(events, "next_token", None), True)
+    """A page of the execution's history events, oldest first unless ``reverse``.
+
+    Raises:
+        NotFoundError: No execution has this ARN.
+        ConfigurationError: ``next_token`` is not a token of this history in this order.
+    """
+    events = control.get_execution_history(
+        arn, reverse_order=reverse, max_results=limit, next_token=next_token, backend=backend
+    )
+    return HistoryPage(list(events), events.next_token)
 
 
 @dataclass(slots=True)

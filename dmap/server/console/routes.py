@@ -203,6 +203,8 @@ class Console:
                 max_concurrency=_number(fields, "max_concurrency", int),
                 tolerated_failure_count=_number(fields, "tolerated_failure_count", int),
                 tolerated_failure_percentage=_number(fields, "tolerated_failure_percentage", float),
+                adaptive=_switch(fields, "adaptive"),
+                min_concurrency=_number(fields, "min_concurrency", int),
                 backend=self.engine,
             )
 
@@ -230,6 +232,14 @@ def _number(fields: dict[str, str], name: str, kind: Callable[[str], Any]) -> An
         return kind(text)
     except ValueError:
         raise ValueError(f"{name.replace('_', ' ')} must be a number, got {text!r}") from None
+
+
+def _switch(fields: dict[str, str], name: str) -> bool | None:
+    """A select of ``unchanged`` (blank), ``on`` or ``off``: None, True or False."""
+    text = fields.get(name, "").strip()
+    if text not in ("", "on", "off"):
+        raise ValueError(f"{name} must be on or off, got {text!r}")
+    return None if not text else text == "on"
 
 
 def _local(path: str) -> str:

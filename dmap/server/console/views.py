@@ -96,7 +96,6 @@ def execution_view(engine: Any, arn: str, *, history_token: str | None = None) -
         "map_runs": [_map_run_row(m) for m in execution.map_runs],
         "states": state_views(definition, history.events, execution),
         "history": history.events,
-        "history_available": history.available,
         "history_next": history.next_token,
         "can_stop": status == "RUNNING",
         "can_redrive": status in _REDRIVABLE,
@@ -138,6 +137,8 @@ def map_run_live(engine: Any, arn: str) -> dict[str, Any]:
     status, parent = str(map_run.status), str(execution.status)
     percent = 100.0 * progress.done / progress.total if progress.total else (100.0 if status != "RUNNING" else 0.0)
     recent = activity.rates[-1] if activity.rates else None
+    flow = map_run.flow or {}  # only a RUNNING Map Run has flow state: an ended one shows its MaxConcurrency
+    effective = int(flow.get("effectiveConcurrency", activity.max_concurrency))
     return {
         "status": status,
         "execution_status": parent,
@@ -156,6 +157,14 @@ def map_run_live(engine: Any, arn: str) -> dict[str, Any]:
         "p95": _ms(activity.p95_ms),
         "in_flight": activity.in_flight,
         "max_concurrency": activity.max_concurrency,
+        "max_concurrency_text": _limit(activity.max_concurrency),
+        "effective_concurrency": effective,
+        "effective_concurrency_text": _limit(effective),
+        "adaptive": bool(flow.get("adaptive")),
+        "adaptive_floor": int(flow.get("minConcurrency", 1)),
+        "adaptive_text": f"on, floor {flow.get('minConcurrency', 1)}" if flow.get("adaptive") else "off",
+        "waiting": int(flow.get("waiting", 0)),
+        "throttled_calls": int(flow.get("throttledCalls", 0)),
         "permits": activity.permits,
         "chart": throughput_svg(activity.rates),
         "chart_points": len(activity.rates),
@@ -212,6 +221,11 @@ def failures_jsonl(engine: Any, arn: str, *, error: str = "", page: int = 1000) 
 def _pretty(value: Any, *, limit: int = 65536) -> str:
     text = json.dumps(value, indent=2, default=str)
     return text if len(text) <= limit else text[:limit] + f"\n… ({len(text) - limit:,} more characters)"
+
+
+def _limit(value: int) -> str:
+    """A concurrency limit as the page says it (MaxConcurrency 0 means no limit of the user's)."""
+    return f"{value:,}" if value > 0 else "unlimited"
 
 
 def _rate(value: float | None) -> str:

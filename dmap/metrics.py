@@ -2,8 +2,10 @@
 
 Pull model: nothing is recorded per child. On every scrape, :class:`MapRunCollector` reads each
 reported Map Run's counts from its :class:`~dmap.store.RunStore` (one pipelined read per run on
-Redis) and turns them into metrics that mirror DescribeMapRun's ``itemCounts`` and
-``executionCounts``, plus items/s, running children, leases and lease reclaims. Which runs are
+Redis, two small ones for flow control) and turns them into metrics that mirror DescribeMapRun's ``itemCounts`` and
+``executionCounts``, plus items/s, running children, leases and lease reclaims, and flow control's
+effective concurrency, children waiting for rate-limit tokens and throttled calls (the values
+``describe-map-run`` shows, :func:`dmap.flow.run.flow_state`). Which runs are
 reported comes from one of two places:
 
 * in a coordinator process, :func:`track_map_run` when a Map Run starts and :func:`finish_map_run`
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import metrics_aws
 from .errors import ConfigurationError
+from .flow.run import flow_state
 
 if TYPE_CHECKING:
     from .store import RunStore
@@ -61,6 +64,24 @@ _FAMILIES = (
     ("running", "gauge", "dmap_map_run_running_children", "Child executions running now."),
     ("leases", "gauge", "dmap_map_run_leases", "MaxConcurrency permits held now (queued or running children)."),
     ("max", "gauge", "dmap_map_run_max_concurrency", "The Map Run's MaxConcurrency (0 = 10,000)."),
+    (
+        "effective",
+        "gauge",
+        "dmap_map_run_effective_concurrency",
+        "The concurrency limit applied now: adaptive concurrency's while on, else MaxConcurrency (0 = 10,000).",
+    ),
+    (
+        "waiting",
+        "gauge",
+        "dmap_map_run_waiting_children",
+        "Children waiting for a rate-limit token now (they hold a permit and count as running).",
+    ),
+    (
+        "throttled",
+        "counter",
+        "dmap_map_run_throttled_calls",
+        "Task calls of the Map Run's children that failed with a throttling error.",
+    ),
     (
         "reclaims",
         "counter",
@@ -257,6 +278,10 @@ class MapRunCollector:
         families["running"].add_metric(labels, executions["running"])
         families["leases"].add_metric(labels, counts.leases)
         families["max"].add_metric(labels, config.max_concurrency)
+        flow = flow_state(run.store, run.run_id, config.max_concurrency)  # what describe-map-run shows
+        families["effective"].add_metric(labels, flow["effectiveConcurrency"])
+        families["waiting"].add_metric(labels, flow["waiting"])
+        families["throttled"].add_metric(labels, flow["throttledCalls"])
         families["reclaims"].add_metric(labels, counts.reclaimed)
         families["duplicates"].add_metric(labels, counts.duplicates)
         aborted = run.store.aborted(run.run_id) is not None

@@ -114,8 +114,8 @@ class ChildFlow:
             # RESERVED: sleep to the reserved moment; TOO_FAR: sleep until the token is near, then ask again.
             wait = token.wait_ms if token.outcome == RESERVED else token.wait_ms - IN_PLACE_MS // 2
             self._wait(wait / 1000)
-            if token.outcome == RESERVED:
-                return
+            if token.outcome == RESERVED or (self.should_abort is not None and self.should_abort()):
+                return  # an aborted child asks no more (it would spin on TOO_FAR answers until its turn)
 
     def _wait(self, seconds: float) -> None:
         until = time.time() + seconds

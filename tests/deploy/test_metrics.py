@@ -229,3 +229,57 @@ def test_the_grafana_dashboard_queries_only_metrics_dmap_exports(fake_redis: Any
     used = dashboard_metric_names(ROOT / "deploy" / "grafana" / "dmap-map-runs.json")
     assert len(used) >= 10
     assert used <= exported, sorted(used - exported)
+
+
+def test_effective_concurrency_waiting_children_and_throttled_calls_are_exported_as_describe_shows_them(
+    real_redis: Any,
+) -> None:
+    from dmap.flow.hooks import ChildFlow
+    from dmap.flow.limits import limits_for
+    from dmap.flow.rates import make_limit
+    from dmap.flow.run import flow_state, update_flow
+
+    store = RedisRunStore(real_redis, prefix=f"t{uuid.uuid4().hex[:6]}")
+    run = str(uuid.uuid4())
+    store.create_run(run, RunConfig(max_concurrency=8))
+    leases = store.acquire(run, _specs(3), dispatch_lease_ms=60_000).leases
+    for lease in leases:
+        assert store.start(run, lease.child, lease.token, lease_ms=60_000).outcome == "run"
+    server = metrics.start_metrics_server(0, "127.0.0.1", runs=lambda: [metrics.TrackedRun(store, run, "m", "Fan")])
+    key = f"svc-{uuid.uuid4().hex[:6]}"
+    limits = limits_for(store)
+    stop = threading.Event()
+    try:
+        before = scrape(server.port)  # adaptive off: the effective limit is MaxConcurrency
+        assert run_metric(before, "dmap_map_run_effective_concurrency", run, "m") == 8
+        assert run_metric(before, "dmap_map_run_waiting_children", run, "m") == 0
+        update_flow(store, run, adaptive=True, min_concurrency=2)
+        flows = [ChildFlow(store, run, lease.child, {"adaptive": True}, should_abort=stop.is_set) for lease in leases]
+        flows[0].on_error("Lambda.TooManyRequestsException")  # one cut of the effective limit
+        flows[1].on_error("States.TaskFailed")  # not a throttle: neither counted nor cut
+        # One token a minute: child 1 takes it, child 2 waits (and is counted waiting) until the test stops it.
+        limits.set(make_limit(key, "1/m"))
+        flows[1].before_call(key, None, {})
+        waiter = threading.Thread(target=flows[2].before_call, args=(key, None, {}), daemon=True)
+        waiter.start()
+        deadline = time.monotonic() + 30
+        while flow_state(store, run, 8)["waiting"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        during = scrape(server.port)
+        described = flow_state(store, run, 8)
+        assert described["effectiveConcurrency"] < 8 and described["adaptive"]
+        assert run_metric(during, "dmap_map_run_effective_concurrency", run, "m") == described["effectiveConcurrency"]
+        assert run_metric(during, "dmap_map_run_waiting_children", run, "m") == described["waiting"] == 1
+        assert run_metric(during, "dmap_map_run_throttled_calls_total", run, "m") == described["throttledCalls"] == 1
+        stop.set()
+        waiter.join(timeout=30)
+        assert not waiter.is_alive()
+        update_flow(store, run, adaptive=False, min_concurrency=None)
+        after = scrape(server.port)
+        assert run_metric(after, "dmap_map_run_waiting_children", run, "m") == 0
+        assert run_metric(after, "dmap_map_run_effective_concurrency", run, "m") == 8  # off: MaxConcurrency again
+    finally:
+        stop.set()
+        server.stop()
+        limits.delete(key)
+        store.delete_run(run)

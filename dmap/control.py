@@ -13,14 +13,14 @@ import base64
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigurationError, ExecutionNotRedrivable, InvalidStateError, NotFoundError
-from .records import Execution, ExecutionStatus, MapRun, MapRunStatus, journal_arn, parse_map_run_arn
+from .records import Execution, ExecutionStatus, MapRun, MapRunStatus, journal_arn, parse_arn, parse_map_run_arn
 from .sources import ReadToTheEnd
 
 _REDRIVABLE = (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED)
@@ -143,27 +143,98 @@ def execution_definition(arn: str, *, backend: Any = None) -> dict[str, Any] | N
 
 
 class ExecutionPage(list[Execution]):
-    """One page of :func:`list_executions` (a list), with the ``next_token`` of the next page or None."""
+    """One page of :func:`list_executions` (a list), with the ``next_token`` of the next page or None.
+
+    ``scanned`` is how many journal records the page read (more than its length when filtered).
+    """
 
     next_token: str | None = None
+    scanned: int = 0
 
 
-def list_executions(*, backend: Any = None, limit: int = 100, next_token: str | None = None) -> ExecutionPage:
-    """The most recent executions first: one page of ``limit``, read from the journal's index.
+LIST_SCAN = 1000
+"""Most journal records one filtered :func:`list_executions` call reads (then a short page carries a next_token)."""
+
+
+def list_executions(
+    *,
+    backend: Any = None,
+    limit: int = 100,
+    next_token: str | None = None,
+    status: str | None = None,
+    state_machine: str | None = None,
+    redriven: bool | None = None,
+    scan: int = LIST_SCAN,
+) -> ExecutionPage:
+    """The most recent executions first: one page of at most ``limit``, read from the journal's index.
+
+    Filters are applied to the journal's pages as they are read, and one call reads at most ``scan``
+    records: a rare status never makes one call read everything. A filtered page may therefore hold
+    fewer than ``limit`` executions, or none, and still carry a ``next_token`` (as AWS's
+    ListExecutions may); follow it to go on where the page stopped, nothing skipped or repeated.
 
     Args:
         backend: ``"local"``, ``"celery"`` or a Backend instance.
         limit: At most this many.
-        next_token: The ``next_token`` of the previous page: the executions that started before its last one.
+        next_token: The ``next_token`` of the previous page (same filters): the executions that started
+            before the last record it read.
+        status: Only executions with this status (``RUNNING``, ``SUCCEEDED``, ``FAILED``...).
+        state_machine: Only executions of this state machine: its name, or its ARN in any region and account.
+        redriven: True: only executions redriven at least once; False: only those never redriven.
+        scan: The most journal records a filtered call reads.
 
     Raises:
-        ConfigurationError: ``next_token`` is not a token of :func:`list_executions`.
+        ConfigurationError: ``next_token`` is not a token of :func:`list_executions`, an unknown
+            ``status``, or a ``state_machine`` ARN that is not a state machine's.
     """
     after = _untoken("executions", next_token) if next_token is not None else None
-    executions, last = _backend(backend).journal.executions_page(limit=limit, after=after)
-    page = ExecutionPage(executions)
-    page.next_token = None if last is None else _token("executions", last)
+    wanted = _execution_filter(status, state_machine, redriven)
+    scan = max(1, scan)
+    journal = _backend(backend).journal
+    found: list[Execution] = []
+    scanned = 0
+    while True:
+        # Ask for exactly what is still missing (and no more than the scan allows): every record read may
+        # be kept, so the journal's own token of its page is where the next read goes on, nothing skipped.
+        want = limit - len(found) if wanted is None else min(limit - len(found), scan - scanned)
+        executions, after = journal.executions_page(limit=want, after=after)
+        scanned += len(executions)
+        found.extend(e for e in executions if wanted is None or wanted(e))
+        if after is None or wanted is None or len(found) >= limit or scanned >= scan:
+            break
+    page = ExecutionPage(found)
+    page.next_token = None if after is None else _token("executions", after)
+    page.scanned = scanned
     return page
+
+
+def _execution_filter(
+    status: str | None, state_machine: str | None, redriven: bool | None
+) -> Callable[[Execution], bool] | None:
+    """The predicate of :func:`list_executions`' filters (None: no filter)."""
+    if status is not None and status not in {s.value for s in ExecutionStatus}:
+        names = ", ".join(s.value for s in ExecutionStatus)
+        raise ConfigurationError(f"status must be one of {names}, not {status!r}")
+    name = state_machine
+    if state_machine is not None:
+        parsed = parse_arn(state_machine)
+        if parsed is not None:
+            if parsed[0] != "stateMachine" or ":" in parsed[1]:
+                raise ConfigurationError(
+                    f"not a state machine ARN (versions and aliases are not kept): {state_machine}"
+                )
+            name = parsed[1]
+    if status is None and name is None and redriven is None:
+        return None
+
+    def wanted(execution: Execution) -> bool:
+        return (
+            (status is None or str(execution.status) == status)
+            and (name is None or execution.state_machine_name == name)
+            and (redriven is None or (execution.redrive_count > 0) == redriven)
+        )
+
+    return wanted
 
 
 def list_map_runs(execution_arn: str, *, backend: Any = None) -> list[MapRun]:

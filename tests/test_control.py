@@ -416,6 +416,56 @@ def test_list_executions_pages_with_a_next_token_through_equal_start_dates(backe
         control.list_executions(backend=backend, next_token=control._token("failures", 3))
 
 
+def test_list_executions_filters_by_status_state_machine_and_redrive_reading_a_bounded_number_per_page(
+    backend: LocalBackend, world: _World, tmp_path: Path
+) -> None:
+    machines = {}
+    for machine in ("alpha", "beta"):
+        machines[machine] = tmp_path / f"{machine}.json"
+        machines[machine].write_text(json.dumps(fan()), "utf-8")
+    for number in range(8):
+        data = {"items": items(2, failing={1} if number % 3 == 0 else set())}
+        dmap.run(str(machines["alpha" if number % 2 else "beta"]), input=data, backend=backend, name=f"x{number}")
+    everything = list(control.list_executions(backend=backend))
+    failed = [e for e in everything if e.status == "FAILED"]
+    assert len(everything) == 8 and len(failed) == 3
+    world.fixed = True
+    control.redrive_execution(failed[0].execution_arn, backend=backend)
+    everything = list(control.list_executions(backend=backend))
+
+    def paged(**filters: Any) -> list[str]:
+        arns, token = [], None
+        while True:
+            page = control.list_executions(backend=backend, limit=2, scan=3, next_token=token, **filters)
+            assert len(page) <= 2 and page.scanned <= 3  # bounded: never more than `scan` records read
+            arns += [e.execution_arn for e in page]
+            token = page.next_token
+            if token is None:
+                return arns
+
+    def expected(keep: Callable[[Execution], bool]) -> list[str]:
+        return [e.execution_arn for e in everything if keep(e)]
+
+    assert paged() == expected(lambda e: True)
+    assert paged(status="FAILED") == expected(lambda e: e.status == "FAILED") != []
+    assert paged(status="SUCCEEDED", state_machine="alpha") == expected(
+        lambda e: e.status == "SUCCEEDED" and e.state_machine_name == "alpha"
+    )
+    elsewhere = "arn:aws:states:eu-west-1:123456789012:stateMachine:beta"  # any region and account
+    assert paged(state_machine=elsewhere) == expected(lambda e: e.state_machine_name == "beta")
+    assert paged(redriven=True) == [failed[0].execution_arn]
+    assert paged(redriven=False, status="SUCCEEDED") == expected(
+        lambda e: e.status == "SUCCEEDED" and not e.redrive_count
+    )
+    assert paged(status="TIMED_OUT") == []
+    short = control.list_executions(backend=backend, limit=2, scan=3, status="TIMED_OUT")
+    assert (len(short), short.scanned, short.next_token is not None) == (0, 3, True)  # ends short, goes on later
+    with pytest.raises(ConfigurationError, match="status must be one of"):
+        control.list_executions(backend=backend, status="DONE")
+    with pytest.raises(ConfigurationError, match="not a state machine ARN"):
+        control.list_executions(backend=backend, state_machine=elsewhere + ":1")
+
+
 # -- bugs these tests found: strict xfails until fixed, regression tests after -------------------------
 
 

@@ -22,7 +22,7 @@ from .history import history_page, state_views
 EXECUTION_STATUSES = [s.value for s in ExecutionStatus]
 PAGE = 25
 """Executions per page; failures per page."""
-SCAN_LIMIT = 2000
+SCAN_LIMIT = control.LIST_SCAN
 """Executions examined per request when a filter is set (then the page ends and 'Older' goes on)."""
 COUNT_KEYS = ("pending", "running", "succeeded", "failed", "timedOut", "aborted", "total", "resultsWritten")
 _INPUT_PREVIEW = 4096
@@ -32,33 +32,25 @@ _REDRIVABLE = {"FAILED", "TIMED_OUT", "ABORTED"}
 def executions_view(engine: Any, *, status: str = "", machine: str = "", token: str | None = None) -> dict[str, Any]:
     """A page of executions, newest first, filtered by status and state machine name.
 
-    The journal pages executions newest first; a filter is applied to those pages, reading at most
-    :data:`SCAN_LIMIT` executions per request, so a rare status never makes one request read everything.
+    :func:`dmap.control.list_executions` filters (the API's ListExecutions uses it too): one request
+    reads at most :data:`SCAN_LIMIT` journal records, so a rare status never makes it read everything;
+    the page then ends short and 'Older' goes on where it stopped.
     """
-    rows: list[dict[str, Any]] = []
-    scanned = 0
-    next_token = token
-    while True:
-        page = control.list_executions(
-            backend=engine, limit=PAGE if not (status or machine) else 100, next_token=next_token
-        )
-        scanned += len(page)
-        for execution in page:
-            if status and str(execution.status) != status:
-                continue
-            if machine and execution.state_machine_name != machine:
-                continue
-            rows.append(_execution_row(execution))
-        next_token = page.next_token
-        if next_token is None or len(rows) >= PAGE or scanned >= SCAN_LIMIT:
-            break
+    page = control.list_executions(
+        backend=engine,
+        limit=PAGE,
+        next_token=token,
+        status=status or None,
+        state_machine=machine or None,
+        scan=SCAN_LIMIT,
+    )
     return {
-        "executions": rows,
-        "next_token": next_token,
+        "executions": [_execution_row(e) for e in page],
+        "next_token": page.next_token,
         "status": status,
         "machine": machine,
         "statuses": EXECUTION_STATUSES,
-        "scanned": scanned,
+        "scanned": page.scanned,
     }
 
 

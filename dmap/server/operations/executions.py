@@ -166,21 +166,14 @@ def list_item(execution: Execution) -> dict[str, Any]:
     return out
 
 
-def _wanted(body: dict[str, Any], machine: str | None) -> Any:
+def _filters(body: dict[str, Any]) -> tuple[str | None, bool | None]:
+    """``statusFilter`` and ``redriveFilter`` as :func:`dmap.control.list_executions` takes them."""
     status, redrive = body.get("statusFilter"), body.get("redriveFilter")
     if status is not None and status not in STATUSES:
         raise ApiError("ValidationException", f"statusFilter must be one of {', '.join(STATUSES)}, not {status!r}")
     if redrive is not None and redrive not in ("REDRIVEN", "NOT_REDRIVEN"):
         raise ApiError("ValidationException", f"redriveFilter must be REDRIVEN or NOT_REDRIVEN, not {redrive!r}")
-
-    def wanted(execution: Execution) -> bool:
-        return (
-            (machine is None or execution.state_machine_arn == machine)
-            and (status is None or execution.status == status)
-            and (redrive is None or (execution.redrive_count > 0) == (redrive == "REDRIVEN"))
-        )
-
-    return wanted
+    return status, None if redrive is None else redrive == "REDRIVEN"
 
 
 @operation("ListExecutions")
@@ -196,18 +189,18 @@ def list_executions(call: Call, body: dict[str, Any]) -> dict[str, Any]:
             raise ApiError("ValidationException", "give stateMachineArn or mapRunArn, not both")
         return _map_run_children(call, body)
     machine = machine_arn(call, body) if body.get("stateMachineArn") is not None else None
-    wanted, limit = _wanted(body, machine), page_size(body)
-    next_token, scanned = cursor("ListExecutions", body), 0
-    found: list[dict[str, Any]] = []
-    while len(found) < limit and scanned < SCAN:
-        # Ask for exactly what is still missing: every record of the page may be kept, so the journal's
-        # own token of the page is where the next request goes on, nothing skipped or repeated.
-        page = control.list_executions(backend=call.backend, limit=limit - len(found), next_token=next_token)
-        scanned += len(page)
-        found.extend(list_item(e) for e in page if wanted(e))
-        next_token = page.next_token
-        if next_token is None:
-            break
+    status, redriven = _filters(body)
+    page = control.list_executions(
+        backend=call.backend,
+        limit=page_size(body),
+        next_token=cursor("ListExecutions", body),
+        status=status,
+        state_machine=machine,
+        redriven=redriven,
+        scan=SCAN,
+    )
+    found = [list_item(e) for e in page]
+    next_token = page.next_token
     out: dict[str, Any] = {"executions": found}
     if next_token is not None:
         out["nextToken"] = token("ListExecutions", next_token)

@@ -3,6 +3,10 @@
 Shared by tests/flow and ``python -m bench.flow``: it stands for the service children call. Each
 call is answered 200 while the bucket (``rate`` per second, ``capacity`` at once) has a token, else
 429; ``latency`` seconds of service time follow the decision (so concurrency, not only rate, loads it).
+``concurrency`` adds an in-flight limit (as a Lambda's reserved concurrency: a call arriving while
+that many are in service is refused), and ``hold_until_refused`` keeps the accepted calls in service
+until the first refusal: then a burst of more callers than ``concurrency`` is throttled for certain,
+however slowly the machine runs them (tests that must see throttling use it; no clock decides).
 """
 
 from __future__ import annotations
@@ -26,11 +30,25 @@ class ThrottlingServer:
         rate: Calls per second it accepts on average.
         capacity: Calls it accepts at once after a pause (the bucket size).
         latency: Seconds each call takes (after the accept/reject decision).
+        concurrency: Calls it serves at once; one more is refused (0: no such limit).
+        hold_until_refused: Keep accepted calls in service until a call was refused, at most this many
+            seconds (0: don't).
     """
 
-    def __init__(self, rate: float = 40.0, capacity: float = 1.0, latency: float = 0.0) -> None:
+    def __init__(
+        self,
+        rate: float = 40.0,
+        capacity: float = 1.0,
+        latency: float = 0.0,
+        *,
+        concurrency: int = 0,
+        hold_until_refused: float = 0.0,
+    ) -> None:
         self.rate, self.capacity, self.latency = rate, capacity, latency
+        self.concurrency, self.hold = concurrency, hold_until_refused
         self._lock = threading.Lock()
+        self._in_flight = 0
+        self._refused = threading.Event()
         self._tokens, self._at = capacity, time.monotonic()
         self.accepted: list[float] = []
         self.rejected: list[float] = []
@@ -41,8 +59,15 @@ class ThrottlingServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
                 ok = server._admit()
-                if server.latency:
-                    time.sleep(server.latency)
+                try:
+                    if ok and server.hold:
+                        server._refused.wait(server.hold)
+                    if server.latency:
+                        time.sleep(server.latency)
+                finally:
+                    if ok:
+                        with server._lock:
+                            server._in_flight -= 1
                 body = b'{"ok":true}' if ok else b'{"message":"Too Many Requests"}'
                 self.send_response(200 if ok else 429)
                 self.send_header("Content-Type", "application/json")
@@ -83,11 +108,14 @@ class ThrottlingServer:
             now = time.monotonic()
             self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
             self._at = now
-            if self._tokens >= 1:
+            busy = self.concurrency > 0 and self._in_flight >= self.concurrency
+            if self._tokens >= 1 and not busy:
                 self._tokens -= 1
+                self._in_flight += 1
                 self.accepted.append(now)
                 return True
             self.rejected.append(now)
+            self._refused.set()
             return False
 
     def busiest_second(self) -> int:

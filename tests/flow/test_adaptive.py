@@ -96,7 +96,9 @@ def test_successes_grow_it_by_one_per_window_up_to_max_concurrency_and_off_resto
 @pytest.fixture
 def throttled_http(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThrottlingServer]:
     monkeypatch.setenv("DMAP_INTEGRATIONS", "http")
-    server = ThrottlingServer(rate=40, capacity=4, latency=0.05).start()
+    # Besides 40/s, at most 4 calls in service, and the first ones held until a call is refused: 30
+    # children calling at once are throttled for certain, however loaded the machine (no clock decides).
+    server = ThrottlingServer(rate=40, capacity=4, latency=0.05, concurrency=4, hold_until_refused=60).start()
     yield server
     server.stop()
 

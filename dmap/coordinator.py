@@ -209,7 +209,7 @@ class Coordinator:
             self.store.abort(self.run_id, "failed")
         except Exception as exc:
             if _infrastructure(exc):
-                metrics.finish_map_run(self.run_id)  # reported by whoever resumes it, not by this process
+                metrics.forget_map_run(self.run_id)  # reported by whoever resumes it, not by this process
                 raise  # Redis is gone: leave the run as it is, for a resume to finish it
             # A bug must still close the Map Run honestly: FAILED with what happened, counts that add up.
             logger.exception("map run %s failed unexpectedly", self.map_run.map_run_arn)

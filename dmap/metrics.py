@@ -149,6 +149,11 @@ class ActiveRuns:
             if entry is not None:
                 self._runs[run_id] = (entry[0], self._clock())
 
+    def forget(self, run_id: str) -> None:
+        """Stop reporting ``run`` at once (this process no longer runs it)."""
+        with self._lock:
+            self._runs.pop(run_id, None)
+
     def __call__(self) -> list[TrackedRun]:
         """The runs to report now."""
         now = self._clock()
@@ -366,6 +371,11 @@ def track_map_run(store: RunStore, run_id: str, *, state_machine: str = "", labe
 def finish_map_run(run_id: str) -> None:
     """Hook: a Map Run ended; its final counts stay reported for :data:`LINGER_SECONDS`."""
     _active.finish(run_id)
+
+
+def forget_map_run(run_id: str) -> None:
+    """Hook: this process let go of a Map Run (a Redis outage handed it over); whoever resumes it reports it."""
+    _active.forget(run_id)
 
 
 def execution_started(engine: Any, execution: Any) -> None:

@@ -335,7 +335,7 @@ def redrive_execution(
     if not owner.claim(arn):
         raise InvalidStateError(f"Execution {arn} is being run by another process; wait for it to end")
     try:
-        machine, execution, source, redriven = _prepare_redrive(engine, arn, manifest)
+        machine, execution, source, redriven = _prepare_redrive(engine, arn, manifest, detached=detach)
         if detach:
             from .detach import submit_redrive
 
@@ -348,8 +348,13 @@ def redrive_execution(
     return result
 
 
-def _prepare_redrive(engine: Any, arn: str, manifest: Any) -> tuple[Any, Execution, Any, dict[str, MapRun]]:
-    """Check that ``arn`` can be redriven and make its record RUNNING again: (machine, execution, source, map runs)."""
+def _prepare_redrive(
+    engine: Any, arn: str, manifest: Any, *, detached: bool = False
+) -> tuple[Any, Execution, Any, dict[str, MapRun]]:
+    """Check that ``arn`` can be redriven and make its record RUNNING again: (machine, execution, source, map runs).
+
+    ``detached``: a worker runs the whole redrive, so top-level Task handlers need not be registered here.
+    """
     from .api import prepare
     from .interpreter.context import iso_now
 
@@ -359,7 +364,7 @@ def _prepare_redrive(engine: Any, arn: str, manifest: Any) -> tuple[Any, Executi
     definition = engine.journal.definition(arn)
     if definition is None:
         raise NotFoundError("definition of execution", arn)
-    machine = prepare(definition, engine)
+    machine = prepare(definition, engine, detached=detached)
     redriven = {m.state_name: m for m in execution.map_runs if m.status != MapRunStatus.SUCCEEDED}
     source = _redrive_source(engine, machine, execution, redriven, manifest)
     engine.journal.clear_stop(arn)

@@ -1,7 +1,10 @@
-"""A workflow as AWS users write it — a Choice in front of a Distributed Map — fails by tolerance and is redriven.
+"""A workflow as AWS users write it — a Task and a Choice in front of a Distributed Map — fails by tolerance and
+is redriven.
 
 Redrive reloads the definition the journal kept; a kept Choice rule that did not load again made
-every such execution unredrivable (``InvalidDefinition`` from RedriveExecution).
+every such execution unredrivable (``InvalidDefinition`` from RedriveExecution). On celery the
+server, started as the docs show (``dmap serve --backend celery``, no ``--import``), hands the redrive
+to the workers: it must not ask for the top-level Task's handler in its own process.
 """
 
 from __future__ import annotations
@@ -19,13 +22,16 @@ ITEMS = 4
 
 
 def choice_then_map() -> dict[str, Any]:
-    """``csv_map`` behind a Choice on the input's ``bucket``."""
+    """``csv_map`` behind a Task (its result discarded) and a Choice on the input's ``bucket``."""
     definition = csv_map()
     definition["States"]["Fan"]["ResultPath"] = "$.map"
     choice = {"Variable": "$.bucket", "IsPresent": True, "Next": "Fan"}
     definition["States"]["Route"] = {"Type": "Choice", "Choices": [choice], "Default": "Nothing"}
     definition["States"]["Nothing"] = {"Type": "Fail", "Error": "NoBucket"}
-    definition["StartAt"] = "Route"
+    first = {"i": -1, "ns.$": "$.ns", "fail": False}
+    definition["States"]["First"] = {"Type": "Task", "Resource": "CtlWork", "Parameters": first, "ResultPath": None}
+    definition["States"]["First"]["Next"] = "Route"
+    definition["StartAt"] = "First"
     return definition
 
 
@@ -36,7 +42,7 @@ def test_an_execution_with_a_choice_state_is_redriven_through_the_api(
     ctl.extra_env["DMAP_S3_ROOT"] = ""
     if backend == "celery":
         ctl.start_workers(1, concurrency=2)
-    sfn = serve(backend).client()
+    sfn = (serve(backend) if backend == "local" else serve(backend, DMAP_IMPORTS="")).client()
     put_csv(s3_client, bucket, "broken.csv", ITEMS, failing={2})
     machine = sfn.create_state_machine(name=f"{ctl.ns}-choice", definition=json.dumps(choice_then_map()), roleArn=ROLE)[
         "stateMachineArn"

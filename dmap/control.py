@@ -467,6 +467,7 @@ def get_execution_history(
         reverse, start = _untoken("history", next_token)
         if bool(reverse) != reverse_order or not isinstance(start, int) or start < 0:
             raise ConfigurationError(f"not a valid next token: {next_token!r} (another order or position)")
+    arn = journal_arn(arn)  # the ARN boto3 showed (any region and account) names the journal's execution
     engine = _backend(backend)
     if engine.journal.execution(arn) is None:
         raise NotFoundError("execution", arn)

@@ -406,7 +406,7 @@ def redrive_execution(
     if not owner.claim(arn):
         raise InvalidStateError(f"Execution {arn} is being run by another process; wait for it to end")
     try:
-        machine, execution, source, redriven = _prepare_redrive(engine, arn, manifest)
+        machine, execution, source, redriven = _prepare_redrive(engine, arn, manifest, detached=detach)
         if detach:
             from .detach import submit_redrive
 
@@ -419,8 +419,13 @@ def redrive_execution(
     return result
 
 
-def _prepare_redrive(engine: Any, arn: str, manifest: Any) -> tuple[Any, Execution, Any, dict[str, MapRun]]:
-    """Check that ``arn`` can be redriven and make its record RUNNING again: (machine, execution, source, map runs)."""
+def _prepare_redrive(
+    engine: Any, arn: str, manifest: Any, *, detached: bool = False
+) -> tuple[Any, Execution, Any, dict[str, MapRun]]:
+    """Check that ``arn`` can be redriven and make its record RUNNING again: (machine, execution, source, map runs).
+
+    ``detached``: a worker runs the whole redrive, so top-level Task handlers need not be registered here.
+    """
     from .api import prepare
     from .interpreter.context import iso_now
 
@@ -430,7 +435,7 @@ def _prepare_redrive(engine: Any, arn: str, manifest: Any) -> tuple[Any, Executi
     definition = engine.journal.definition(arn)
     if definition is None:
         raise NotFoundError("definition of execution", arn)
-    machine = prepare(definition, engine)
+    machine = prepare(definition, engine, detached=detached)
     redriven = {m.state_name: m for m in execution.map_runs if m.status != MapRunStatus.SUCCEEDED}
     source = _redrive_source(engine, machine, execution, redriven, manifest)
     engine.journal.clear_stop(arn)
@@ -533,7 +538,7 @@ def get_execution_history(
         reverse, start = _untoken("history", next_token)
         if bool(reverse) != reverse_order or not isinstance(start, int) or start < 0:
             raise ConfigurationError(f"not a valid next token: {next_token!r} (another order or position)")
-    arn = journal_arn(arn)
+    arn = journal_arn(arn)  # the ARN boto3 showed (any region and account) names the journal's execution
     engine = _backend(backend)
     if engine.journal.execution(arn) is None:
         raise NotFoundError("execution", arn)

@@ -80,8 +80,10 @@ class NestedExecutions:
         from . import identity
         from .api import prepare
         from .machines import machines
+        from .records import journal_arn
 
-        record = machines(self.engine).get(request.state_machine_arn)
+        # The ARN CreateStateMachine returned names the request's region and account; the registry keeps its own.
+        record = machines(self.engine).get(journal_arn(request.state_machine_arn))
         if record is None:
             raise StatesError(
                 "StepFunctions.StateMachineDoesNotExistException",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from .map import ItemBatcher, ItemReader, ProcessorConfig, ResultWriter
 from .model_base import AslModel, NonNegativeInt, Percentage, PositiveInt, Seconds
@@ -79,6 +79,16 @@ class ChoiceRule(AslModel):
             rest["operator"] = operators[0]
             rest["operand"] = data[operators[0]]
         return rest
+
+    @model_serializer(mode="wrap")
+    def _join_operator(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """Dump the comparison back as ASL (``{"BooleanEquals": true}``): the journal reloads dumps for redrive."""
+        data = handler(self)
+        if isinstance(data, dict) and "operator" in data:
+            operator, operand = data.pop("operator"), data.pop("operand", None)
+            if operator is not None:
+                data[operator] = operand
+        return data
 
 
 class Retrier(AslModel):

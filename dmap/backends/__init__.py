@@ -120,6 +120,7 @@ class Backend:
             payload_limit=self.settings.payload_limit,
             distributed_map=runner,
             should_abort=lambda: self.journal.stop_requested(arn),
+            stop_reason=lambda: self.journal.stop_reason(arn),
             history=self._history(execution, redrive is not None),
             callbacks=tokens_for(self),
             executions=NestedExecutions(self),

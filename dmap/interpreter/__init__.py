@@ -99,10 +99,10 @@ def execute(
         if len(text.encode("utf-8")) > runtime.payload_limit:
             executor.check_size(output, _top_env(executor.position[0] if executor.position else branch.start_at))
     except Aborted:
-        _close_history(history, chain, "ExecutionAborted", None, "States.Aborted", "The execution was stopped")
-        return ExecutionResult(
-            "ABORTED", error="States.Aborted", cause="The execution was stopped", position=executor.position
-        )
+        reason = runtime.stop_reason() if runtime.stop_reason is not None else None
+        error, cause = reason if reason is not None else ("States.Aborted", "The execution was stopped")
+        _close_history(history, chain, "ExecutionAborted", None, error, cause)
+        return ExecutionResult("ABORTED", error=error, cause=cause, position=executor.position)
     except StatesError as exc:
         status = "TIMED_OUT" if exc.name == ErrorName.TIMEOUT.value and "execution timed out" in exc.cause else "FAILED"
         kind = "ExecutionTimedOut" if status == "TIMED_OUT" else "ExecutionFailed"

@@ -182,6 +182,8 @@ class Runtime:
             process's memory.
         executions: Starts nested executions (``states:startExecution``); None: they fail.
         resume: Where a parked execution continues (a :class:`~dmap.interpreter.callbacks.Resume`).
+        stop_reason: StopExecution's ``(error, cause)`` once the execution is stopped (None: neither was
+            given); its ExecutionAborted event records them, as DescribeExecution returns them.
     """
 
     registry: Registry = field(default_factory=lambda: registry)
@@ -197,3 +199,4 @@ class Runtime:
     callbacks: Any = None
     executions: Any = None
     resume: Any = None
+    stop_reason: Callable[[], tuple[str | None, str | None] | None] | None = None

@@ -125,7 +125,8 @@ def as_api_error(exc: DmapError) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, ExecutionAlreadyExists):
-        return ApiError("ExecutionAlreadyExists", str(exc))
+        # AWS's message: the CLI's advice (--name, dmap stop-execution) means nothing to an SDK caller.
+        return ApiError("ExecutionAlreadyExists", f"Execution Already Exists: '{exc.execution_arn}'")
     if isinstance(exc, InvalidName):
         return ApiError("InvalidName", str(exc))
     if isinstance(exc, ExecutionNotRedrivable):

@@ -21,6 +21,7 @@ from dmap.backends.local import LocalBackend
 from dmap.config import Settings
 from dmap.interpreter import registry
 from dmap.machines import StateMachineRecord, machines
+from dmap.records import journal_arn
 
 START = "arn:aws:states:::states:startExecution"
 ROLE = "arn:aws:iam::123456789012:role/dmap"
@@ -50,8 +51,9 @@ def backend(tmp_path: Path) -> Iterator[LocalBackend]:
 
 def _store(backend: LocalBackend, definition: dict[str, Any]) -> str:
     name = f"Child{uuid.uuid4().hex[:8]}"
-    arn = f"arn:aws:states:us-east-1:123456789012:stateMachine:{name}"
-    machines(backend).put(StateMachineRecord(arn=arn, name=name, definition=json.dumps(definition), role_arn=ROLE))
+    arn = f"arn:aws:states:us-east-1:123456789012:stateMachine:{name}"  # as boto3 shows it
+    stored = journal_arn(arn)  # as CreateStateMachine stores it
+    machines(backend).put(StateMachineRecord(arn=stored, name=name, definition=json.dumps(definition), role_arn=ROLE))
     return arn
 
 
@@ -75,7 +77,7 @@ def test_sync_returns_the_nested_execution_described_with_its_output_as_json_tex
     assert result["Status"] == "SUCCEEDED"
     assert json.loads(result["Output"]) == {"doubled": 42, "by": execution.execution_arn}
     assert result["Name"] == "nested-sync"
-    assert result["StateMachineArn"] == machine
+    assert result["StateMachineArn"] == journal_arn(machine)
     assert isinstance(result["StartDate"], int) and isinstance(result["StopDate"], int)
     nested = dmap.describe_execution(result["ExecutionArn"], backend=backend)  # a normal execution of the journal
     assert (nested.status, nested.output) == ("SUCCEEDED", {"doubled": 42, "by": execution.execution_arn})

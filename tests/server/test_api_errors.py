@@ -58,6 +58,9 @@ def test_every_promised_error_code_comes_from_a_real_request(serve: Any, ctl: Ct
     assert code(sfn.start_execution, stateMachineArn=machine, name="once", input='{"other": 1}') == (
         "ExecutionAlreadyExists"
     )
+    with pytest.raises(ClientError) as taken:  # AWS's message, not the CLI's advice
+        sfn.start_execution(stateMachineArn=machine, name="once", input="{}")
+    assert taken.value.response["Error"]["Message"] == f"Execution Already Exists: '{done}'"
     assert code(sfn.describe_state_machine, stateMachineArn=f"{prefix}:stateMachine:nope") == "StateMachineDoesNotExist"
     assert code(sfn.start_execution, stateMachineArn=f"{prefix}:stateMachine:nope") == "StateMachineDoesNotExist"
     assert code(sfn.describe_execution, executionArn=f"{prefix}:execution:{ctl.ns}-pass:nope") == (

@@ -312,6 +312,8 @@ def redrive_execution(call: Call, body: dict[str, Any]) -> dict[str, Any]:
         execution = control.redrive_execution(arn, backend=call.backend, wait=False, detach=detach)
     except InvalidStateError as exc:
         raise ApiError("ExecutionNotRedrivable", str(exc)) from None
+    except DefinitionError as exc:  # a handler gone since the start: RedriveExecution declares no InvalidDefinition
+        raise ApiError("ValidationException", definition_message(exc)) from None
     return {"redriveDate": arns.epoch(execution.redrive_date) or time.time()}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -198,6 +199,7 @@ def run_pack(
     engine: Any = None,
     release_after: float = 1.0,
     trace: Mapping[str, str] | None = None,
+    take_for: float = 0.0,
 ) -> int:
     """Run a pack of children of one Map Run one after another, one store round trip per child.
 
@@ -209,10 +211,19 @@ def run_pack(
     it has not started are given back (:func:`dmap.store.release`) so other workers run them.
     ``trace`` is the Map Run's W3C trace context from the pack's message (:mod:`dmap.telemetry`).
 
+    Then, for up to ``take_for`` seconds from the start, a store that can (``step_take``: Redis) lets
+    the call that completes a child also take the next child the coordinator staged and start it, a
+    permit freed and taken again in one script: the worker runs on without a message or a coordinator
+    round trip, one store round trip per child. It stops when no child waits or no permit is free
+    (the coordinator sends what it grants then), and after ``take_for`` seconds, so the messages
+    queued behind this one (other packs, other runs) wait at most about that long.
+
     Returns:
-        How many children of the pack this call ran.
+        How many children this call ran.
     """
     run, me = plan.run_id, worker_id()
+    taker = getattr(store, "step_take", None) if take_for > 0 else None
+    take_until = time.monotonic() + take_for
     if heartbeat is not None:
         for child, token in pack:
             heartbeat.add(store, run, child, token, plan.lease_ms)
@@ -223,15 +234,24 @@ def run_pack(
     ran = 0
     try:
         while todo or done is not None:
-            nxt = todo.pop(0) if todo else None
-            _, started, _ = step(
-                store, run, done=done, start=nxt, lease_ms=plan.lease_ms, worker=me, renew=renew[:_MOST_RENEWALS]
-            )
-            renew, done = (), None
-            if nxt is None or started is None:
-                break
+            nxt: tuple[int, str] | None
+            taken = not todo and taker is not None and time.monotonic() < take_until
+            if taken and taker is not None:
+                _, took = taker(run, done=done, nonce=secrets.token_hex(6), lease_ms=plan.lease_ms, worker=me)
+                done = None
+                if took is None:
+                    break
+                nxt, started = (took[0], took[1]), took[2]
+            else:
+                nxt = todo.pop(0) if todo else None
+                _, started, _ = step(
+                    store, run, done=done, start=nxt, lease_ms=plan.lease_ms, worker=me, renew=renew[:_MOST_RENEWALS]
+                )
+                renew, done = (), None
+                if nxt is None or started is None:
+                    break
             if started.outcome != RUN:
-                if heartbeat is not None:
+                if heartbeat is not None and not taken:
                     heartbeat.remove(run, *nxt)
                 continue
             ran += 1

@@ -13,6 +13,7 @@ finished children are never run again.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -50,6 +51,9 @@ WINDOW = 256
 THRESHOLD_CAUSE = "The specified tolerated failure threshold was exceeded"
 WORKERLESS_SECONDS = 15.0
 """A run with children waiting and no live worker on its queue this long says so (then every minute)."""
+STAGE = 128
+"""Children a celery run keeps granted without a lease once every permit is out (workers take them as they
+free permits, in the script that completes their last child: :meth:`~dmap.store.redis.RedisRunStore.step_take`)."""
 NEVER = 2**53
 """A failure count no run reaches: the effective ToleratedFailureCount when only a percentage is set."""
 
@@ -466,7 +470,16 @@ class Coordinator:
         """One acquire and the dispatch of what it granted."""
         started = time.perf_counter()
         held_before = pacer.held if pacer is not None else -1
-        acquired = self.store.acquire(self.run_id, list(window.pending), dispatch_lease_ms=lease_ms)
+        if pacer is None:
+            acquired = self.store.acquire(self.run_id, list(window.pending), dispatch_lease_ms=lease_ms)
+        else:
+            # Workers take staged children themselves as they free permits (no oversize child may be
+            # staged: the coordinator fails those itself). More than permits + stage specs are never used.
+            stage = 0 if self._oversize else STAGE
+            offered = list(
+                itertools.islice(window.pending, max(pacer.permits, 1) + stage if pacer.permits > 0 else None)
+            )
+            acquired = self.store.acquire(self.run_id, offered, dispatch_lease_ms=lease_ms, stage=stage)
         window.granted(acquired.granted_new)
         if pacer is not None:
             pacer.observe(acquired)

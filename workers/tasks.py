@@ -16,7 +16,7 @@ from celery.signals import worker_process_shutdown, worker_ready, worker_shutdow
 from dmap import telemetry
 from dmap.backends.celery import CHILD_TASK, CHILDREN_TASK, CeleryBackend
 from dmap.callbacks import RESUME_TASK, Sweeper, resume_child
-from dmap.child import run_child, run_pack, run_resumed
+from dmap.child import run_pack, run_resumed
 from dmap.detach import RUN_EXECUTION_TASK, Reaper, run_detached
 from dmap.heartbeat import heartbeat
 from dmap.store.workers import WorkerBeacon, this_worker
@@ -24,6 +24,8 @@ from dmap.store.workers import WorkerBeacon, this_worker
 from .app import app
 
 logger = logging.getLogger(__name__)
+TAKE_SECONDS = 1.0
+"""How long one message may go on taking the run's staged children before the worker reads its next message."""
 _backend: tuple[int, CeleryBackend] | None = None
 _beacon: WorkerBeacon | None = None
 
@@ -38,7 +40,7 @@ def backend() -> CeleryBackend:
 
 @app.task(name=CHILD_TASK, ignore_result=True)
 def run_child_task(run: str, child: int, token: str, trace: dict[str, str] | None = None) -> str:
-    """Run one child if its token is still current; returns the start outcome (run, stale, aborted).
+    """Run one child if its token is still current; returns ``run`` if it ran, else ``stale``.
 
     ``trace`` is the Map Run's W3C trace context, sent only when the coordinator traces.
     """
@@ -47,7 +49,18 @@ def run_child_task(run: str, child: int, token: str, trace: dict[str, str] | Non
     if plan is None:
         logger.warning("no plan for map run %s (expired or deleted); child %s skipped", run, child)
         return "stale"
-    return run_child(engine.store, plan, int(child), str(token), heartbeat=heartbeat, engine=engine, trace=trace)
+    # A pack of one: its completion takes the next staged child, if any (as run_children_task's last one).
+    ran = run_pack(
+        engine.store,
+        plan,
+        [(int(child), str(token))],
+        heartbeat=heartbeat,
+        engine=engine,
+        release_after=engine.settings.pack_release_seconds,
+        trace=trace,
+        take_for=TAKE_SECONDS,
+    )
+    return "run" if ran else "stale"
 
 
 @app.task(name=CHILDREN_TASK, ignore_result=True)
@@ -69,7 +82,14 @@ def run_children_task(run: str, children: list[list[Any]], trace: dict[str, str]
     # unstarted rest back to other workers.
     release_after = engine.settings.pack_release_seconds
     return run_pack(
-        engine.store, plan, pack, heartbeat=heartbeat, engine=engine, release_after=release_after, trace=trace
+        engine.store,
+        plan,
+        pack,
+        heartbeat=heartbeat,
+        engine=engine,
+        release_after=release_after,
+        trace=trace,
+        take_for=TAKE_SECONDS,
     )
 
 

@@ -102,6 +102,8 @@ class ChildFlow:
 
     def before_call(self, resource: str, function: str | None, payload: Any) -> None:
         """Take a token of every limited key of this call, waiting as long as the bucket says."""
+        if not self.limits.any():  # no limit anywhere (the usual case): no keys to work out
+            return
         for key in call_keys(resource, function, payload, self.label):
             if self.limits.limited(key):
                 self._take(key)

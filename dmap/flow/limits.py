@@ -68,6 +68,10 @@ class Limits(Protocol):
         """Whether ``key`` may have a limit (a cached answer: no round trip for unlimited keys)."""
         ...
 
+    def any(self) -> bool:
+        """Whether any key may have a limit (cached as :meth:`limited`): a Task call skips its keys when not."""
+        ...
+
     def take(self, key: str, max_wait_ms: int) -> Token:
         """Reserve one token of ``key`` if it is due within ``max_wait_ms``."""
         ...
@@ -129,11 +133,18 @@ class RedisLimits:
 
     def limited(self, key: str) -> bool:
         """Whether ``key`` is in this process's copy of the index (refreshed every second)."""
+        return key in self._fresh_index()
+
+    def any(self) -> bool:
+        """Whether any key has a limit (the same cached index: no round trip in between refreshes)."""
+        return bool(self._fresh_index())
+
+    def _fresh_index(self) -> frozenset[str]:
         now = time.monotonic()
         if now - self._index_at >= INDEX_REFRESH_SECONDS:
             self._index = frozenset(_text(k) for k in self.client.smembers(limits_key(self.prefix)))
             self._index_at = now
-        return key in self._index
+        return self._index
 
     def take(self, key: str, max_wait_ms: int) -> Token:
         """One call of ``flow_bucket.lua``."""
@@ -172,6 +183,10 @@ class MemoryLimits:
         """Whether ``key`` has a limit."""
         return key in self._limits
 
+    def any(self) -> bool:
+        """Whether any key has a limit."""
+        return bool(self._limits)
+
     def take(self, key: str, max_wait_ms: int) -> Token:
         """GCRA, as ``flow_bucket.lua``."""
         with self._lock:
@@ -191,6 +206,7 @@ class MemoryLimits:
 _memory = MemoryLimits()
 _redis: dict[tuple[int, str], RedisLimits] = {}
 _redis_lock = threading.Lock()
+_configured: dict[str, Any] = {}  # DMAP_REDIS_URL as set -> the one client the in-memory store's runs share
 
 
 def limits_for(store: Any = None) -> Limits:
@@ -202,10 +218,7 @@ def limits_for(store: Any = None) -> Limits:
     """
     client, prefix = getattr(store, "client", None), getattr(store, "prefix", DEFAULT_PREFIX)
     if client is None and _redis_configured():
-        from ..config import get_settings
-        from ..store.redis import RedisRunStore
-
-        client = RedisRunStore.from_url(get_settings().redis_url).client
+        client = _configured_client()
     if client is None:
         return _memory
     with _redis_lock:
@@ -213,6 +226,23 @@ def limits_for(store: Any = None) -> Limits:
         if found is None:
             found = _redis[(id(client), prefix)] = RedisLimits(client, prefix)
         return found
+
+
+def _configured_client() -> Any:
+    """One client per configured Redis URL for the whole process.
+
+    ``limits_for`` runs once per child: a client per call would open a connection per child
+    (a 20,000-child local run reached Redis's maxclients) and keep each alive in ``_redis``.
+    """
+    seen = os.environ.get("DMAP_REDIS_URL", "")  # Settings() reads the whole environment: only on a change
+    with _redis_lock:
+        client = _configured.get(seen)
+        if client is None:
+            from ..config import get_settings
+            from ..store.redis import RedisRunStore
+
+            client = _configured[seen] = RedisRunStore.from_url(get_settings().redis_url).client
+        return client
 
 
 def _redis_configured() -> bool:

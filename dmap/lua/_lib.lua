@@ -277,3 +277,42 @@ local function complete_child(c, token, status, record, err)
   end
   return { 1, aborted }
 end
+
+-- A worker that has just freed a permit takes the next child waiting on redo for itself and starts it:
+-- a grant and a start in the script that completed the last child, with no coordinator round trip and no
+-- message (the coordinator stages children there, acquire.lua). The same rules as acquire.lua's redo
+-- grant (a free permit under MaxConcurrency or the effective concurrency, nothing once aborted, a fresh
+-- token '<attempt>-<nonce>', skip entries finished or leased meanwhile; at most 16 examined) and then
+-- start_child's. Returns child, token, start reply; or nil when nothing was taken.
+local function take_child(nonce, lease_ms, worker)
+  local run = redis.call('HMGET', K_RUN, 'mc', 'abort', 'ec')
+  if not run[1] or run[2] then
+    return nil
+  end
+  local permits = tonumber(run[1])
+  if permits <= 0 then
+    permits = MAX_PERMITS
+  end
+  if run[3] then
+    permits = math.min(permits, tonumber(run[3]))
+  end
+  if permits - redis.call('ZCARD', K_LEASE) <= 0 then
+    return nil
+  end
+  for _ = 1, 16 do
+    local c = redis.call('LPOP', K_REDO)
+    if not c then
+      return nil
+    end
+    local mv = redis.call('HGET', K_META, c)
+    if mv and get_status(c) == PENDING and not redis.call('ZSCORE', K_LEASE, c) then
+      local m = parse_meta(mv)
+      m.attempt = m.attempt + 1
+      m.token = int(m.attempt) .. '-' .. nonce
+      save_meta(c, m)
+      redis.call('ZADD', K_LEASE, now_ms() + tonumber(lease_ms), c)
+      return c, m.token, start_child(c, m.token, lease_ms, worker)
+    end
+  end
+  return nil
+end

@@ -3,7 +3,7 @@
 -- KEYS: 1 run HASH, 2 st STRING (BITFIELD u4), 3 lease ZSET, 4 meta HASH, 5 input HASH, 6 redo LIST,
 --       7 wake LIST, 8 res HASH, 9 fail HASH, 10 fset ZSET, 11 ferr ZSET, 12 act HASH: every key of the run,
 --       '<prefix>:{<run>}:<name>' (layout and fields in _lib.lua and dmap/keys.py).
--- ARGV: dispatch_lease_ms, nonce, max_redo, then 5 values per new child:
+-- ARGV: dispatch_lease_ms, nonce, max_redo, stage, then 5 values per new child:
 --       child, first, items, cursor, input
 --   dispatch_lease_ms  how long a granted child may wait in the queue before START
 --   nonce              random text from the client, new for every call; tokens are "<attempt>-<nonce><n in hex>".
@@ -11,6 +11,12 @@
 --                      reply of the first one, kept in the run hash's field aq, and changes nothing
 --   max_redo           examine at most this many redo entries per call (bounded work); when redo
 --                      children are left, no new child is granted and the coordinator is woken
+--   stage              when every permit is out, stage new children up to this many on the redo list
+--                      (0: never): stored as a grant stores them (meta with attempt 0, input, cursor
+--                      write-ahead) but without a lease, so they hold no permit. A worker that frees a
+--                      permit takes the next one itself in the same script (step.lua, take_child in
+--                      _lib.lua), and an acquire grants them first like any redo child: on a resume, an
+--                      abort or a redrive they are exactly the PENDING children on redo that exist today
 --
 -- Returns -1 if the run does not exist, else
 --   {granted_new, wait_ms, reclaimed, held, permits, child_1, token_1, attempt_1, child_2, ...}
@@ -124,13 +130,29 @@ if not aborted then
   local next_child = tonumber(cfg[4]) or 0
   local last = nil
   local granted_new = 0
-  for i = 4, #ARGV - 4, 5 do
+  -- Staging only once every permit is out and no reclaimed child waits beyond the budget.
+  local room = -1
+  for i = 5, #ARGV - 4, 5 do
     local child = tonumber(ARGV[i])
     if child < next_child then
       -- Already granted by an earlier call (a replaying coordinator): consume it, grant nothing.
       granted_new = granted_new + 1
     elseif free <= 0 then
-      break
+      if room < 0 then
+        room = budget > 0 and tonumber(ARGV[4]) - redis.call('LLEN', K_REDO) or 0
+      end
+      if room <= 0 then
+        break
+      end
+      local c = int(child)
+      save_meta(c, { first = tonumber(ARGV[i + 1]), items = tonumber(ARGV[i + 2]), attempt = 0, started = 0,
+        token = '', worker = '' })
+      redis.call('HSET', K_INPUT, c, ARGV[i + 4])
+      redis.call('RPUSH', K_REDO, c)
+      room = room - 1
+      granted_new = granted_new + 1
+      next_child = child + 1
+      last = i
     else
       local c = int(child)
       n = n + 1

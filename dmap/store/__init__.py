@@ -364,7 +364,7 @@ class RunStore(Protocol):
         """
         ...
 
-    def acquire(self, run: str, children: Sequence[ChildSpec], *, dispatch_lease_ms: int) -> Acquired:
+    def acquire(self, run: str, children: Sequence[ChildSpec], *, dispatch_lease_ms: int, stage: int = 0) -> Acquired:
         """Reclaim expired leases, then grant permits: reclaimed children first, then ``children`` in order.
 
         A reclaimed child whose attempts reached ``max_attempts`` is instead completed FAILED
@@ -374,7 +374,10 @@ class RunStore(Protocol):
         reclaimed child is completed ABORTED instead. Granting a new child stores its input and
         advances the run's cursor to ``spec.cursor`` in the same atomic step. A spec whose child
         is below the stored cursor was granted before (a replaying coordinator): it counts as
-        granted but gets no lease. Nothing is granted once the run is aborted.
+        granted but gets no lease. Nothing is granted once the run is aborted. ``stage``: with every
+        permit out, a store whose workers take children themselves (the Redis one) keeps up to this
+        many more children waiting, granted without a lease (they count in ``granted_new``); others
+        ignore it.
 
         Raises:
             NotFoundError: The run does not exist.

@@ -249,8 +249,11 @@ class MemoryRunStore:
         """The abort reason, or None while the run is not aborted."""
         return self._read(run, lambda r: r.abort, None)
 
-    def acquire(self, run: str, children: Sequence[ChildSpec], *, dispatch_lease_ms: int) -> Acquired:
-        """Reclaim expired leases, then grant permits to redo children first, then to ``children``."""
+    def acquire(self, run: str, children: Sequence[ChildSpec], *, dispatch_lease_ms: int, stage: int = 0) -> Acquired:
+        """Reclaim expired leases, then grant permits to redo children first, then to ``children``.
+
+        ``stage`` is ignored: the in-process backend's children need no round trip to be granted.
+        """
         with self._cond:
             r = self._get(run)
             r.freed = 0

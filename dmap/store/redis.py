@@ -210,13 +210,16 @@ class RedisRunStore:
 
     # -- the semaphore ------------------------------------------------------------------------
 
-    def acquire(self, run: str, children: Sequence[ChildSpec], *, dispatch_lease_ms: int) -> Acquired:
+    def acquire(self, run: str, children: Sequence[ChildSpec], *, dispatch_lease_ms: int, stage: int = 0) -> Acquired:
         """Reclaim expired leases, then grant permits to redo children first, then to ``children``.
+
+        With every permit out, up to ``stage`` more of ``children`` wait on the redo list without a
+        lease (counted in ``granted_new``): workers take them as they free permits (:meth:`step_take`).
 
         Raises:
             NotFoundError: The run does not exist.
         """
-        args: list[Any] = [dispatch_lease_ms, secrets.token_hex(4), _MAX_REDO]
+        args: list[Any] = [dispatch_lease_ms, secrets.token_hex(4), _MAX_REDO, max(0, stage)]
         for s in children:
             args += (s.child, s.first, s.items, s.cursor, s.input)
         out = self._call("acquire", run, *args)
@@ -321,6 +324,47 @@ class RedisRunStore:
             else:
                 started = Started(ABORTED) if code == 2 else _STALE
         return completed, started, renewed
+
+    def step_take(
+        self,
+        run: str,
+        *,
+        done: Done | None,
+        nonce: str,
+        lease_ms: int,
+        worker: str = "",
+    ) -> tuple[Completed | None, tuple[int, str, Started] | None]:
+        """Complete ``done``, then take the next staged child for this worker and start it: one ``step.lua`` call.
+
+        The take is a grant (a free permit under MaxConcurrency, a new token ``<attempt>-<nonce>``)
+        and a start, so the child comes back RUNNING with its input; None when no permit is free, the
+        run is aborted or no child waits (staged by :meth:`acquire`, or given back). ``nonce`` must be
+        new for every call (tokens fence a child's attempts).
+
+        Raises:
+            ValueError: ``done.status`` is not terminal.
+        """
+        args: list[Any] = [lease_ms, worker]
+        if done is None:
+            args += ("", "", "", "", "")
+        else:
+            if not done.status.terminal:
+                raise ValueError(f"complete needs a terminal status, got {done.status.name}")
+            error = "" if done.status is ChildStatus.SUCCEEDED else record_error(done.record)
+            args += (done.child, done.token, int(done.status), done.record, error)
+        args += ("+", nonce)
+        out = self._call("step", run, *args)
+        completed = None if done is None else Completed(bool(out[0]), bool(out[1]))
+        if len(out) <= 2:
+            return completed, None
+        child, token = int(out[-2]), _text(out[-1])
+        reply = out[2:-2]
+        code = int(reply[0])
+        if code == 1:
+            started = Started(RUN, _text(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]))
+        else:
+            started = Started(ABORTED) if code == 2 else _STALE
+        return completed, (child, token, started)
 
     def release(self, run: str, leases: Sequence[tuple[int, str]]) -> int:
         """Give back unstarted children of a pack: :func:`dmap.store.release` (``release.lua``)."""

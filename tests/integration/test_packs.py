@@ -46,7 +46,10 @@ def test_a_limited_run_sends_packs_and_never_exceeds_max_concurrency(cluster: Cl
     assert cluster.calls() == dict.fromkeys(range(items), 1)  # every child ran once
     assert max(len(pack) for pack in sent) > 1  # 16 permits over 4 slots: packs of 2
     assert max(len(pack) for pack in sent) <= limit
-    assert sorted(c for pack in sent for c in pack) == list(range(items))  # each granted once: no re-dispatch
+    dispatched = [c for pack in sent for c in pack]
+    assert len(dispatched) == len(set(dispatched))  # each sent once: no re-dispatch
+    # The rest were staged and taken by workers with the permits they freed, without a message.
+    assert len(dispatched) < items
     (map_run,) = execution.map_runs
     assert map_run.execution_counts["succeeded"] == items and map_run.execution_counts["total"] == items
 

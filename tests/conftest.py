@@ -157,3 +157,19 @@ def bucket(s3_client: Any) -> Iterator[str]:
         for obj in page.get("Contents", []):
             s3_client.delete_object(Bucket=name, Key=obj["Key"])
     s3_client.delete_bucket(Bucket=name)
+
+
+@pytest.fixture
+def http_integration(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``DMAP_INTEGRATIONS=http`` for this test and the workers it starts (they copy the environment).
+
+    The process's settings are read once and cached: they are re-read now and after the test, so a
+    test that read them first cannot hide the integration, nor this one leak it.
+    """
+    from dmap.config import get_settings
+
+    monkeypatch.setenv("DMAP_INTEGRATIONS", "http")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()

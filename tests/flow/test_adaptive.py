@@ -94,17 +94,12 @@ def test_successes_grow_it_by_one_per_window_up_to_max_concurrency_and_off_resto
 
 
 @pytest.fixture
-def throttled_http(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThrottlingServer]:
-    from dmap.config import get_settings
-
-    monkeypatch.setenv("DMAP_INTEGRATIONS", "http")
-    get_settings.cache_clear()  # settings another test read first must not hide the http integration
+def throttled_http(http_integration: None) -> Iterator[ThrottlingServer]:
     # Besides 40/s, at most 4 calls in service, and the first ones held until a call is refused: 30
     # children calling at once are throttled for certain, however loaded the machine (no clock decides).
     server = ThrottlingServer(rate=40, capacity=4, latency=0.05, concurrency=4, hold_until_refused=60).start()
     yield server
     server.stop()
-    get_settings.cache_clear()
 
 
 def test_an_adaptive_run_against_a_service_that_throttles_above_40_per_second_succeeds_and_cuts_its_concurrency(

@@ -22,8 +22,7 @@ JITTER = 10  # calls: without the limit, 24 worker slots would send hundreds a s
 
 
 @pytest.fixture
-def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThrottlingServer]:
-    monkeypatch.setenv("DMAP_INTEGRATIONS", "http")  # workers inherit it (Cluster.env copies the environment)
+def service(http_integration: None) -> Iterator[ThrottlingServer]:
     # The service's own bucket tolerates JITTER calls at once: Redis hands the tokens out at exactly 40/s,
     # but a child that wakes late on a loaded machine arrives beside the next one (bench.flow reports
     # the busiest second measured; it has been 43-45 on a busy 2-core machine).

@@ -287,6 +287,7 @@ class Coordinator:
             lease_ms=int(self.settings.lease_seconds * 1000),
             blocking=blocking,
             flow=self.execution.flow,
+            role_arn=self.execution.role_arn,
         )
 
     # -- dispatch ------------------------------------------------------------------------------

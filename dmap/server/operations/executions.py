@@ -18,7 +18,7 @@ from typing import Any
 from ... import control
 from ...api import run
 from ...errors import DefinitionError, InvalidStateError
-from ...interpreter.context import iso_now
+from ...interpreter.context import DEFAULT_ROLE_ARN, iso_now
 from ...machines import machines
 from ...records import Execution, ExecutionStatus
 from .. import arns
@@ -63,6 +63,7 @@ def _start(call: Call, body: dict[str, Any], *, wait: bool) -> tuple[Execution, 
             name=body.get("name"),
             wait=wait,
             state_machine=record.name,
+            role_arn=record.role_arn,
         )
     except DefinitionError as exc:  # a Task resource with no handler: nothing ran, and the caller should know why
         raise ApiError("ValidationException", definition_message(exc)) from None
@@ -342,6 +343,6 @@ def describe_state_machine_for_execution(call: Call, body: dict[str, Any]) -> di
         "stateMachineArn": execution.state_machine_arn,
         "name": execution.state_machine_name,
         "definition": json.dumps(definition),
-        "roleArn": f"arn:aws:iam::{call.account}:role/dmap",
+        "roleArn": execution.role_arn or DEFAULT_ROLE_ARN,
         "updateDate": arns.epoch(execution.start_date),
     }

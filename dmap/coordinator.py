@@ -656,6 +656,7 @@ class Coordinator:
             execution_arn_prefix=context.execution_arn_prefix,
             redrive_count=self.map_run.redrive_count,
             resume=previous,
+            arn_prefix=self.execution.arn_prefix,  # the ARNs its API caller was shown, not the journal's
         )
         writer.check()
         return ExportedResults(self.store, self.run_id, writer, self.map_run, self.engine.journal.save_map_run)

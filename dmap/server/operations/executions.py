@@ -64,6 +64,7 @@ def _start(call: Call, body: dict[str, Any], *, wait: bool) -> tuple[Execution, 
             wait=wait,
             state_machine=record.name,
             role_arn=record.role_arn,
+            arn_prefix=arns.external_prefix(call.region, call.account),
         )
     except DefinitionError as exc:  # a Task resource with no handler: nothing ran, and the caller should know why
         raise ApiError("ValidationException", definition_message(exc)) from None

@@ -208,6 +208,17 @@ def list_executions(
     return page
 
 
+def has_executions_of(state_machine: str, *, backend: Any = None) -> bool:
+    """Whether the journal keeps any execution of a state machine (its name, or its ARN in any region and account).
+
+    The journal is not indexed by state machine: on celery this scans its index (stopping at the first
+    match), so it is meant for a rare question (is this name known at all?), not for every request.
+    """
+    parsed = parse_arn(state_machine)
+    name = parsed[1] if parsed is not None and parsed[0] == "stateMachine" else state_machine
+    return bool(_backend(backend).journal.has_executions_of(name))
+
+
 def _execution_filter(
     status: str | None, state_machine: str | None, redriven: bool | None
 ) -> Callable[[Execution], bool] | None:

@@ -182,7 +182,8 @@ def _filters(body: dict[str, Any]) -> tuple[str | None, bool | None]:
 def list_executions(call: Call, body: dict[str, Any]) -> dict[str, Any]:
     """The most recent executions first, filtered by state machine, status, redrive or Map Run, a page at a time.
 
-    A state machine need not be registered: executions the CLI started under a name are listed too.
+    A state machine need not be registered: executions the CLI started under a name are listed too; a name
+    with neither a registered state machine nor any execution is ``StateMachineDoesNotExist``, as on AWS.
     Filtered pages read at most :data:`SCAN` journal records; a page may then hold fewer than
     ``maxResults`` executions and still carry a ``nextToken`` (AWS's contract allows it).
     """
@@ -191,6 +192,10 @@ def list_executions(call: Call, body: dict[str, Any]) -> dict[str, Any]:
             raise ApiError("ValidationException", "give stateMachineArn or mapRunArn, not both")
         return _map_run_children(call, body)
     machine = machine_arn(call, body) if body.get("stateMachineArn") is not None else None
+    if machine is not None and machines(call.backend).get(machine) is None:
+        # Executions the CLI filed under a name have no registry record: list them; a name nothing ran is AWS's error.
+        if not control.has_executions_of(machine, backend=call.backend):
+            raise ApiError("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{machine}'")
     status, redriven = _filters(body)
     page = control.list_executions(
         backend=call.backend,

@@ -72,6 +72,15 @@ class SampleStats:
         }
 
 
+def _camel(fields: dict[str, Any]) -> dict[str, Any]:
+    """Keys as the JSON output spells them all: ``gb_seconds`` -> ``gbSeconds``, ``memory_mb`` -> ``memoryMB``."""
+    out = {}
+    for name, value in fields.items():
+        head, *rest = name.split("_")
+        out[head + "".join(part.upper() if part == "mb" else part.capitalize() for part in rest)] = value
+    return out
+
+
 @dataclass(slots=True)
 class Plan:
     """The result of :func:`plan`: counts, AWS costs, and the sample's projection."""
@@ -104,8 +113,8 @@ class Plan:
             "bytes": self.bytes,
             "longestPathStates": self.longest_path,
             "transitionsCountedFrom": self.transitions_source,
-            "standard": asdict(self.standard),
-            "express": {**asdict(self.express), "assumption": self.express_assumption},
+            "standard": _camel(asdict(self.standard)),
+            "express": {**_camel(asdict(self.express)), "assumption": self.express_assumption},
             "sample": self.sample.as_dict() if self.sample is not None else None,
             "projectedSeconds": self.projected_seconds,
             "planSeconds": self.seconds,

@@ -91,3 +91,8 @@ def test_dmap_plan_prints_json_and_runs_nothing_but_the_sample(manifest: Path, t
     data = json.loads(result.output)
     assert (data["items"], data["children"], data["sample"]) == (1005, 101, None)
     assert data["standard"]["dollars"] == pytest.approx(0.0101)
+    # One spelling for every key, as describe-map-run's JSON (camelCase): no snake_case beside longestPathStates.
+    keys = {*data, *data["standard"], *data["express"]}
+    assert not [k for k in keys if "_" in k], keys
+    assert {"transitionsPerChild", "longestPathStates"} <= keys
+    assert {"memoryMB", "secondsPerChild", "billedSecondsPerChild", "gbSeconds", "requestDollars"} <= keys

@@ -852,8 +852,9 @@ def serve(
 ) -> None:
     """Serve the Step Functions API (AWS JSON 1.0: boto3, the aws CLI) and the console over HTTP.
 
-    Point an SDK at it with ``endpoint_url="http://127.0.0.1:8083"``. Runs until Ctrl-C. Lambda
-    resources resolve to the handlers of ``--import`` and ``DMAP_IMPORTS`` modules.
+    Point an SDK at it: boto3.client("stepfunctions", endpoint_url="http://127.0.0.1:8083"), or
+    AWS_ENDPOINT_URL_SFN=http://127.0.0.1:8083 for the aws CLI. The console is at the same address.
+    Runs until Ctrl-C. Lambda resources resolve to the handlers of the --import and DMAP_IMPORTS modules.
     """
     from .server import serve as run_server
 

@@ -684,6 +684,13 @@ def update_map_run(
     """Change a running Map Run's concurrency or failure tolerance; takes effect at once (prints it as JSON)."""
     from . import control
 
+    changes = (max_concurrency, tolerated_failure_count, tolerated_failure_percentage, adaptive, min_concurrency)
+    if all(change is None for change in changes):  # in this command's words, not the Python API's
+        raise _fail(
+            "nothing to update: give --max-concurrency, --tolerated-failure-count, "
+            "--tolerated-failure-percentage, --adaptive/--no-adaptive or --min-concurrency",
+            2,
+        )
     map_run_arn = _map_run_arn(map_run_arn, backend)
     run = _control(
         lambda: control.update_map_run(

@@ -291,7 +291,10 @@ def update_map_run(
         and tolerated_failure_percentage is None
         and not flow_change
     ):
-        raise ConfigurationError("nothing to update: give max_concurrency and/or a tolerated failure value")
+        raise ConfigurationError(
+            "nothing to update: give a max concurrency, a tolerated failure count or percentage, "
+            "adaptive on or off, or a minimum concurrency"
+        )
     if max_concurrency is not None and max_concurrency < 0:
         raise ConfigurationError(f"maxConcurrency must be >= 0, got {max_concurrency}")
     if min_concurrency is not None and min_concurrency < 1:

@@ -140,6 +140,9 @@ class Plan:
                 f"latency mean {lat['mean'] * 1000:.1f} ms p50 {lat['p50'] * 1000:.1f} ms "
                 f"p95 {lat['p95'] * 1000:.1f} ms"
             )
+            if d["errors"]:  # what failed is the finding: say which errors, most frequent first
+                ranked = sorted(d["errors"].items(), key=lambda pair: (-pair[1], pair[0]))
+                out.append("  sample errors: " + ", ".join(f"{name} x{count}" for name, count in ranked))
             if self.projected_seconds is not None:
                 out.append(
                     f"projected duration at MaxConcurrency {self.max_concurrency}: {self.projected_seconds:,.1f} s "

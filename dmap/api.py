@@ -15,7 +15,7 @@ from .asl import DefinitionSource, load
 from .asl.model import StateMachine
 from .flow.options import FlowOptions
 from .interpreter import ExecutionInfo, Runtime, execute
-from .interpreter.context import iso_now
+from .interpreter.context import DEFAULT_ROLE_ARN, iso_now
 from .interpreter.tasks import check_resources, registry
 from .records import Execution, ExecutionStatus
 
@@ -59,6 +59,8 @@ def run(
     max_concurrency: int | None = None,
     state_machine: str | None = None,
     flow: FlowOptions | dict[str, Any] | None = None,
+    role_arn: str | None = None,
+    arn_prefix: str | None = None,
 ) -> Execution:
     """Run a state machine and return its execution (it does not raise for a FAILED execution).
 
@@ -82,6 +84,12 @@ def run(
             ``…:execution:<state_machine>:<name>``); default: the definition file's stem, else ``dmap``.
         flow: Flow control of the Map Runs (:class:`dmap.FlowOptions` or a dict of its fields):
             ``{"adaptive": True, "min_concurrency": 2, "limit": "partner-api", "throttle_errors": [...]}``.
+        role_arn: The state machine's IAM role, as AWS shows it in ``$$.Execution.RoleArn`` and the history's
+            ExecutionStarted event (``dmap serve`` passes CreateStateMachine's ``roleArn``); default
+            ``arn:aws:iam::000000000000:role/dmap``.
+        arn_prefix: ``arn:aws:states:<region>:<account>:``: the form of the ARNs its ResultWriter files
+            (manifest.json, SUCCEEDED_n.json...) hold (``dmap serve`` passes its caller's region and account);
+            default the journal's ``arn:aws:states:local:000000000000:``.
 
     Raises:
         DefinitionError: The definition is invalid or names unregistered handlers (before anything runs).
@@ -106,6 +114,7 @@ def run(
             backend=engine,
             state_machine=state_machine,
             flow=_flow_dict(flow),
+            origin=_origin(role_arn, arn_prefix),
         )
         return detached
     return start(
@@ -118,7 +127,14 @@ def run(
         max_concurrency=max_concurrency,
         state_machine=state_machine,
         flow=flow,
+        role_arn=role_arn,
+        arn_prefix=arn_prefix,
     )
+
+
+def _origin(role_arn: str | None, arn_prefix: str | None) -> dict[str, str]:
+    """The fields of a new execution's record that say where it was started from (see :func:`run`)."""
+    return {k: v for k, v in (("role_arn", role_arn), ("arn_prefix", arn_prefix)) if v is not None}
 
 
 def _flow_dict(flow: FlowOptions | dict[str, Any] | None) -> dict[str, Any] | None:
@@ -137,6 +153,8 @@ def start(
     max_concurrency: int | None = None,
     state_machine: str | None = None,
     flow: FlowOptions | dict[str, Any] | None = None,
+    role_arn: str | None = None,
+    arn_prefix: str | None = None,
 ) -> Execution:
     """Run an execution with its coordinator in this process (a background thread unless ``wait``).
 
@@ -164,6 +182,7 @@ def start(
         wait=wait,
         max_concurrency=max_concurrency,
         flow=_flow_dict(flow),
+        origin=_origin(role_arn, arn_prefix),
     )
 
 
@@ -176,6 +195,7 @@ def execute_in_process(machine: StateMachine, execution: Execution, runtime: Run
         start_time=execution.start_date,
         redrive_count=execution.redrive_count,
         arn=execution.execution_arn,
+        role_arn=execution.role_arn or DEFAULT_ROLE_ARN,
     )
     result = execute(
         machine,

@@ -27,7 +27,7 @@ from .flow.hooks import ChildFlow
 from .interpreter import ExecutionInfo, Runtime, execute
 from .interpreter.callbacks import Parked
 from .interpreter.callbacks import handles as _is_callback
-from .interpreter.context import ACCOUNT, REGION, iso_now
+from .interpreter.context import ACCOUNT, DEFAULT_ROLE_ARN, REGION, iso_now
 from .interpreter.dataflow import compact, parse
 from .interpreter.tasks import Registry, registry
 from .store import RUN, ChildStatus, Done, RunStore, Started, release, step
@@ -76,6 +76,7 @@ class ChildPlan:
         lease_ms: The run lease a worker holds (renewed by its heartbeat).
         blocking: Whether the processor can block (Task/Wait); the local backend runs others inline.
         flow: The Map Run's flow options (:meth:`dmap.flow.FlowOptions.as_dict`), or None.
+        role_arn: The parent execution's role (children run with it, as on AWS); None: dmap's default.
     """
 
     run_id: str
@@ -89,6 +90,7 @@ class ChildPlan:
     lease_ms: int = 30_000
     blocking: bool = True
     flow: dict[str, Any] | None = None
+    role_arn: str | None = None
     _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> str:
@@ -512,6 +514,7 @@ def _execute(
         input=child_input,
         start_time=start_date,
         arn=f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{machine}:{name}",
+        role_arn=plan.role_arn or DEFAULT_ROLE_ARN,
     )
     if engine is not None:
         runtime.distributed_map = _NestedMaps(engine, info)

@@ -684,6 +684,13 @@ def update_map_run(
     """Change a running Map Run's concurrency or failure tolerance; takes effect at once (prints it as JSON)."""
     from . import control
 
+    changes = (max_concurrency, tolerated_failure_count, tolerated_failure_percentage, adaptive, min_concurrency)
+    if all(change is None for change in changes):  # in this command's words, not the Python API's
+        raise _fail(
+            "nothing to update: give --max-concurrency, --tolerated-failure-count, "
+            "--tolerated-failure-percentage, --adaptive/--no-adaptive or --min-concurrency",
+            2,
+        )
     map_run_arn = _map_run_arn(map_run_arn, backend)
     run = _control(
         lambda: control.update_map_run(
@@ -852,8 +859,9 @@ def serve(
 ) -> None:
     """Serve the Step Functions API (AWS JSON 1.0: boto3, the aws CLI) and the console over HTTP.
 
-    Point an SDK at it with ``endpoint_url="http://127.0.0.1:8083"``. Runs until Ctrl-C. Lambda
-    resources resolve to the handlers of ``--import`` and ``DMAP_IMPORTS`` modules.
+    Point an SDK at it: boto3.client("stepfunctions", endpoint_url="http://127.0.0.1:8083"), or
+    AWS_ENDPOINT_URL_SFN=http://127.0.0.1:8083 for the aws CLI. The console is at the same address.
+    Runs until Ctrl-C. Lambda resources resolve to the handlers of the --import and DMAP_IMPORTS modules.
     """
     from .server import serve as run_server
 

@@ -208,6 +208,17 @@ def list_executions(
     return page
 
 
+def has_executions_of(state_machine: str, *, backend: Any = None) -> bool:
+    """Whether the journal keeps any execution of a state machine (its name, or its ARN in any region and account).
+
+    The journal is not indexed by state machine: on celery this scans its index (stopping at the first
+    match), so it is meant for a rare question (is this name known at all?), not for every request.
+    """
+    parsed = parse_arn(state_machine)
+    name = parsed[1] if parsed is not None and parsed[0] == "stateMachine" else state_machine
+    return bool(_backend(backend).journal.has_executions_of(name))
+
+
 def _execution_filter(
     status: str | None, state_machine: str | None, redriven: bool | None
 ) -> Callable[[Execution], bool] | None:
@@ -280,7 +291,10 @@ def update_map_run(
         and tolerated_failure_percentage is None
         and not flow_change
     ):
-        raise ConfigurationError("nothing to update: give max_concurrency and/or a tolerated failure value")
+        raise ConfigurationError(
+            "nothing to update: give a max concurrency, a tolerated failure count or percentage, "
+            "adaptive on or off, or a minimum concurrency"
+        )
     if max_concurrency is not None and max_concurrency < 0:
         raise ConfigurationError(f"maxConcurrency must be >= 0, got {max_concurrency}")
     if min_concurrency is not None and min_concurrency < 1:

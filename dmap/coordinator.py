@@ -291,6 +291,7 @@ class Coordinator:
             lease_ms=int(self.settings.lease_seconds * 1000),
             blocking=blocking,
             flow=self.execution.flow,
+            role_arn=self.execution.role_arn,
         )
 
     # -- dispatch ------------------------------------------------------------------------------
@@ -668,6 +669,7 @@ class Coordinator:
             execution_arn_prefix=context.execution_arn_prefix,
             redrive_count=self.map_run.redrive_count,
             resume=previous,
+            arn_prefix=self.execution.arn_prefix,  # the ARNs its API caller was shown, not the journal's
         )
         writer.check()
         return ExportedResults(self.store, self.run_id, writer, self.map_run, self.engine.journal.save_map_run)

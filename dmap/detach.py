@@ -89,6 +89,7 @@ def submit(
     backend: Any = None,
     state_machine: str | None = None,
     flow: dict[str, Any] | None = None,
+    origin: dict[str, str] | None = None,
 ) -> Any:
     """Validate a definition, record the execution and hand it to the cluster; returns the RUNNING execution.
 
@@ -130,6 +131,7 @@ def submit(
         return execution
     if admission.new:  # a resumed execution keeps its stored record as it is
         execution.flow = flow  # the flow options travel in the record (dmap.flow)
+        identity.stamp(execution, origin)  # the role and the caller's ARN form too
         engine.journal.save_execution(
             execution, definition=machine.model_dump(by_alias=True, exclude_unset=True, mode="json")
         )

@@ -391,6 +391,12 @@ def _check(registry: _Claims, existing: Execution, value: Any, source: str | Non
         raise ExecutionAlreadyExists(arn, existing.status, "source")
 
 
+def stamp(execution: Execution, origin: dict[str, str] | None) -> None:
+    """Record where a new execution was started from: its state machine's role, its caller's ARN prefix."""
+    for field, value in (origin or {}).items():
+        setattr(execution, field, value)
+
+
 def start(
     engine: Any,
     machine: Any,
@@ -402,6 +408,7 @@ def start(
     wait: bool,
     max_concurrency: int | None,
     flow: dict[str, Any] | None = None,
+    origin: dict[str, str] | None = None,
 ) -> Execution:
     """Start, resume or attach to an execution by the name rule, with its coordinator in this process if it runs here.
 
@@ -423,6 +430,7 @@ def start(
         return execution
     if admission.new:
         execution.flow = flow  # kept in the record: a resumed coordinator applies the same flow options
+        stamp(execution, origin)
     try:
         result: Execution = engine.run(
             machine, execution, manifest=manifest, max_concurrency=max_concurrency, wait=wait

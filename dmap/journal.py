@@ -9,13 +9,18 @@ a RUNNING Map Run come from the run store, not from here.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import asdict
 from typing import Any, Protocol
 
 import redis
 
+from .interpreter.context import execution_arn
 from .records import Execution, ExecutionStatus, MapRun, MapRunStatus
+
+_GLOB = re.compile(r"[*?\[\]\\]")
+"""The characters a Redis MATCH pattern treats as glob syntax (escaped in a name matched literally)."""
 
 
 def execution_to_dict(execution: Execution) -> dict[str, Any]:
@@ -62,6 +67,10 @@ class Journal(Protocol):
 
         ``after`` is a value this method returned (JSON-able), never built by callers.
         """
+        ...
+
+    def has_executions_of(self, state_machine: str) -> bool:
+        """Whether any execution of the state machine named ``state_machine`` is kept."""
         ...
 
     def save_map_run(self, map_run: MapRun) -> None:
@@ -132,6 +141,11 @@ class MemoryJournal:
         page = order[:limit]
         found = [e for e in (self.execution(a) for _, a in page) if e is not None]
         return found, (list(page[-1]) if len(order) > limit and page else None)
+
+    def has_executions_of(self, state_machine: str) -> bool:
+        """Whether any execution of ``state_machine`` is kept."""
+        with self._lock:
+            return any(d["state_machine_name"] == state_machine for d in self._executions.values())
 
     def save_map_run(self, map_run: MapRun) -> None:
         """Create or update a Map Run record."""
@@ -237,6 +251,18 @@ class RedisJournal:
             if len(rows) < want:
                 break
         return found, (last if more else None)
+
+    def has_executions_of(self, state_machine: str) -> bool:
+        """Whether any execution of ``state_machine`` is kept: a ``ZSCAN`` of the index for its ARNs (stops at the
+        first one whose record has not expired; reads the whole index only when there is none)."""
+        prefix = execution_arn(state_machine, "")  # ...:execution:<state_machine>:
+        pattern = _GLOB.sub(r"\\\g<0>", prefix) + "*"
+        for raw, _ in self.client.zscan_iter(self._key("xs"), match=pattern, count=1000):
+            arn = raw.decode() if isinstance(raw, bytes) else str(raw)
+            # Execution names hold no ':': a longer state machine name sharing the prefix does not count.
+            if ":" not in arn[len(prefix) :] and self.client.exists(self._key("x", arn)):
+                return True
+        return False
 
     def save_map_run(self, map_run: MapRun) -> None:
         """Create or update a Map Run record."""

@@ -98,6 +98,7 @@ class NestedExecutions:
         except DefinitionError as exc:
             raise StatesError(ErrorName.TASK_FAILED, f"the state machine {record.arn} cannot run here: {exc}") from None
         arn = execution_arn(record.name, name)
+        role = {"role_arn": record.role_arn}  # AWS runs a started state machine with its own role
         if notify is not None:
             watch(self.engine, arn, notify, record.arn)
         try:
@@ -105,11 +106,24 @@ class NestedExecutions:
                 from .detach import submit
 
                 execution = submit(
-                    machine, input=request.input, name=name, backend=self.engine, state_machine=record.name
+                    machine,
+                    input=request.input,
+                    name=name,
+                    backend=self.engine,
+                    state_machine=record.name,
+                    origin=role,
                 )
             else:
                 execution = identity.start(
-                    self.engine, machine, record.name, name, request.input, None, wait=False, max_concurrency=None
+                    self.engine,
+                    machine,
+                    record.name,
+                    name,
+                    request.input,
+                    None,
+                    wait=False,
+                    max_concurrency=None,
+                    origin=role,
                 )
         except ExecutionAlreadyExists as exc:
             raise StatesError("StepFunctions.ExecutionAlreadyExistsException", str(exc)) from None

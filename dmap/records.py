@@ -170,6 +170,11 @@ class Execution:
     redrive_date: str | None = None
     flow: dict[str, Any] | None = None
     """The flow options it was started with (``dmap.run(..., flow=...)``), kept for a resumed coordinator."""
+    role_arn: str | None = None
+    """The role of the state machine it runs (CreateStateMachine's ``roleArn``); None: dmap's default role."""
+    arn_prefix: str | None = None
+    """``arn:aws:states:<region>:<account>:`` of the API caller that started it (``dmap serve``): the ARNs its
+    ResultWriter files hold are written in that form, as the caller sees them; None: the journal's own."""
 
     @property
     def state_machine_arn(self) -> str:

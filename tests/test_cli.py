@@ -445,7 +445,7 @@ def test_an_unknown_arn_exits_1_with_one_clear_line_and_no_traceback(
         (["--tolerated-failure-count", "-3"], "--tolerated-failure-count"),
         (["--tolerated-failure-percentage", "100.5"], "--tolerated-failure-percentage"),
         (["--tolerated-failure-percentage", "-1"], "--tolerated-failure-percentage"),
-        ([], "nothing to update"),
+        ([], "nothing to update: give --max-concurrency"),  # the command's flags, not the Python API's names
     ],
 )
 def test_update_map_run_with_an_out_of_range_or_missing_value_is_a_usage_error(

@@ -256,7 +256,7 @@ def test_update_map_run_lowers_the_failure_tolerance_and_can_fail_the_run_at_onc
         ({"tolerated_failure_percentage": 100.5}, "between 0 and 100"),
         ({"tolerated_failure_percentage": -0.5}, "between 0 and 100"),
         ({"tolerated_failure_percentage": float("nan")}, "between 0 and 100"),
-        ({}, "nothing to update"),
+        ({}, "nothing to update: give a max concurrency, a tolerated failure count or percentage, adaptive"),
     ],
 )
 def test_update_map_run_rejects_bad_values_before_looking_anything_up(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -144,3 +147,28 @@ def test_local_children_on_pool_threads_join_their_map_runs_trace(spans: InMemor
     assert failed_handler.parent.span_id == failed_child.context.span_id
     (event,) = failed_handler.events
     assert (event.name, event.attributes["exception.type"]) == ("exception", "KeyError")
+
+
+def test_console_spans_leave_the_clis_json_output_intact(tmp_path: Path) -> None:
+    """``OTEL_TRACES_EXPORTER=console`` printed spans to stdout, between ``dmap run --output json``'s JSON."""
+    definition = tmp_path / "fan.json"
+    processor = {
+        "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+        "StartAt": "P",
+        "States": {"P": {"Type": "Pass", "End": True}},
+    }
+    fan = {"Type": "Map", "ItemsPath": "$.items", "ItemProcessor": processor, "End": True}
+    definition.write_text(json.dumps({"StartAt": "Fan", "States": {"Fan": fan}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DMAP_", "OTEL_"))}
+    env.update(OTEL_TRACES_EXPORTER="console", DMAP_HOME=str(tmp_path / "home"))
+    done = subprocess.run(
+        [sys.executable, "-m", "dmap", "run", str(definition), "--input", '{"items": [1, 2]}', "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "SUCCEEDED"  # stdout is the JSON document alone
+    assert '"name": "execution fan"' in done.stderr  # the spans went to stderr

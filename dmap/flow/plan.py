@@ -72,6 +72,15 @@ class SampleStats:
         }
 
 
+def _camel(fields: dict[str, Any]) -> dict[str, Any]:
+    """Keys as the JSON output spells them all: ``gb_seconds`` -> ``gbSeconds``, ``memory_mb`` -> ``memoryMB``."""
+    out = {}
+    for name, value in fields.items():
+        head, *rest = name.split("_")
+        out[head + "".join(part.upper() if part == "mb" else part.capitalize() for part in rest)] = value
+    return out
+
+
 @dataclass(slots=True)
 class Plan:
     """The result of :func:`plan`: counts, AWS costs, and the sample's projection."""
@@ -104,8 +113,8 @@ class Plan:
             "bytes": self.bytes,
             "longestPathStates": self.longest_path,
             "transitionsCountedFrom": self.transitions_source,
-            "standard": asdict(self.standard),
-            "express": {**asdict(self.express), "assumption": self.express_assumption},
+            "standard": _camel(asdict(self.standard)),
+            "express": {**_camel(asdict(self.express)), "assumption": self.express_assumption},
             "sample": self.sample.as_dict() if self.sample is not None else None,
             "projectedSeconds": self.projected_seconds,
             "planSeconds": self.seconds,
@@ -131,6 +140,9 @@ class Plan:
                 f"latency mean {lat['mean'] * 1000:.1f} ms p50 {lat['p50'] * 1000:.1f} ms "
                 f"p95 {lat['p95'] * 1000:.1f} ms"
             )
+            if d["errors"]:  # what failed is the finding: say which errors, most frequent first
+                ranked = sorted(d["errors"].items(), key=lambda pair: (-pair[1], pair[0]))
+                out.append("  sample errors: " + ", ".join(f"{name} x{count}" for name, count in ranked))
             if self.projected_seconds is not None:
                 out.append(
                     f"projected duration at MaxConcurrency {self.max_concurrency}: {self.projected_seconds:,.1f} s "

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 ACCOUNT = "000000000000"
 _SHARED_RNG = random.Random()  # seeding one per execution from urandom costs more than a small child's work
 REGION = "local"
+DEFAULT_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/dmap"
+"""``$$.Execution.RoleArn`` of an execution no state machine gave a role (the CLI's and Python API's runs)."""
 
 
 _second: tuple[int, str] = (-1, "")  # the last whole second formatted: strftime is most of a timestamp's cost
@@ -111,6 +113,8 @@ class ExecutionInfo:
     start_time: str = field(default_factory=iso_now)
     redrive_count: int = 0
     arn: str = ""
+    role_arn: str = DEFAULT_ROLE_ARN
+    """The state machine's role (CreateStateMachine's ``roleArn``): ``$$.Execution.RoleArn`` and ExecutionStarted's."""
 
     @property
     def execution_arn(self) -> str:
@@ -124,7 +128,7 @@ class ExecutionInfo:
                 "Id": self.execution_arn,
                 "Input": self.input,
                 "Name": self.name,
-                "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/dmap",
+                "RoleArn": self.role_arn,
                 "StartTime": self.start_time,
                 "RedriveCount": self.redrive_count,
             },

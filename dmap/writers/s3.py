@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import ConfigurationError, InvalidStateError, StatesError, StorageError
+from ..records import JOURNAL_PREFIX
 from ..storage import Storage
 from .files import RollingFile, abandon, writer_failed
 from .records import FILE_GROUPS, RecordContext, WriterSpec, encode_json, transform_output
@@ -53,6 +54,8 @@ class ResultWriter:
         execution_arn_prefix: A child's ARN without its name.
         redrive_count: The Map Run's redrive count (``RedriveCount`` of records).
         max_file_bytes: The rollover size of a result file, in UTF-8 bytes (AWS: 5 GB).
+        arn_prefix: ``arn:aws:states:<region>:<account>:`` the files' ARNs are written with (the API caller's,
+            for an execution ``dmap serve`` started: the files are what AWS users parse); None: as given.
 
     Raises:
         ConfigurationError: If ``spec.bucket`` is missing or ``max_file_bytes`` is not positive.
@@ -70,6 +73,7 @@ class ResultWriter:
         redrive_count: int = 0,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         resume: dict[str, list[dict[str, Any]]] | None = None,
+        arn_prefix: str | None = None,
     ) -> None:
         if not spec.bucket:
             raise ConfigurationError("a ResultWriter that exports to storage needs a Bucket")
@@ -79,7 +83,12 @@ class ResultWriter:
         self._spec = spec
         self._bucket: str = spec.bucket
         self._map_run_arn = map_run_arn
-        self._context = RecordContext(map_run_id, state_machine_arn, execution_arn_prefix, redrive_count)
+
+        def shown(arn: str) -> str:
+            return arn.replace(JOURNAL_PREFIX, arn_prefix, 1) if arn_prefix else arn
+
+        self._file_map_run_arn = shown(map_run_arn)
+        self._context = RecordContext(map_run_id, shown(state_machine_arn), shown(execution_arn_prefix), redrive_count)
         self._base = result_base(spec.prefix, map_run_id)
         self._files = {
             group: RollingFile(
@@ -186,7 +195,7 @@ class ResultWriter:
         """The manifest as it stands: finished files only (all of them once ``close`` has run)."""
         return {
             "DestinationBucket": self._bucket,
-            "MapRunArn": self._map_run_arn,
+            "MapRunArn": self._file_map_run_arn,
             "ResultFiles": {group: self._files[group].files for group in _GROUPS},
         }
 

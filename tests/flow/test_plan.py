@@ -91,3 +91,18 @@ def test_dmap_plan_prints_json_and_runs_nothing_but_the_sample(manifest: Path, t
     data = json.loads(result.output)
     assert (data["items"], data["children"], data["sample"]) == (1005, 101, None)
     assert data["standard"]["dollars"] == pytest.approx(0.0101)
+    # One spelling for every key, as describe-map-run's JSON (camelCase): no snake_case beside longestPathStates.
+    keys = {*data, *data["standard"], *data["express"]}
+    assert not [k for k in keys if "_" in k], keys
+    assert {"transitionsPerChild", "longestPathStates"} <= keys
+    assert {"memoryMB", "secondsPerChild", "billedSecondsPerChild", "gbSeconds", "requestDollars"} <= keys
+
+
+def test_the_plan_report_names_the_errors_its_sampled_children_failed_with(manifest: Path) -> None:
+    """The text report gave only the failure rate; which error failed the sample was in the JSON only."""
+    definition = _definition("STANDARD")
+    work = definition["States"]["Fan"]["ItemProcessor"]["States"]
+    work["Done"] = {"Type": "Fail", "Error": "Partner.Broken", "Cause": "the partner API said no"}
+    result = plan(definition, str(manifest), sample=4, seed=1)
+    assert result.sample is not None and result.sample.errors == {"Partner.Broken": 4}
+    assert "  sample errors: Partner.Broken x4" in result.lines()

@@ -14,7 +14,8 @@ def csv_map(*, writer: bool = False) -> dict[str, Any]:
     """A DISTRIBUTED Map over a CSV in S3 (bucket and key from the input) running ``CtlWork`` per row.
 
     CSV values are strings: the ItemSelector turns ``i`` and ``fail`` back into JSON values.
-    ``MaxConcurrencyPath`` reads ``$.max`` so one state machine serves every scenario.
+    ``MaxConcurrencyPath`` reads ``$.max`` so one state machine serves every scenario. ``writer`` exports
+    the results to ``s3://<bucket>/results/`` and tolerates every failure.
     """
     state: dict[str, Any] = {
         "Type": "Map",
@@ -38,6 +39,12 @@ def csv_map(*, writer: bool = False) -> dict[str, Any]:
         },
         "End": True,
     }
+    if writer:  # results exported to the input's bucket, failures tolerated so both files are written
+        state["ResultWriter"] = {
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket.$": "$.bucket", "Prefix": "results"},
+        }
+        state["ToleratedFailurePercentage"] = 100
     return {"Comment": "dmap API test", "StartAt": "Fan", "States": {"Fan": state}}
 
 

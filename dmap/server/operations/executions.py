@@ -18,7 +18,7 @@ from typing import Any
 from ... import control
 from ...api import run
 from ...errors import DefinitionError, InvalidStateError
-from ...interpreter.context import iso_now
+from ...interpreter.context import DEFAULT_ROLE_ARN, iso_now
 from ...machines import machines
 from ...records import Execution, ExecutionStatus
 from .. import arns
@@ -63,6 +63,8 @@ def _start(call: Call, body: dict[str, Any], *, wait: bool) -> tuple[Execution, 
             name=body.get("name"),
             wait=wait,
             state_machine=record.name,
+            role_arn=record.role_arn,
+            arn_prefix=arns.external_prefix(call.region, call.account),
         )
     except DefinitionError as exc:  # a Task resource with no handler: nothing ran, and the caller should know why
         raise ApiError("ValidationException", definition_message(exc)) from None
@@ -180,7 +182,8 @@ def _filters(body: dict[str, Any]) -> tuple[str | None, bool | None]:
 def list_executions(call: Call, body: dict[str, Any]) -> dict[str, Any]:
     """The most recent executions first, filtered by state machine, status, redrive or Map Run, a page at a time.
 
-    A state machine need not be registered: executions the CLI started under a name are listed too.
+    A state machine need not be registered: executions the CLI started under a name are listed too; a name
+    with neither a registered state machine nor any execution is ``StateMachineDoesNotExist``, as on AWS.
     Filtered pages read at most :data:`SCAN` journal records; a page may then hold fewer than
     ``maxResults`` executions and still carry a ``nextToken`` (AWS's contract allows it).
     """
@@ -189,6 +192,10 @@ def list_executions(call: Call, body: dict[str, Any]) -> dict[str, Any]:
             raise ApiError("ValidationException", "give stateMachineArn or mapRunArn, not both")
         return _map_run_children(call, body)
     machine = machine_arn(call, body) if body.get("stateMachineArn") is not None else None
+    if machine is not None and machines(call.backend).get(machine) is None:
+        # Executions the CLI filed under a name have no registry record: list them; a name nothing ran is AWS's error.
+        if not control.has_executions_of(machine, backend=call.backend):
+            raise ApiError("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{machine}'")
     status, redriven = _filters(body)
     page = control.list_executions(
         backend=call.backend,
@@ -342,6 +349,6 @@ def describe_state_machine_for_execution(call: Call, body: dict[str, Any]) -> di
         "stateMachineArn": execution.state_machine_arn,
         "name": execution.state_machine_name,
         "definition": json.dumps(definition),
-        "roleArn": f"arn:aws:iam::{call.account}:role/dmap",
+        "roleArn": execution.role_arn or DEFAULT_ROLE_ARN,
         "updateDate": arns.epoch(execution.start_date),
     }

@@ -12,6 +12,7 @@ from typing import Any
 
 from ... import control
 from ...errors import ConfigurationError, NotFoundError
+from ...interpreter.context import REGION
 from ..paging import page_size
 from ..protocol import ApiError, Call, operation
 
@@ -41,9 +42,13 @@ def get_execution_history(call: Call, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wire(event: dict[str, Any], call: Call) -> dict[str, Any]:
-    """An event as the JSON protocol sends it: epoch-second timestamp, ARNs in the caller's region."""
+    """An event as the JSON protocol sends it: epoch seconds, ARNs and TaskScheduled's region the caller's."""
     shaped = dict(event)
     shaped["timestamp"] = round(event["timestamp"].timestamp(), 3)
+    scheduled = event.get("taskScheduledEventDetails")
+    if scheduled is not None and scheduled.get("region") == REGION:
+        # The journal's region: the caller sees its own, as in every ARN of the response.
+        shaped["taskScheduledEventDetails"] = {**scheduled, "region": call.region}
     run = event.get("mapRunStartedEventDetails")
     if run is not None and isinstance(run.get("mapRunArn"), str):
         shaped["mapRunStartedEventDetails"] = {**run, "mapRunArn": call.external(run["mapRunArn"])}

@@ -12,6 +12,9 @@ from ..paging import cursor, page_size, token
 from ..protocol import ApiError, Call, operation
 from .executions import execution_arn
 
+UPDATABLE = ("maxConcurrency", "toleratedFailurePercentage", "toleratedFailureCount")
+"""What UpdateMapRun changes (AWS's parameter names)."""
+
 
 def map_run_arn(call: Call, body: dict[str, Any]) -> str:
     """The journal's ARN of the Map Run a request names."""
@@ -64,6 +67,8 @@ def list_map_runs(call: Call, body: dict[str, Any]) -> dict[str, Any]:
 def update_map_run(call: Call, body: dict[str, Any]) -> dict[str, Any]:
     """Change a RUNNING Map Run's concurrency or tolerance; it takes effect at once."""
     arn = map_run_arn(call, body)
+    if all(body.get(field) is None for field in UPDATABLE):  # in the API's words, not the Python API's
+        raise ApiError("ValidationException", f"at least one of {', '.join(UPDATABLE)} must be given")
     try:
         control.update_map_run(
             arn,

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import metrics_aws
+from . import metrics_aws, outage
 from .errors import ConfigurationError
 from .flow.run import flow_state
 
@@ -252,16 +252,18 @@ class MapRunCollector:
         }
         aws = metrics_aws.AwsFamilies(pc, self.executions())
         reported = 0
-        for run in self.runs():
-            try:
-                self._add(families, run, aws)
-                reported += 1
-            except Exception:  # one unreachable store must not break the whole scrape
-                with self._lock:
-                    self._errors += 1
-                logger.warning("cannot read the counts of map run %s", run.run_id, exc_info=True)
+        with outage.fail_fast():  # a scrape answers now, whatever Redis is doing
+            for run in self.runs():
+                try:
+                    self._add(families, run, aws)
+                    reported += 1
+                except Exception:  # one unreachable store must not break the whole scrape
+                    with self._lock:
+                        self._errors += 1
+                    logger.warning("cannot read the counts of map run %s", run.run_id, exc_info=True)
+            aws_families = list(aws.collect())
         yield from families.values()
-        yield from aws.collect()
+        yield from aws_families
         yield pc.GaugeMetricFamily("dmap_map_runs_reported", "Map Runs in this scrape.", value=reported)
         yield pc.CounterMetricFamily(
             "dmap_metrics_read_errors", "Map Runs whose counts could not be read.", value=self._errors

@@ -26,7 +26,8 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import redis
@@ -124,6 +125,18 @@ def _say(level: int, message: str, *args: Any, force: bool = False) -> None:
             return
         _last_log[0] = now
     logger.log(level, message, *args)
+
+
+@contextmanager
+def fail_fast() -> Iterator[None]:
+    """Redis calls made in this block (this thread) are tried once: a metrics scrape must answer, not wait out
+    an outage (or a Redis that is gone for good) for ``DMAP_REDIS_OUTAGE_SECONDS``."""
+    before = getattr(_depth, "value", 0)
+    _depth.value = before + 1  # as if nested inside a retry: the outermost one waits, and there is none
+    try:
+        yield
+    finally:
+        _depth.value = before
 
 
 def ride_out(client: redis.Redis, seconds: float) -> None:

@@ -341,6 +341,8 @@ def celery_phases(args: argparse.Namespace, conn: redis.Redis, broker: str) -> B
         broker_url=broker_url,
     )
     slots = args.workers * (1 if args.profile else args.concurrency)
+    # What the workers run with: dmap worker sets worker_disable_prefetch on Redis already, and Celery
+    # ignores it on RabbitMQ (--disable-prefetch predates workers/app.py setting it).
     settings = Settings(redis_url=BENCH_REDIS_URL, broker_url=broker_url, queue=workers.queue)
     backend = TimedCelery(settings)
     try:
@@ -348,7 +350,7 @@ def celery_phases(args: argparse.Namespace, conn: redis.Redis, broker: str) -> B
         emit(
             f"[{broker}] workers: {args.workers} x {args.concurrency} "
             f"({'profiled solo' if args.profile else 'prefork'}), {slots} slots, "
-            f"worker_disable_prefetch={args.disable_prefetch}, queue {workers.queue}"
+            f"worker_disable_prefetch={broker == 'redis'}, queue {workers.queue}"
         )
         tag = "" if broker == "redis" else f"-{broker}"  # profile names as before for the default broker
         run_dmap(backend, conn, 100)  # warm-up: plans, connections, worker imports

@@ -15,10 +15,16 @@ Phases (``--phases``, default all):
   100 and 0, next to ``ThreadPoolExecutor(8).map`` over the same handler in the same run
   (:mod:`bench.local`; targets 15,000 and 20,000 items/s).
 
+``--brokers redis,amqp`` runs a, b and d once per broker — the Redis of ``BENCH_REDIS_URL``, then
+RabbitMQ at ``BENCH_AMQP_URL`` (quorum queue, as ``DMAP_BROKER_URL=amqp://…`` gives) — each on its
+own freshly started workers, and prints one table with a column group per broker, each ratio taken
+to raw Celery on the same broker. The run store is that Redis either way; the RabbitMQ queue is
+unique to the run and deleted afterwards.
+
 Every number is the best of ``--repeat`` runs. Workers are ``dmap worker`` processes started here
 (prefork, or a cProfile'd solo pool with ``--profile DIR``, which also profiles the coordinator
-side of each phase). Redis DB 12 (``BENCH_REDIS_URL``) is flushed before and after. It prints
-numbers and asserts nothing.
+side of each phase). The Redis database of ``BENCH_REDIS_URL`` is flushed before and after. It
+prints numbers and asserts nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -46,7 +53,7 @@ from dmap.config import Settings
 from dmap.store import Lease
 
 from . import local as local_phase
-from .harness import Workers
+from .harness import BROKER_URLS, Workers
 from .tasks import BENCH_REDIS_URL, RAW_TASK
 
 logger = logging.getLogger(__name__)
@@ -218,17 +225,39 @@ MAX_CONCURRENCIES = (8, 100, 1000, 0)
 """The MaxConcurrency values of the dmap-vs-raw table (0 = unlimited, AWS's 10,000)."""
 
 
-def emit_table(table: dict[tuple[int, str], float], raw: float, items: int, batch_items: int) -> None:
-    """The dmap-vs-raw table: items/s and the ratio to raw Celery, unbatched (a) and ItemBatcher(100) (b)."""
-    emit(f"(a/b) dmap celery vs raw Celery on the same workers; raw Celery {raw:,.0f} items/s ({items} tasks)")
-    emit(f"      {'MaxConcurrency':>14} | {'unbatched/s':>12} {'x raw':>6} | {'batched(100)/s':>14} {'x raw':>6}")
+@dataclass
+class BrokerTable:
+    """One broker's column group of the dmap-vs-raw table: raw Celery's rate and dmap's rates on the same workers."""
+
+    broker: str
+    raw: float
+    rates: dict[tuple[int, str], float] = field(default_factory=dict)
+    """items/s by (MaxConcurrency, phase): phase ``a`` unbatched, ``b`` ItemBatcher(100)."""
+
+
+def table_lines(groups: Sequence[BrokerTable], items: int, batch_items: int) -> list[str]:
+    """The dmap-vs-raw table, one column group per broker; each ratio is to raw Celery on that group's broker."""
+    cell_widths = (("a", "unbatched/s", 12), ("b", "batched(100)/s", 14))
+    group_width = sum(width + 8 for _, _, width in cell_widths) - 1
+    lines = [
+        "(a/b) dmap celery vs raw Celery on the same workers; x raw = ratio to raw Celery on the same broker",
+        f"      {'broker':>14} | "
+        + " | ".join(f"{f'{g.broker}, raw Celery {g.raw:,.0f}/s':^{group_width}}" for g in groups),
+        f"      {'MaxConcurrency':>14} | "
+        + " | ".join(" ".join(f"{title:>{width}} {'x raw':>6}" for _, title, width in cell_widths) for _ in groups),
+    ]
     for mc in MAX_CONCURRENCIES:
         cells = []
-        for phase, width in (("a", 12), ("b", 14)):
-            rate = table.get((mc, phase))
-            cells.append(f"{'-':>{width}} {'-':>6}" if rate is None else f"{rate:>{width},.0f} {rate / raw:>5.2f}x")
-        emit(f"      {mc if mc else '0 (10,000)':>14} | {cells[0]} | {cells[1]}")
-    emit(f"      unbatched: {items} children per run; batched: {batch_items} items in batches of 100")
+        for group in groups:
+            for phase, _, width in cell_widths:
+                rate = group.rates.get((mc, phase))
+                cells.append(
+                    f"{'-':>{width}} {'-':>6}" if rate is None else f"{rate:>{width},.0f} {rate / group.raw:>5.2f}x"
+                )
+        pairs = [" ".join(cells[i : i + len(cell_widths)]) for i in range(0, len(cells), len(cell_widths))]
+        lines.append(f"      {mc if mc else '0 (10,000)':>14} | " + " | ".join(pairs))
+    lines.append(f"      unbatched: {items} children per run; batched: {batch_items} items in batches of 100")
+    return [line.rstrip() for line in lines]
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -243,11 +272,22 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=2, help="runs per measurement (best is shown)")
     parser.add_argument("--phases", default="abcde", help="which of a, b, c, d, e to run")
     parser.add_argument(
+        "--brokers",
+        default="redis",
+        help="comma-separated brokers of phases a, b and d: redis, amqp (RabbitMQ at BENCH_AMQP_URL); the run store "
+        "stays Redis",
+    )
+    parser.add_argument(
         "--disable-prefetch", action="store_true", help="start workers with worker_disable_prefetch (proposed)"
     )
     parser.add_argument("--profile", type=Path, default=None, help="write cProfile files here and print the tops")
     parser.add_argument("--profile-lines", type=int, default=25)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.brokers = [name.strip() for name in args.brokers.split(",") if name.strip()]
+    unknown = [name for name in args.brokers if name not in BROKER_URLS]
+    if unknown or not args.brokers:
+        parser.error(f"--brokers: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(BROKER_URLS)}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -277,7 +317,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             emit(f"(d) local backend: first dispatch {local['first_dispatch_ms']:.1f} ms after dmap.run")
         if set("abd") & set(args.phases):
-            celery_phases(args, conn)
+            groups = [celery_phases(args, conn, broker) for broker in args.brokers]
+            tables = [group for group in groups if group is not None and group.rates]
+            if tables:
+                for line in table_lines(tables, args.items, args.batch_items):
+                    emit(line)
     finally:
         conn.flushdb()
     if args.profile is not None:
@@ -286,58 +330,70 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def celery_phases(args: argparse.Namespace, conn: redis.Redis) -> None:
-    """Phases a, b and d on one set of worker processes."""
-    workers = Workers(args.workers, args.concurrency, profile_dir=args.profile, disable_prefetch=args.disable_prefetch)
-    workers.start(conn)
-    slots = args.workers * (1 if args.profile else args.concurrency)
-    emit(
-        f"workers: {args.workers} x {args.concurrency} ({'profiled solo' if args.profile else 'prefork'}), "
-        f"{slots} slots, worker_disable_prefetch={args.disable_prefetch}, queue {workers.queue}"
+def celery_phases(args: argparse.Namespace, conn: redis.Redis, broker: str) -> BrokerTable | None:
+    """Phases a, b and d on one set of worker processes with ``broker`` as the broker; the table's column group."""
+    broker_url = BROKER_URLS[broker]
+    workers = Workers(
+        args.workers,
+        args.concurrency,
+        profile_dir=args.profile,
+        disable_prefetch=args.disable_prefetch,
+        broker_url=broker_url,
     )
-    settings = Settings(redis_url=BENCH_REDIS_URL, broker_url=BENCH_REDIS_URL, queue=workers.queue)
+    slots = args.workers * (1 if args.profile else args.concurrency)
+    # What the workers run with: dmap worker sets worker_disable_prefetch on Redis already, and Celery
+    # ignores it on RabbitMQ (--disable-prefetch predates workers/app.py setting it).
+    settings = Settings(redis_url=BENCH_REDIS_URL, broker_url=broker_url, queue=workers.queue)
     backend = TimedCelery(settings)
     try:
+        workers.start(conn)
+        emit(
+            f"[{broker}] workers: {args.workers} x {args.concurrency} "
+            f"({'profiled solo' if args.profile else 'prefork'}), {slots} slots, "
+            f"worker_disable_prefetch={broker == 'redis'}, queue {workers.queue}"
+        )
+        tag = "" if broker == "redis" else f"-{broker}"  # profile names as before for the default broker
         run_dmap(backend, conn, 100)  # warm-up: plans, connections, worker imports
         run_raw(backend.app, workers.queue, conn, 100)
-        raw: dict[str, float] | None = None
+        group: BrokerTable | None = None
         if "a" in args.phases or "b" in args.phases:
-            with profiled(args.profile, "coordinator-raw"):
+            with profiled(args.profile, f"coordinator-raw{tag}"):
                 raw = best(args.repeat, lambda: run_raw(backend.app, workers.queue, conn, args.items), "rate")
             emit(
-                f"(a) raw Celery apply_async, {args.items} no-op tasks: {raw['rate']:,.0f} items/s "
+                f"[{broker}] (a) raw Celery apply_async, {args.items} no-op tasks: {raw['rate']:,.0f} items/s "
                 f"(sending alone {raw['send_rate']:,.0f}/s)"
             )
-        table: dict[tuple[int, str], float] = {}
+            group = BrokerTable(broker, raw["rate"])
         if "a" in args.phases or "d" in args.phases:
-            with profiled(args.profile, "coordinator-dmap"):
+            with profiled(args.profile, f"coordinator-dmap{tag}"):
                 plain = best(args.repeat, lambda: run_dmap(backend, conn, args.items), "rate")
-            table[(0, "a")] = plain["rate"]
-            if "a" in args.phases:
+            if group is not None:
+                group.rates[(0, "a")] = plain["rate"]
+            if "a" in args.phases and group is not None:
                 for mc in (m for m in MAX_CONCURRENCIES if m):
                     shaped = best(args.repeat, partial(run_dmap, backend, conn, args.items, max_concurrency=mc), "rate")
-                    table[(mc, "a")] = shaped["rate"]
+                    group.rates[(mc, "a")] = shaped["rate"]
             emit(
-                f"(d) celery backend: first dispatch {plain['first_dispatch_ms']:.1f} ms, first child started "
-                f"{plain['first_start_ms']:.1f} ms after dmap.run"
+                f"[{broker}] (d) celery backend: first dispatch {plain['first_dispatch_ms']:.1f} ms, "
+                f"first child started {plain['first_start_ms']:.1f} ms after dmap.run"
             )
-        if "b" in args.phases:
-            with profiled(args.profile, "coordinator-batched"):
+        if "b" in args.phases and group is not None:
+            with profiled(args.profile, f"coordinator-batched{tag}"):
                 for mc in MAX_CONCURRENCIES:
                     batched = best(
                         args.repeat,
                         partial(run_dmap, backend, conn, args.batch_items, batch=100, max_concurrency=mc),
                         "rate",
                     )
-                    table[(mc, "b")] = batched["rate"]
-        if raw is not None and table:
-            emit_table(table, raw["rate"], args.items, args.batch_items)
+                    group.rates[(mc, "b")] = batched["rate"]
+        return group
     finally:
         app = backend._app
         if app is not None:
             app.close()
         backend.close()
         workers.stop()
+        workers.delete_queue()
 
 
 if __name__ == "__main__":

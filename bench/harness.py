@@ -1,7 +1,9 @@
 """Worker processes for the benchmarks: start ``dmap worker``-equivalent subprocesses on a private queue, stop them.
 
 Optionally each worker runs under cProfile (``--pool solo`` so the tasks run in the profiled
-process) and writes ``worker-<n>.prof`` when it shuts down. Owns no measurement.
+process) and writes ``worker-<n>.prof`` when it shuts down. The broker is the benchmark's Redis
+unless ``broker_url`` names another (RabbitMQ: :data:`BENCH_AMQP_URL`); the run store is always that
+Redis. Owns no measurement.
 """
 
 from __future__ import annotations
@@ -17,10 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from kombu import Connection
 
 from .tasks import BENCH_REDIS_URL, ready_key
 
 ROOT = Path(__file__).resolve().parents[1]
+
+BENCH_AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+"""The RabbitMQ of ``--brokers amqp``; shared with others, so each run declares its own queue and deletes it."""
+BROKER_URLS = {"redis": BENCH_REDIS_URL, "amqp": BENCH_AMQP_URL}
+"""The broker URL of each ``--brokers`` name."""
 
 
 @dataclass
@@ -31,6 +39,7 @@ class Workers:
     concurrency: int
     profile_dir: Path | None = None
     disable_prefetch: bool = False
+    broker_url: str = BENCH_REDIS_URL
     queue: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:8]}")
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -41,7 +50,7 @@ class Workers:
             PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])]),
             BENCH_REDIS_URL=BENCH_REDIS_URL,
             DMAP_REDIS_URL=BENCH_REDIS_URL,
-            DMAP_BROKER_URL=BENCH_REDIS_URL,
+            DMAP_BROKER_URL=self.broker_url,
             DMAP_QUEUE=self.queue,
             DMAP_IMPORTS="bench.tasks",
         )
@@ -91,3 +100,14 @@ class Workers:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
         self.procs.clear()
+
+    def delete_queue(self) -> None:
+        """Delete the workers' queue on a broker other than the benchmark's Redis (flushed anyway); after :meth:`stop`.
+
+        A RabbitMQ quorum queue outlives its consumers, and the server is shared: a queue left behind
+        is litter on someone else's broker.
+        """
+        if self.broker_url == BENCH_REDIS_URL:
+            return
+        with Connection(self.broker_url) as connection:
+            connection.default_channel.queue_delete(self.queue)

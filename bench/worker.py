@@ -7,6 +7,7 @@ the same app as ``dmap worker`` (``workers.app.create_app``) and starts it the s
 from __future__ import annotations
 
 import argparse
+import os
 
 from dmap.config import get_settings
 from workers.app import create_app
@@ -24,6 +25,9 @@ def main() -> None:
     if args.disable_prefetch:
         app.conf.worker_disable_prefetch = True
     argv = ["worker", "-Q", settings.queue, "-P", args.pool, "-c", str(args.concurrency)]
+    # A unique node name, as ``dmap worker`` takes: on RabbitMQ, workers sharing one would fight over
+    # one pidbox queue (RESOURCE_LOCKED).
+    argv += ["-n", f"dmap-{os.getpid()}@%h"]
     app.worker_main([*argv, "--loglevel=WARNING", "--without-gossip", "--without-mingle"])
 
 

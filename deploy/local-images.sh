@@ -53,16 +53,21 @@ fi
 
 # -- 2. wheels, built on the host, baked into the build stage's base --------------------------------
 moto_version=$("$PYTHON" -c 'from importlib.metadata import version; print(version("moto"))' 2>/dev/null || echo 5.2.6)
-key=$(cat pyproject.toml deploy/local/Dockerfile.wheels "$0" | sha256sum | cut -c1-16)-moto$moto_version
+# async-timeout: redis-py needs it below Python 3.11.3 (bookworm has 3.11.2), which the host
+# interpreter, a later 3.11, would not fetch for itself.
+requirements=(".[parquet,metrics]" hatchling "async-timeout>=4.0.3" "moto[server,s3]==$moto_version" "flower==2.0.1")
+# The key: what decides the wheel set (dependencies, not the rest of pyproject.toml), so editing
+# pytest or ruff settings does not rebuild every image.
+deps=$("$PYTHON" -c 'import json, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]
+print(json.dumps([p["dependencies"], p["optional-dependencies"]], sort_keys=True))')
+key=$(printf '%s\n' "$deps" "${requirements[*]}" | cat - deploy/local/Dockerfile.wheels | sha256sum | cut -c1-16)
 wheels="$CACHE/wheels-$key"
 if [ "$(docker image inspect -f '{{index .Config.Labels "dmap.wheels"}}' dmap-wheels:local 2>/dev/null)" != "$key" ]; then
   if [ ! -f "$wheels/.complete" ]; then
     say "pip wheel into $wheels"
     rm -rf "$wheels" && mkdir -p "$wheels"
-    # async-timeout: redis-py needs it below Python 3.11.3 (bookworm has 3.11.2), which the host
-    # interpreter, a later 3.11, would not fetch for itself.
-    "$PYTHON" -m pip wheel -q --wheel-dir "$wheels" ".[parquet,metrics]" hatchling "async-timeout>=4.0.3" \
-      "moto[server,s3]==$moto_version" "flower==2.0.1" >"$wheels.log" 2>&1 || { tail -20 "$wheels.log" >&2; exit 1; }
+    "$PYTHON" -m pip wheel -q --wheel-dir "$wheels" "${requirements[@]}" >"$wheels.log" 2>&1 \
+      || { tail -20 "$wheels.log" >&2; exit 1; }
     rm -f "$wheels"/dmap-*.whl # the Dockerfile builds dmap from its sources
     touch "$wheels/.complete"
   fi
@@ -71,11 +76,17 @@ if [ "$(docker image inspect -f '{{index .Config.Labels "dmap.wheels"}}' dmap-wh
     --label dmap.wheels="$key" -t dmap-wheels:local "$wheels"
 fi
 
-# -- 3. the images compose uses (Docker's layer cache makes an unchanged rebuild take seconds) -----
-say "building dmap:local (Dockerfile, PYTHON_IMAGE=$BASE)"
-build --build-arg PYTHON_IMAGE="$BASE" --build-arg BUILD_IMAGE=dmap-wheels:local -t dmap:local .
-say "building dmap-redis:local, dmap-tools:local"
-build -f deploy/local/Dockerfile.redis --build-arg BASE_IMAGE="$BASE" -t dmap-redis:local deploy/local
+# -- 3. the images compose uses, built side by side (Docker's layer cache makes an unchanged
+#       rebuild take about a second) --------------------------------------------------------------
+say "building dmap:local (Dockerfile, PYTHON_IMAGE=$BASE), dmap-redis:local, dmap-tools:local"
+build --build-arg PYTHON_IMAGE="$BASE" --build-arg BUILD_IMAGE=dmap-wheels:local -t dmap:local . &
+dmap=$!
+build -f deploy/local/Dockerfile.redis --build-arg BASE_IMAGE="$BASE" -t dmap-redis:local deploy/local &
+redis=$!
 build -f deploy/local/Dockerfile.tools --build-arg BASE_IMAGE="$BASE" --build-arg BUILD_IMAGE=dmap-wheels:local \
-  --build-arg MOTO_VERSION="$moto_version" -t dmap-tools:local deploy/local
+  --build-arg MOTO_VERSION="$moto_version" -t dmap-tools:local deploy/local &
+tools=$!
+failed=0
+for job in "$dmap" "$redis" "$tools"; do wait "$job" || failed=1; done
+[ "$failed" = 0 ] || { say "an image failed to build (output above)"; exit 1; }
 say "images ready: dmap:local dmap-redis:local dmap-tools:local"

@@ -154,22 +154,21 @@ def logs(container: str, tail: int = 0) -> str:
     return done.stdout + done.stderr
 
 
-def inspect(container: str) -> dict[str, object]:
-    """``docker inspect`` of one container."""
-    result: list[dict[str, object]] = json.loads(docker("inspect", container))
-    return result[0]
+def inspect(container: str) -> Any:
+    """``docker inspect`` of one container (its JSON document)."""
+    return json.loads(docker("inspect", container))[0]
 
 
-def health(container: str) -> str:
-    """The container's health status (``starting``, ``healthy``, ``unhealthy``; ``none`` without a check)."""
-    state: Any = inspect(container)["State"]
-    return str(state.get("Health", {}).get("Status", "none"))
+def is_healthy(container: str) -> bool:
+    """True when the container's health check passes now."""
+    state = inspect(container)["State"]
+    return bool(state.get("Health", {}).get("Status") == "healthy")
 
 
 def address(container: str, network: str) -> str:
     """The container's IP address on ``network`` (the host routes to it directly)."""
-    networks = inspect(container)["NetworkSettings"]["Networks"]  # type: ignore[index]
-    return str(networks[network]["IPAddress"])  # type: ignore[index]
+    networks = inspect(container)["NetworkSettings"]["Networks"]
+    return str(networks[network]["IPAddress"])
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float, every: float = 0.2) -> None:

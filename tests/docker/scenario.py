@@ -11,6 +11,7 @@ the table printed at the end of the session. Checks, never decides: the tests as
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -26,7 +27,7 @@ import redis
 from tests.faults import audit, flows
 from tests.faults.handlers import key
 
-from .cluster import Compose, address, docker, health, inspect, logs, wait_for
+from .cluster import Compose, address, docker, inspect, is_healthy, logs, wait_for
 
 ITEMS = int(os.environ.get("DOCKER_FAULT_ITEMS", "20000"))
 MAX_CONCURRENCY = 1000
@@ -119,21 +120,22 @@ class FaultCluster:
         """Undo whatever a scenario left: every worker running, unpaused and on the network."""
         for name in self.workers():
             state = inspect(name)["State"]
-            if state["Paused"]:  # type: ignore[index]
+            if state["Paused"]:
                 docker("unpause", name)
-            if self.compose.network not in inspect(name)["NetworkSettings"]["Networks"]:  # type: ignore[index,operator]
+            if self.compose.network not in inspect(name)["NetworkSettings"]["Networks"]:
                 docker("network", "connect", self.compose.network, name)
-            if not inspect(name)["State"]["Running"]:  # type: ignore[index]
+            if not inspect(name)["State"]["Running"]:
                 docker("start", name)
         self.compose.run("up", "-d", "--no-recreate", "--scale", "worker=3", "worker", "minio", "tally")
         # A worker that was paused or cut off failed its probes: wait for the next ones to pass
         # (`up --wait` would give up at once on "unhealthy"); one that stays unhealthy is restarted.
         for name in self.workers():
+            healthy = functools.partial(is_healthy, name)
             try:
-                wait_for(lambda name=name: health(name) == "healthy", f"{name} to be healthy", 30, every=0.5)
+                wait_for(healthy, f"{name} to be healthy", 30, every=0.5)
             except TimeoutError:
                 docker("restart", "-t", "5", name)
-                wait_for(lambda name=name: health(name) == "healthy", f"{name} to be healthy", 60, every=0.5)
+                wait_for(healthy, f"{name} to be healthy", 60, every=0.5)
 
 
 class FaultRun:
@@ -216,7 +218,7 @@ class FaultRun:
         self._stop.set()
         self._sampler.join(5)
         lines = [line for line in docker("logs", name).splitlines() if line.startswith("{")]
-        self.restarts = int(inspect(name)["RestartCount"]) + self.test_restarts  # type: ignore[call-overload]
+        self.restarts = int(inspect(name)["RestartCount"]) + self.test_restarts
         summary: dict[str, Any] = json.loads(lines[-1])
         return summary
 

@@ -92,6 +92,20 @@ def table() -> list[str]:
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
 
 
+HANDLER_RETRY = {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 5, "BackoffRate": 2.0}
+"""The Task's Retry: ``FaultWork`` writes its run counter to ``tally`` over the very network a fault
+cuts, so a worker cut off fails the handler itself (``TimeoutError`` from redis-py) — a handler
+error, which the workflow retries as a user's workflow with a network dependency would."""
+
+
+def retrying_fault_map(bucket: str) -> dict[str, Any]:
+    """The fault suite's workflow (:func:`tests.faults.flows.fault_map`) with :data:`HANDLER_RETRY` on its Task."""
+    definition = flows.fault_map(bucket, max_concurrency=MAX_CONCURRENCY)
+    processor = definition["States"][flows.MAP_STATE]["ItemProcessor"]
+    processor["States"]["Work"]["Retry"] = [HANDLER_RETRY]
+    return definition
+
+
 class FaultCluster:
     """The running fault project as the host sees it: S3 and ``tally`` clients, worker containers."""
 
@@ -138,6 +152,12 @@ class FaultCluster:
                 wait_for(healthy, f"{name} to be healthy", 60, every=0.5)
 
 
+def summaries(container: str) -> list[dict[str, Any]]:
+    """The outcome lines :mod:`tests.faults.drive` printed in the container (one per finished run)."""
+    out = docker("logs", container)
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
 class FaultRun:
     """One execution of the fault workflow over ``items`` items, driven from the coordinator container."""
 
@@ -174,7 +194,7 @@ class FaultRun:
         self.cluster.s3.put_object(Bucket=self.bucket, Key=flows.ITEMS_KEY, Body=flows.items_jsonl(self.items))
         spec = {
             "name": self.name,
-            "definition": flows.fault_map(self.bucket, max_concurrency=MAX_CONCURRENCY),
+            "definition": retrying_fault_map(self.bucket),
             "input": flows.fault_input(self.tag),
             "redrive": False,
         }
@@ -199,6 +219,10 @@ class FaultRun:
         name = self.cluster.coordinator()
         deadline = time.monotonic() + timeout
         while True:
+            if summaries(name):  # the execution ended (SUCCEEDED or not): no restart may run it again
+                docker("update", "--restart", "no", name)
+                wait_for(lambda: inspect(name)["State"]["Status"] == "exited", "the coordinator to exit", 30)
+                break
             state: Any = inspect(name)["State"]
             if state["Status"] == "exited" and not state["Restarting"]:
                 if state["ExitCode"] == 0:
@@ -217,10 +241,8 @@ class FaultRun:
         self.seconds = time.monotonic() - self.started_at
         self._stop.set()
         self._sampler.join(5)
-        lines = [line for line in docker("logs", name).splitlines() if line.startswith("{")]
         self.restarts = int(inspect(name)["RestartCount"]) + self.test_restarts
-        summary: dict[str, Any] = json.loads(lines[-1])
-        return summary
+        return summaries(name)[0]
 
     def stall_s(self) -> float:
         """The longest stretch, between the first and the last item's start, with no new item started."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -168,6 +169,7 @@ class FaultRun:
         self.samples: list[tuple[float, int]] = []
         self.started_at = 0.0
         self.test_restarts = 0
+        self.restarts, self.seconds, self.died_of = 0, 0.0, ""
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, name=f"progress-{scenario}", daemon=True)
 
@@ -242,6 +244,8 @@ class FaultRun:
         self._stop.set()
         self._sampler.join(5)
         self.restarts = int(inspect(name)["RestartCount"]) + self.test_restarts
+        errors = re.findall(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception|Exists))\b", logs(name), flags=re.MULTILINE)
+        self.died_of = errors[-1] if errors else ("killed" if self.restarts else "")
         return summaries(name)[0]
 
     def stall_s(self) -> float:
@@ -269,7 +273,7 @@ class FaultRun:
             self.stall_s(),
             self.seconds,
             self.restarts,
-            summary["status"],
+            summary["status"] + (f" (coordinator died: {self.died_of})" if self.restarts else ""),
         )
         RECORDED.append(numbers)
         assert summary["status"] == "SUCCEEDED", summary

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build every image of docker-compose.yml on a machine that cannot pull from a registry.
 #
-#   deploy/local-images.sh            # then: docker compose -f docker-compose.yml -f deploy/compose.local.yml up demo
+#   deploy/local-images.sh
+#   COMPOSE_FILE=docker-compose.yml:deploy/compose.local.yml docker compose up demo
 #
 # What it builds (each step is skipped when its result is already in Docker or the cache):
 #   dmap-debian:bookworm  debootstrap bookworm minbase + python3, python3-venv, redis-server, imported
@@ -11,9 +12,9 @@
 #   dmap-redis:local      Redis from Debian's package (for redis:7.4-alpine)
 #   dmap-tools:local      moto's S3 server (for MinIO) and Flower from PyPI (for mher/flower)
 #
-# Needs: a running dockerd, debootstrap (Debian package), a Python 3.11 on PATH with pip (the one
-# of the project's venv), network access to a Debian mirror and a package index. Wheels are cached
-# in ${DMAP_IMAGE_CACHE:-~/.cache/dmap-images}, keyed by pyproject.toml and these files.
+# Needs: a running dockerd, debootstrap (Debian package), Python 3.11 with pip ($PYTHON, default
+# `python`: the project's venv), network access to a Debian mirror and a package index. Wheels are
+# cached in ${DMAP_IMAGE_CACHE:-~/.cache/dmap-images}, keyed by pyproject.toml's dependency lists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

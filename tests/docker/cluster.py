@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -66,7 +67,13 @@ def ensure_engine(wait_s: float = 30.0) -> None:
 def ensure_images() -> None:
     """Build (or find cached) every image the compose files use: ``deploy/local-images.sh``."""
     done = subprocess.run(
-        [str(ROOT / "deploy" / "local-images.sh")], cwd=ROOT, capture_output=True, text=True, timeout=900, check=False
+        [str(ROOT / "deploy" / "local-images.sh")],
+        cwd=ROOT,
+        env={**os.environ, "PYTHON": sys.executable},  # builds the wheels with this interpreter
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"deploy/local-images.sh failed:\n{done.stderr[-3000:]}")

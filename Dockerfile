@@ -14,10 +14,15 @@
 # which a worker probe would be wrong. The worker's check (`celery inspect ping` of its own node)
 # lives where the role is known: docker-compose.yml (healthcheck) and deploy/k8s (livenessProbe).
 
+# The base image of both stages. BUILD_IMAGE, the build stage's, defaults to the same image; a
+# machine without a reachable registry or index sets both (deploy/local-images.sh: a debootstrapped
+# Debian with Python 3.11, and that base plus wheels built on the host, which pip finds through
+# PIP_FIND_LINKS/PIP_NO_INDEX set in it).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG BUILD_IMAGE=${PYTHON_IMAGE}
 
 # -- build: install dmap and its dependencies into a venv (all dependencies ship wheels) ----------
-FROM ${PYTHON_IMAGE} AS build
+FROM ${BUILD_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src

@@ -2,7 +2,8 @@
 
 Two Map Runs at once, on three real ``dmap worker`` processes, call one HTTP service through
 ``http:invoke`` under ``dmap.set_limit(host, "40/s")``: the service, which answers 429 above 40
-calls per second, must see no 429 and no more than 40 calls (plus the burst, plus arrival jitter) in any second.
+calls per second, must see no 429 and no more than 40 calls plus the burst in any sliding second
+(counted where they arrive, at the service).
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ from tests.flow.flows import http_map
 from .conftest import Background, Cluster
 
 ITEMS = 60  # per Map Run: 120 calls at 40/s, about 3 s
-JITTER = 10  # calls: without the limit, 24 worker slots would send hundreds a second
+DELIVERY = 10  # calls the service takes at once: Redis times the tokens, not the way from a worker to the service
 
 
 @pytest.fixture
 def service(http_integration: None) -> Iterator[ThrottlingServer]:
-    # The service's own bucket tolerates JITTER calls at once: Redis hands the tokens out at exactly 40/s,
-    # but a child that wakes late on a loaded machine arrives beside the next one (bench.flow reports
-    # the busiest second measured; it has been 43-45 on a busy 2-core machine).
-    server = ThrottlingServer(rate=40, capacity=JITTER).start()
+    # A child that wakes too late for its token takes a new one (it never calls beside the next child's),
+    # but the way from a worker to the service (the HTTP client, a busy CPU) still delays some calls
+    # more than others: the service's own bucket takes DELIVERY calls at once (bench.flow's takes 5, and saw 429s
+    # from such clumps on a machine at load 19), while every sliding second holds at most 40 + burst.
+    server = ThrottlingServer(rate=40, capacity=DELIVERY).start()
     yield server
     server.stop()
 
@@ -59,4 +61,4 @@ def test_a_40_per_second_limit_holds_across_two_map_runs_on_three_worker_process
         assert map_run.describe()["waits"] > 0  # the children did wait for tokens
     assert service.rejected == []
     assert len(service.accepted) == 2 * ITEMS
-    assert service.busiest_second() <= 40 + limit.burst + JITTER
+    assert service.busiest_second() <= 40 + limit.burst

@@ -28,8 +28,12 @@ from ..keys import F_LATE, F_WAITED_MS, F_WAITS, flow_wait_key, run_keys
 from .adaptive import Adaptive, is_throttle
 from .limits import NO_LIMIT, TOO_FAR, Limits, late_tolerance, limits_for
 
-HORIZON_MS = 2000
-"""The longest wait a token is reserved for; a caller further back waits and asks again later."""
+HORIZON_MS = 30_000
+"""The longest wait a token is reserved for; a caller further back waits and asks again later.
+
+Reserving far ahead lets a parked child sleep off its wait with one resume message instead of
+coming back to ask; the horizon bounds what a Map Run aborted (or killed) while its children held
+reservations leaves unused: at most this long of the rate."""
 HTTP_INVOKE = "arn:aws:states:::http:invoke"
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 _SLICE = 1.0  # seconds between two looks at the abort flag while waiting
@@ -77,6 +81,9 @@ class ChildFlow:
         options: The Map Run's flow options as a dict (:meth:`FlowOptions.as_dict`), or None.
         should_abort: The child's abort check, asked while it waits.
         limits: The limits to obey (default: those of ``store``).
+        parking: Returns the host's parking service (``park_after`` seconds and ``park_for_tokens``,
+            :class:`dmap.callbacks.ChildTokens`), or None where a child cannot park (the local backend).
+        resume: Where a parked child resumes (:class:`~dmap.interpreter.callbacks.Resume`), if it does.
     """
 
     def __init__(
@@ -88,6 +95,8 @@ class ChildFlow:
         *,
         should_abort: Callable[[], bool] | None = None,
         limits: Limits | None = None,
+        parking: Callable[[], Any] | None = None,
+        resume: Any = None,
     ) -> None:
         self.store, self.run, self.child = store, run, child
         options = options or {}
@@ -99,19 +108,35 @@ class ChildFlow:
         self.adaptive_on = bool(options.get("adaptive"))
         self.waited_ms = 0
         self.late_tokens = 0
+        self.parking, self.resume = parking, resume
         self._adaptive: Adaptive | None = None
 
     # -- rate limits ---------------------------------------------------------------------------
 
-    def before_call(self, resource: str, function: str | None, payload: Any) -> None:
-        """Take a token of every limited key of this call, waiting as long as the bucket says."""
+    def before_call(self, resource: str, function: str | None, payload: Any, point: Any = None) -> None:
+        """Take a token of every limited key of this call, waiting as long as the bucket says.
+
+        ``point`` (a :class:`~dmap.interpreter.callbacks.TokenRequest`) is given when the Task runs at
+        the top level of the child: a wait longer than the host's ``park_after`` then parks the child
+        (raises :class:`~dmap.interpreter.callbacks.Parked`) instead of holding the worker slot.
+        """
+        held = self._resumed(point)
         if not self.limits.any():  # no limit anywhere (the usual case): no keys to work out
             return
         keys = [key for key in call_keys(resource, function, payload, self.label) if self.limits.limited(key)]
         if keys:
-            self._take(keys)
+            self._take(keys, point, held)
 
-    def _take(self, keys: list[str]) -> None:
+    def _resumed(self, point: Any) -> dict[str, tuple[float, float]]:
+        """The tokens a child parked at this Task holds (its resume point), on this process's monotonic clock."""
+        resume = self.resume
+        if point is None or resume is None or resume.used or resume.tokens is None or resume.state != point.state:
+            return {}
+        resume.used = True
+        offset = time.monotonic() - time.time()
+        return {key: (due / 1000 + offset, float(allowed)) for key, (due, allowed) in resume.tokens.items()}
+
+    def _take(self, keys: list[str], point: Any = None, held: dict[str, tuple[float, float]] | None = None) -> None:
         """Hold a token of each key for one moment, then return at that moment (never later than it allows).
 
         Each token is reserved for a moment on this process's monotonic clock (when it was asked
@@ -122,7 +147,7 @@ class ChildFlow:
         key is asked for no sooner than the tokens already held, and those that fell behind the
         latest one are taken again.
         """
-        held: dict[str, tuple[float, float]] = {}  # key -> (moment on the monotonic clock, lateness allowed in s)
+        held = {} if held is None else held  # key -> (moment on the monotonic clock, lateness allowed in s)
         while True:
             moment, far = max((m for m, _ in held.values()), default=0.0), 0.0
             for key in keys:
@@ -139,9 +164,9 @@ class ChildFlow:
                     held[key] = (asked + token.wait_ms / 1000, late_tolerance(token.interval_ms))
                     moment = max(moment, held[key][0])
             if far:
-                self._wait(far - HORIZON_MS / 1000 + random.uniform(0.25, 0.5) * HORIZON_MS / 1000)
+                self._wait_or_park(far - HORIZON_MS / 1000 + random.uniform(0.25, 0.5) * HORIZON_MS / 1000, point, {})
             else:
-                self._wait(moment - time.monotonic())
+                self._wait_or_park(moment - time.monotonic(), point, held)
             if self.should_abort is not None and self.should_abort():
                 return  # the interpreter sees the flag before the next state; the call may go or not
             if far:
@@ -153,6 +178,22 @@ class ChildFlow:
             for key in late:
                 del held[key]
             self._count_late(len(late))
+
+    def _wait_or_park(self, seconds: float, point: Any, held: dict[str, tuple[float, float]]) -> None:
+        """Wait in this slot, or park the child when the wait is long and the host can resume it at this Task.
+
+        A parked child is resumed ``park_after / 2`` seconds before its tokens are due (so a resume
+        message that is a little late still finds them), keeps them, and waits out the rest here.
+        """
+        parking = self.parking() if self.parking is not None and point is not None else None
+        if parking is None or seconds <= parking.park_after:
+            self._wait(seconds)
+            return
+        countdown = seconds - parking.park_after / 2
+        offset = time.time() - time.monotonic()
+        tokens = {key: [(mine + offset) * 1000, allowed] for key, (mine, allowed) in held.items()}
+        self._mark_waiting(time.time() + seconds, seconds)
+        parking.park_for_tokens(point, countdown, tokens)
 
     def _wait(self, seconds: float) -> None:
         if seconds <= 0:

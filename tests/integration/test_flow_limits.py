@@ -9,11 +9,14 @@ calls per second, must see no 429 and no more than 40 calls plus the burst in an
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 import dmap
 from bench.throttle_server import ThrottlingServer
+from dmap import control
+from dmap.interpreter.context import execution_arn
 from tests.flow.flows import http_map
 
 from .conftest import Background, Cluster
@@ -62,3 +65,65 @@ def test_a_40_per_second_limit_holds_across_two_map_runs_on_three_worker_process
     assert service.rejected == []
     assert len(service.accepted) == 2 * ITEMS
     assert service.busiest_second() <= 40 + limit.burst
+
+
+def _work_map(max_concurrency: int) -> dict[str, Any]:
+    call = {"Type": "Task", "Resource": "ITestWork", "End": True}
+    processor = {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}, "StartAt": "Call"}
+    return {
+        "StartAt": "Fan",
+        "States": {
+            "Fan": {
+                "Type": "Map",
+                "ItemProcessor": {**processor, "States": {"Call": call}},
+                "MaxConcurrency": max_concurrency,
+                "End": True,
+            }
+        },
+    }
+
+
+def test_children_waiting_long_for_tokens_give_their_slots_back_and_survive_a_killed_worker(cluster: Cluster) -> None:
+    cluster.lease_seconds = 3  # a killed worker's children (and lost resume messages) come back soon
+    cluster.dispatch_lease_seconds = 4
+    park = {"DMAP_FLOW_PARK_SECONDS": "0.2"}  # a wait longer than 0.2 s gives the slot back
+    workers = cluster.start_workers(2, concurrency=1, env=park)
+    backend = cluster.celery()
+    label, name = f"park-{cluster.ns}", f"parked-{cluster.ns}"
+    limit = dmap.set_limit(label, "2/s", backend=backend)  # 12 children: 6 s of tokens, two worker slots
+    items = [{"i": i, "ns": cluster.ns} for i in range(12)]
+    try:
+        run = Background(lambda: dmap.run(_work_map(12), items, backend=backend, name=name, flow={"limit": label}))
+        [map_run] = _map_runs(cluster, backend, name)
+
+        def parked() -> bool:  # eight RUNNING on two slots: the ones waiting long gave their slot back
+            live = control.describe_map_run(map_run.map_run_arn, backend=backend)
+            return live.execution_counts["running"] >= 8 and (live.flow or {}).get("waiting", 0) >= 6
+
+        cluster.wait_for(parked, "eight children running on two slots, six of them waiting for tokens")
+        workers[0].kill()  # kill -9 while children are parked (and maybe one calls or waits in its slot)
+        cluster.start_workers(1, concurrency=1, env=park)
+        execution = run.result()
+    finally:
+        dmap.delete_limit(limit.key, backend=backend)
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    (done,) = execution.map_runs
+    assert done.item_counts["succeeded"] == 12 and done.item_counts["failed"] == 0
+    calls = {int(k): int(v) for k, v in cluster.conn.hgetall(f"itest:{cluster.ns}:calls").items()}
+    assert sorted(calls) == list(range(12))  # every child called once; a second call only for the one
+    assert sum(calls.values()) <= 13  # the killed slot may have been making when it died (at-least-once)
+    assert done.describe()["waits"] >= 6
+
+
+def _map_runs(cluster: Cluster, backend: Any, name: str) -> list[Any]:
+    found: list[Any] = []
+
+    def listed() -> bool:
+        try:
+            found[:] = control.list_map_runs(execution_arn("dmap", name), backend=backend)
+        except dmap.NotFoundError:  # the execution is not journaled yet
+            return False
+        return bool(found)
+
+    cluster.wait_for(listed, "the Map Run to start")
+    return found

@@ -120,6 +120,7 @@ def limits(items: int = 400) -> None:
         while any(r.status == "RUNNING" for r in runs):
             time.sleep(0.2)
         elapsed = time.monotonic() - began
+        late = sum(m.describe().get("lateTokens", 0) for r in runs for m in r.map_runs)
     finally:
         dmap.delete_limit(limit.key, backend=backend)
         workers.stop()
@@ -135,6 +136,7 @@ def limits(items: int = 400) -> None:
                 "busiestSecond": server.busiest_second(),
                 "burst": limit.burst,
                 "throttled": len(server.rejected),
+                "lateTokens": late,
             }
         )
     )

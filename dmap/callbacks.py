@@ -24,7 +24,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import InvalidOutput, InvalidToken, TaskDoesNotExist, TaskTimedOut
 from .interpreter.callbacks import (
@@ -327,6 +327,65 @@ class ChildTokens(RedisTokens):
             return Answer.from_json(result[1])
         raise Parked()
 
+    @property
+    def park_after(self) -> float:
+        """Seconds of waiting for a rate-limit token beyond which the child parks (``DMAP_FLOW_PARK_SECONDS``)."""
+        return float(self.engine.settings.flow_park_seconds)
+
+    def park_for_tokens(self, request: TokenRequest, countdown: float, tokens: dict[str, list[float]]) -> NoReturn:
+        """Park the child at a Task whose rate-limit tokens are ``countdown`` seconds or more away; raise Parked.
+
+        The same parking as a task waiting for its token, with the answer known in advance: the
+        record is written answered (a placeholder) with the resume point and the tokens held, the
+        child parks straight to RESUMING, and its resume message goes out with ``countdown``. Its
+        lease runs ``countdown`` plus DMAP_DISPATCH_LEASE_SECONDS: if the message is lost with a
+        killed worker, the lease expires, the coordinator dispatches the child again and its new
+        start resumes from the same Task (:func:`resume_point`) — nothing before it runs twice.
+        """
+        token = self.token_for("", request.execution, request.state)
+        record = self._record(decode_token(token))
+        fields = self._fields(token, request)
+        fields.update(
+            {
+                "run": self.run,
+                "child": self.child,
+                "ct": self.child_token,
+                "q": self.engine.settings.queue,
+                "ans": Answer().to_json(),
+                "resume": compact(
+                    {
+                        "state": request.state,
+                        "input": request.input,
+                        "variables": request.variables,
+                        "attempts": request.attempts,
+                        "start": self.start,
+                        "tokens": tokens,
+                    }
+                ),
+            }
+        )
+        pipe = self.store.client.pipeline()
+        pipe.hset(record, mapping=fields)
+        pipe.expire(record, self.retention)
+        pipe.hset(callback_children_key(self.store.prefix, self.run), str(self.child), token)
+        pipe.expire(callback_children_key(self.store.prefix, self.run), self.retention)
+        pipe.execute()
+        parked = self.child_token + "p"
+        lease = int((countdown + self.engine.settings.dispatch_lease_seconds) * 1000)
+        keys = [*run_keys(self.store.prefix, self.run), record]
+        result = _script(self.store, "cb_park", lib=True)(
+            keys=keys, args=[self.child, self.child_token, parked, lease, "RESUMING"]
+        )
+        if int(result[0]) == 2:  # else the child is no longer this worker's: let go all the same
+            self.engine.app.send_task(
+                RESUME_TASK,
+                args=(self.run, self.child, parked, token),
+                queue=self.engine.settings.queue,
+                countdown=max(0.0, countdown),
+                ignore_result=True,
+            )
+        raise Parked()
+
 
 # -- resuming parked children ---------------------------------------------------------------------
 
@@ -384,6 +443,7 @@ def _resume(token: str, resume: Any, answer: Any) -> Resume:
         attempts=list(blob["attempts"]),
         input=blob["input"],
         variables=dict(blob["variables"] or {}),
+        tokens=blob.get("tokens"),
     )
 
 

@@ -460,6 +460,19 @@ def _has_callback(node: Any) -> bool:
     return False
 
 
+def _parking(engine: Any, plan: ChildPlan, child: int, token: str, start: str) -> Any:
+    """The child's parking service for long waits for rate-limit tokens, built when first needed; None on local."""
+    if getattr(engine, "redis", None) is None:
+        return None
+
+    def service() -> Any:
+        from .callbacks import child_tokens
+
+        return child_tokens(engine, plan.run_id, child, token, start)
+
+    return service
+
+
 class _NestedMaps:
     """``Runtime.distributed_map`` of a child: builds its coordinator hook only if a nested Map runs (rarely)."""
 
@@ -498,13 +511,14 @@ def _execute(
     first = started.first
     deadline = time.monotonic() + EXPRESS_LIMIT_SECONDS if plan.execution_type == "EXPRESS" else None
     watch = AbortWatch(store, plan.run_id)
+    parking = _parking(engine, plan, child, token, start_date)
     runtime = Runtime(
         registry=handlers,
         payload_limit=plan.payload_limit,
         should_abort=watch,
         deadline=deadline,
         item_index=first,
-        flow=ChildFlow(store, plan.run_id, child, plan.flow, should_abort=watch),
+        flow=ChildFlow(store, plan.run_id, child, plan.flow, should_abort=watch, parking=parking),
     )
     name = plan.child_name(child)
     machine = f"{plan.state_machine_name}/{plan.label}"
@@ -519,16 +533,21 @@ def _execute(
     if engine is not None:
         runtime.distributed_map = _NestedMaps(engine, info)
     start_at, variables = None, None
-    if _waits(plan):  # callbacks and nested executions: the host's services, and where a parked child resumes
-        from .callbacks import child_tokens, resume_point
+    waits = _waits(plan)
+    if waits:  # callbacks and nested executions: the host's services
+        from .callbacks import child_tokens
         from .nested import executions_for
 
         runtime.callbacks = child_tokens(engine, plan.run_id, child, token, start_date)
         runtime.executions = executions_for(engine)
-        if resume is None and runtime.callbacks is not None:
-            resume = resume_point(engine, plan.run_id, child)
-        if resume is not None:
-            runtime.resume, start_at, value, variables = resume, resume.state, resume.input, resume.variables
+    redis = getattr(engine, "redis", None) is not None
+    if resume is None and redis and (waits or runtime.flow.limits.any()):  # a child parked before may resume
+        from .callbacks import resume_point
+
+        resume = resume_point(engine, plan.run_id, child)
+    if resume is not None:
+        runtime.resume, start_at, value, variables = resume, resume.state, resume.input, resume.variables
+        runtime.flow.resume = resume
     result = execute(
         plan.branch,
         value,

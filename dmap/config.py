@@ -38,6 +38,12 @@ class Settings(BaseSettings):
         ge=0,
         description="A worker gives back the unstarted children of its pack when one child runs longer (0 = never).",
     )
+    flow_park_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="A distributed child that must wait longer than this for a rate-limit token gives its worker "
+        "slot back and is resumed when the token is near (celery backend, Tasks at the child's top level).",
+    )
     retention_days: float = Field(90.0, gt=0, description="How long finished executions and Map Runs are kept.")
     history_max_events: int = Field(
         25_000, ge=2, description="Most history events kept per execution (later ones are dropped, the last kept)."

@@ -123,6 +123,7 @@ F_WINDOW_BASE = "eb"  # children succeeded when the effective concurrency last c
 F_THROTTLED = "fthr"  # throttling errors seen by children (every Map Run, adaptive or not)
 F_WAITED_MS = "fwms"  # milliseconds children spent waiting for rate-limit tokens
 F_WAITS = "fwn"  # how many calls waited for a token
+F_LATE = "fwl"  # tokens left unused: their child woke too late to call on time
 
 
 def limits_key(prefix: str) -> str:

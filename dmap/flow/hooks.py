@@ -7,27 +7,33 @@ lengthens the ASL Retry's backoff by a random share of it (full jitter on top), 
 children do not come back in step.
 
 Waiting. The bucket reserves each caller its own moment, so a waiter sleeps once, exactly as long
-as needed, without polling Redis. A wait holds the worker slot only while the token is near
-(:data:`IN_PLACE_MS`): a slot that would sit longer asks again just before its turn instead of
-reserving far ahead, so tokens go to whoever is ready then. Waiting children stay RUNNING in the
+as needed, without polling Redis. A token is reserved only while it is near (:data:`HORIZON_MS`):
+a caller further back asks again just before its turn, so tokens go to whoever is ready then. A
+caller that wakes too late for its moment takes a new token rather than call beside the next
+caller (:meth:`ChildFlow._take`). Waiting children stay RUNNING in the
 counts (they hold their permit) and are counted apart as ``waiting`` (a per-run sorted set scored
 by when each wait ends, so a worker killed while waiting drops out of the count by itself).
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..keys import F_WAITED_MS, F_WAITS, flow_wait_key, run_keys
+from ..keys import F_LATE, F_WAITED_MS, F_WAITS, flow_wait_key, run_keys
 from .adaptive import Adaptive, is_throttle
-from .limits import NO_LIMIT, RESERVED, Limits, limits_for
+from .limits import NO_LIMIT, TOO_FAR, Limits, late_tolerance, limits_for
 
-IN_PLACE_MS = 2000
-"""The longest wait a token is reserved for; a longer one is asked for again when it is this near."""
+HORIZON_MS = 30_000
+"""The longest wait a token is reserved for; a caller further back waits and asks again later.
+
+Reserving far ahead lets a parked child sleep off its wait with one resume message instead of
+coming back to ask; the horizon bounds what a Map Run aborted (or killed) while its children held
+reservations leaves unused: at most this long of the rate."""
 HTTP_INVOKE = "arn:aws:states:::http:invoke"
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 _SLICE = 1.0  # seconds between two looks at the abort flag while waiting
@@ -75,6 +81,9 @@ class ChildFlow:
         options: The Map Run's flow options as a dict (:meth:`FlowOptions.as_dict`), or None.
         should_abort: The child's abort check, asked while it waits.
         limits: The limits to obey (default: those of ``store``).
+        parking: Returns the host's parking service (``park_after`` seconds and ``park_for_tokens``,
+            :class:`dmap.callbacks.ChildTokens`), or None where a child cannot park (the local backend).
+        resume: Where a parked child resumes (:class:`~dmap.interpreter.callbacks.Resume`), if it does.
     """
 
     def __init__(
@@ -86,6 +95,8 @@ class ChildFlow:
         *,
         should_abort: Callable[[], bool] | None = None,
         limits: Limits | None = None,
+        parking: Callable[[], Any] | None = None,
+        resume: Any = None,
     ) -> None:
         self.store, self.run, self.child = store, run, child
         options = options or {}
@@ -96,30 +107,97 @@ class ChildFlow:
         self.started = time.monotonic()
         self.adaptive_on = bool(options.get("adaptive"))
         self.waited_ms = 0
+        self.late_tokens = 0
+        self.parking, self.resume = parking, resume
         self._adaptive: Adaptive | None = None
 
     # -- rate limits ---------------------------------------------------------------------------
 
-    def before_call(self, resource: str, function: str | None, payload: Any) -> None:
-        """Take a token of every limited key of this call, waiting as long as the bucket says."""
+    def before_call(self, resource: str, function: str | None, payload: Any, point: Any = None) -> None:
+        """Take a token of every limited key of this call, waiting as long as the bucket says.
+
+        ``point`` (a :class:`~dmap.interpreter.callbacks.TokenRequest`) is given when the Task runs at
+        the top level of the child: a wait longer than the host's ``park_after`` then parks the child
+        (raises :class:`~dmap.interpreter.callbacks.Parked`) instead of holding the worker slot.
+        """
+        held = self._resumed(point)
         if not self.limits.any():  # no limit anywhere (the usual case): no keys to work out
             return
-        for key in call_keys(resource, function, payload, self.label):
-            if self.limits.limited(key):
-                self._take(key)
+        keys = [key for key in call_keys(resource, function, payload, self.label) if self.limits.limited(key)]
+        if keys:
+            self._take(keys, point, held)
 
-    def _take(self, key: str) -> None:
+    def _resumed(self, point: Any) -> dict[str, tuple[float, float]]:
+        """The tokens a child parked at this Task holds (its resume point), on this process's monotonic clock."""
+        resume = self.resume
+        if point is None or resume is None or resume.used or resume.tokens is None or resume.state != point.state:
+            return {}
+        resume.used = True
+        offset = time.monotonic() - time.time()
+        return {key: (due / 1000 + offset, float(allowed)) for key, (due, allowed) in resume.tokens.items()}
+
+    def _take(self, keys: list[str], point: Any = None, held: dict[str, tuple[float, float]] | None = None) -> None:
+        """Hold a token of each key for one moment, then return at that moment (never later than it allows).
+
+        Each token is reserved for a moment on this process's monotonic clock (when it was asked
+        for, plus the wait the bucket said: never before the bucket's moment). A caller that wakes
+        later than its moment by more than :func:`late_tolerance` would call beside the next
+        caller's token, so it lets its token go unused and takes a new one (the late-waker rule:
+        a busy machine slows the calls down, it never bunches them). With several keys, each later
+        key is asked for no sooner than the tokens already held, and those that fell behind the
+        latest one are taken again.
+        """
+        held = {} if held is None else held  # key -> (moment on the monotonic clock, lateness allowed in s)
         while True:
-            token = self.limits.take(key, IN_PLACE_MS)
-            if token.outcome == NO_LIMIT or (token.outcome == RESERVED and token.wait_ms <= 0):
+            moment, far = max((m for m, _ in held.values()), default=0.0), 0.0
+            for key in keys:
+                if key in held:
+                    continue
+                asked = time.monotonic()
+                token = self.limits.take(key, HORIZON_MS, math.ceil(max(0.0, moment - asked) * 1000))
+                if token.outcome == NO_LIMIT:  # deleted meanwhile
+                    held[key] = (asked, math.inf)
+                elif token.outcome == TOO_FAR:  # nothing reserved: ask again when the token is near
+                    far = token.wait_ms / 1000
+                    break
+                else:
+                    held[key] = (asked + token.wait_ms / 1000, late_tolerance(token.interval_ms))
+                    moment = max(moment, held[key][0])
+            if far:
+                self._wait_or_park(far - HORIZON_MS / 1000 + random.uniform(0.25, 0.5) * HORIZON_MS / 1000, point, {})
+            else:
+                self._wait_or_park(moment - time.monotonic(), point, held)
+            if self.should_abort is not None and self.should_abort():
+                return  # the interpreter sees the flag before the next state; the call may go or not
+            if far:
+                continue
+            now = time.monotonic()
+            late = [key for key, (mine, allowed) in held.items() if now - mine > allowed]
+            if not late:
                 return
-            # RESERVED: sleep to the reserved moment; TOO_FAR: sleep until the token is near, then ask again.
-            wait = token.wait_ms if token.outcome == RESERVED else token.wait_ms - IN_PLACE_MS // 2
-            self._wait(wait / 1000)
-            if token.outcome == RESERVED or (self.should_abort is not None and self.should_abort()):
-                return  # an aborted child asks no more (it would spin on TOO_FAR answers until its turn)
+            for key in late:
+                del held[key]
+            self._count_late(len(late))
+
+    def _wait_or_park(self, seconds: float, point: Any, held: dict[str, tuple[float, float]]) -> None:
+        """Wait in this slot, or park the child when the wait is long and the host can resume it at this Task.
+
+        A parked child is resumed ``park_after / 2`` seconds before its tokens are due (so a resume
+        message that is a little late still finds them), keeps them, and waits out the rest here.
+        """
+        parking = self.parking() if self.parking is not None and point is not None else None
+        if parking is None or seconds <= parking.park_after:
+            self._wait(seconds)
+            return
+        countdown = seconds - parking.park_after / 2
+        offset = time.time() - time.monotonic()
+        tokens = {key: [(mine + offset) * 1000, allowed] for key, (mine, allowed) in held.items()}
+        self._mark_waiting(time.time() + seconds, seconds)
+        parking.park_for_tokens(point, countdown, tokens)
 
     def _wait(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
         until = time.time() + seconds
         self._mark_waiting(until, seconds)
         try:
@@ -146,6 +224,14 @@ class ChildFlow:
         pipe.hincrby(run_keys(self.store.prefix, self.run)[0], F_WAITED_MS, ms)
         pipe.hincrby(run_keys(self.store.prefix, self.run)[0], F_WAITS, 1)
         pipe.execute()
+
+    def _count_late(self, tokens: int) -> None:
+        self.late_tokens += tokens
+        client = getattr(self.store, "client", None)
+        if client is None:
+            self.store.flow(self.run, lambda s, _a, _b: s.__setitem__(F_LATE, s.get(F_LATE, 0) + tokens))
+            return
+        client.hincrby(run_keys(self.store.prefix, self.run)[0], F_LATE, tokens)
 
     def _unmark_waiting(self) -> None:
         client = getattr(self.store, "client", None)
@@ -180,17 +266,26 @@ def _memory_wait(state: dict[str, float], child: int, until: float, ms: int) -> 
 
 
 def waiting_stats(store: Any, run: str) -> dict[str, int]:
-    """``waiting`` (children waiting for a token now), ``waitedMs`` and ``waits`` of a Map Run."""
+    """``waiting`` (children waiting for a token now), ``waitedMs``, ``waits`` and ``lateTokens`` of a Map Run.
+
+    ``lateTokens`` counts tokens left unused because their child woke too late to call on time.
+    """
     client = getattr(store, "client", None)
     now = time.time()
     if client is None:
         state = store.flow(run, lambda s, _a, _b: dict(s)) or {}
         waiting = sum(1 for k, v in state.items() if k.startswith("wait:") and v >= now - 1)
-        return {"waiting": waiting, "waitedMs": int(state.get(F_WAITED_MS, 0)), "waits": int(state.get(F_WAITS, 0))}
+        return {
+            "waiting": waiting,
+            "waitedMs": int(state.get(F_WAITED_MS, 0)),
+            "waits": int(state.get(F_WAITS, 0)),
+            "lateTokens": int(state.get(F_LATE, 0)),
+        }
     key = flow_wait_key(store.prefix, run)
     pipe = client.pipeline(transaction=False)
     pipe.zremrangebyscore(key, "-inf", (now - 60) * 1000)  # left by workers killed while waiting
     pipe.zcount(key, (now - 1) * 1000, "+inf")
-    pipe.hmget(run_keys(store.prefix, run)[0], [F_WAITED_MS, F_WAITS])
-    _, waiting, (waited, waits) = pipe.execute()
-    return {"waiting": int(waiting), "waitedMs": int(waited or 0), "waits": int(waits or 0)}
+    pipe.hmget(run_keys(store.prefix, run)[0], [F_WAITED_MS, F_WAITS, F_LATE])
+    _, waiting, (waited, waits, late) = pipe.execute()
+    counts = {"waitedMs": waited, "waits": waits, "lateTokens": late}
+    return {"waiting": int(waiting), **{name: int(value or 0) for name, value in counts.items()}}

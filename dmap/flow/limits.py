@@ -7,8 +7,8 @@ Two stores with one rule (GCRA, a token bucket kept as one timestamp, see ``dmap
 * :class:`MemoryLimits` — a lock and a dict, for the embedded backend when no Redis is configured.
 
 A taker never polls: the bucket reserves the caller's own moment and says how long to wait, or, when
-that moment is further away than the caller will wait in place, reserves nothing (the caller then
-gives its worker slot back, see :mod:`dmap.flow.child`). Owns no knowledge of Map Runs.
+that moment is further away than the caller's horizon, reserves nothing (the caller asks again
+later, see :mod:`dmap.flow.hooks`). Owns no knowledge of Map Runs.
 """
 
 from __future__ import annotations
@@ -39,10 +39,13 @@ class Token:
         outcome: :data:`NO_LIMIT` (call now), :data:`RESERVED` (call after ``wait_ms``) or
             :data:`TOO_FAR` (no token reserved: the next one is ``wait_ms`` away, beyond the caller's patience).
         wait_ms: Milliseconds to wait.
+        interval_ms: The limit's interval (ms per token; 0 without a limit): how late a caller may
+            call after its moment before it would crowd the next caller's (see :func:`late_tolerance`).
     """
 
     outcome: int
     wait_ms: int
+    interval_ms: float = 0.0
 
 
 class Limits(Protocol):
@@ -72,9 +75,19 @@ class Limits(Protocol):
         """Whether any key may have a limit (cached as :meth:`limited`): a Task call skips its keys when not."""
         ...
 
-    def take(self, key: str, max_wait_ms: int) -> Token:
-        """Reserve one token of ``key`` if it is due within ``max_wait_ms``."""
+    def take(self, key: str, max_wait_ms: int, not_before_ms: int = 0) -> Token:
+        """Reserve one token of ``key`` if it is due within ``max_wait_ms``, and not sooner than ``not_before_ms``."""
         ...
+
+
+def late_tolerance(interval_ms: float) -> float:
+    """Seconds a caller may call after its reserved moment: half an interval, within [2 ms, 50 ms].
+
+    A caller later than this takes a new token instead of calling (its own goes unused): calls then
+    leave at most this long after their moments, so any span S of calls holds at most
+    ``burst + (S + tolerance) / interval`` of them — for 40/s and burst 1, at most 41 in a second.
+    """
+    return min(max(interval_ms / 2, 2.0), 50.0) / 1000
 
 
 def _limit_from(key: str, fields: dict[str, Any]) -> Limit | None:
@@ -146,10 +159,11 @@ class RedisLimits:
             self._index_at = now
         return self._index
 
-    def take(self, key: str, max_wait_ms: int) -> Token:
+    def take(self, key: str, max_wait_ms: int, not_before_ms: int = 0) -> Token:
         """One call of ``flow_bucket.lua``."""
-        outcome, wait_ms = self._bucket(keys=[limit_key(self.prefix, key)], args=[max(0, int(max_wait_ms))])
-        return Token(int(outcome), int(wait_ms))
+        args = [max(0, int(max_wait_ms)), max(0, int(not_before_ms))]
+        outcome, wait_ms, interval_us = self._bucket(keys=[limit_key(self.prefix, key)], args=args)
+        return Token(int(outcome), int(wait_ms), int(interval_us) / 1000)
 
 
 class MemoryLimits:
@@ -187,7 +201,7 @@ class MemoryLimits:
         """Whether any key has a limit."""
         return bool(self._limits)
 
-    def take(self, key: str, max_wait_ms: int) -> Token:
+    def take(self, key: str, max_wait_ms: int, not_before_ms: int = 0) -> Token:
         """GCRA, as ``flow_bucket.lua``."""
         with self._lock:
             limit = self._limits.get(key)
@@ -196,11 +210,12 @@ class MemoryLimits:
             now = time.monotonic() * 1000
             interval = limit.interval_ms
             tat = max(self._tat.get(key, now), now)
-            wait = max(0.0, tat - (limit.burst - 1) * interval - now)
+            at = max(tat - (limit.burst - 1) * interval, now + max(0, not_before_ms))
+            wait = at - now
             if wait > max_wait_ms:
-                return Token(TOO_FAR, math.ceil(wait))
-            self._tat[key] = tat + interval
-            return Token(RESERVED, math.ceil(wait))
+                return Token(TOO_FAR, math.ceil(wait), interval)
+            self._tat[key] = max(tat, at) + interval
+            return Token(RESERVED, math.ceil(wait), interval)
 
 
 _memory = MemoryLimits()

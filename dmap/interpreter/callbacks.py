@@ -184,7 +184,9 @@ class Resume:
     """Where a parked execution continues: the Task state, its token, the answer it got, its Retry attempts.
 
     ``input`` and ``variables`` are the state's raw input and the variables at its entry: what the
-    execution re-enters it with (``execute(start_at=state, ...)``).
+    execution re-enters it with (``execute(start_at=state, ...)``). ``tokens`` is set when the
+    execution was parked waiting for rate-limit tokens rather than for an answer: the tokens it holds,
+    ``{key: [due epoch ms, lateness allowed in s]}`` (:mod:`dmap.flow.hooks`); ``answer`` is then unused.
     """
 
     state: str
@@ -194,6 +196,7 @@ class Resume:
     input: Any = None
     variables: dict[str, Any] = field(default_factory=dict)
     used: bool = False
+    tokens: dict[str, list[float]] | None = None
 
 
 class TokenService(Protocol):
@@ -457,6 +460,28 @@ def _run(
             service.close(token)
             raise
     return _shape(resource, service.wait(token, request, ex._check_alive))
+
+
+def park_point(ex: Executor, state: TaskState, env: Env, raw: Any) -> TokenRequest | None:
+    """Where a Task running at the top level of its execution can be parked and resumed; None elsewhere.
+
+    Inside a Parallel branch or an inline Map iteration (or without ``raw``) the execution cannot
+    be resumed at the state, so whoever waits there waits in its thread.
+    """
+    position = ex.position
+    if raw is None or position is None or position[0] != env.name or position[1] is not raw:
+        return None
+    return TokenRequest(
+        execution=ex.info.execution_arn,
+        state=env.name,
+        resource=state.resource,
+        timeout=None,
+        heartbeat=None,
+        parkable=True,
+        input=raw,
+        variables=position[2],
+        attempts=list(env.attempts or []),
+    )
 
 
 def _call_lambda(ex: Executor, state: TaskState, args: Any, env: Env, timeout: float | None) -> None:

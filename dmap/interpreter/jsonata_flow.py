@@ -118,7 +118,7 @@ def run_task(ex: Executor, state: TaskState, raw: Any, env: Env) -> tuple[Any, s
         if callbacks.handles(state.resource):
             result = ex.check_size(callbacks.run(ex, state, raw, args, env, timeout=seconds, heartbeat=beat), env)
         else:
-            result = invoke(ex, state, args, env, timeout=seconds, heartbeat=beat)
+            result = invoke(ex, state, args, env, timeout=seconds, heartbeat=beat, raw=raw)
         return _finish(ex, state, result, {**states, "result": result}, env)
 
     return ex.with_retry(state, raw, env, body)

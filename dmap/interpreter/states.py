@@ -107,7 +107,7 @@ def run_task(ex: Executor, state: TaskState, raw: Any, env: Env) -> tuple[Any, s
         if callbacks.handles(state.resource):
             result = callbacks.run(ex, state, raw, args, env, timeout=timeout, heartbeat=heartbeat)
             return _finish(state, raw, ex.check_size(result, env), env)
-        result = invoke(ex, state, args, env, timeout=timeout, heartbeat=heartbeat)
+        result = invoke(ex, state, args, env, timeout=timeout, heartbeat=heartbeat, raw=raw)
         return _finish(state, raw, result, env)
 
     return ex.with_retry(state, raw, env, body)
@@ -122,11 +122,13 @@ def invoke(
     timeout: float | None,
     heartbeat: float | None,
     quiet: bool = False,
+    raw: Any = None,
 ) -> Any:
     """Resolve the Task's resource against the registry and call it; the raw result (wrapped for lambda:invoke).
 
     ``quiet``: the call is part of another Task's invocation (a ``.waitForTaskToken`` Lambda call), which
-    records the history events.
+    records the history events. ``raw`` is the state's raw input: when the state runs at the top level
+    of its execution, a long wait for rate-limit tokens may park the execution there (``Runtime.flow``).
     """
     registry = ex.runtime.registry
     wrap = state.resource == LAMBDA_INVOKE
@@ -158,7 +160,7 @@ def invoke(
     task = events.TaskEvents(history, chain, state.resource, ex.info.execution_arn)
     task.scheduled(args, timeout, heartbeat)
     if ex.runtime.flow is not None:  # shared rate limits (dmap.flow): wait for a token of the called service
-        ex.runtime.flow.before_call(state.resource, function, payload)
+        ex.runtime.flow.before_call(state.resource, function, payload, callbacks.park_point(ex, state, env, raw))
     # The handler's own copy: its mutations never leak into the state (a str or a number cannot mutate).
     event = payload if isinstance(payload, str | int | float | None) else dataflow.parse(dataflow.compact(payload))
     remaining = None if ex.runtime.deadline is None else max(0.001, ex.runtime.deadline - time.monotonic())

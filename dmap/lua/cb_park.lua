@@ -2,7 +2,9 @@
 --
 -- KEYS: 1..12 every key of the run (layout in _lib.lua and dmap/keys.py), 13 the task's record HASH
 --       '<prefix>:{<run>}:cb:<id>' (fields in dmap/callbacks.py).
--- ARGV: child, token (the child's current store token), parked_token, parked_lease_ms
+-- ARGV: child, token (the child's current store token), parked_token, parked_lease_ms, [as]: the record's
+--       state after parking (default PARKED; RESUMING for a child parked until a rate-limit token is
+--       near, whose resume message is already on its way with a countdown)
 --
 -- Returns {1, answer} when the task was answered while its handler ran (the worker goes on in
 -- its slot), {2} when the child is parked, {0} when the child is no longer this worker's (its
@@ -33,5 +35,5 @@ end
 m.token = ARGV[3]
 save_meta(c, m)
 redis.call('ZADD', K_LEASE, 'XX', now_ms() + tonumber(ARGV[4]), c)
-redis.call('HSET', rec, 'st', 'PARKED', 'ct', ARGV[3])
+redis.call('HSET', rec, 'st', ARGV[5] or 'PARKED', 'ct', ARGV[3])
 return { 2 }

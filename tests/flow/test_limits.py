@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 import dmap
-from dmap.flow.hooks import call_keys
+from dmap.flow.hooks import ChildFlow, call_keys, waiting_stats
 from dmap.flow.limits import NO_LIMIT, RESERVED, TOO_FAR, MemoryLimits, RedisLimits
 from dmap.flow.rates import make_limit, parse_rate
+from dmap.store import RunConfig
+from dmap.store.memory import MemoryRunStore
 
 
 def test_rates_are_read_per_second_minute_and_hour() -> None:
@@ -87,3 +89,36 @@ def test_the_python_api_sets_lists_and_deletes_limits_of_the_local_backend() -> 
     finally:
         assert dmap.delete_limit(key)
     assert key not in [x.key for x in dmap.list_limits()]
+
+
+def test_a_token_asked_for_a_later_moment_is_reserved_for_it_and_the_next_comes_after(limits: Any) -> None:
+    limits.set(make_limit("svc", "10/s"))
+    later = limits.take("svc", 10_000, 500)  # another key's token is due in 500 ms: this one no sooner
+    assert later.outcome == RESERVED and later.wait_ms >= 500 and later.interval_ms == 100
+    after = limits.take("svc", 10_000)
+    assert after.wait_ms >= later.wait_ms + 50  # one interval after the reserved moment, less the time between
+    assert limits.take("svc", 0, 500).outcome == TOO_FAR  # beyond the caller's horizon: nothing reserved
+
+
+class _Oversleeping(ChildFlow):
+    """A child on a busy machine: its first wait for a token ends ``extra`` seconds late."""
+
+    def __init__(self, *args: Any, extra: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.extra = extra
+
+    def _wait(self, seconds: float) -> None:
+        super()._wait(seconds + self.extra)
+        self.extra = 0.0
+
+
+def test_a_child_that_wakes_too_late_for_its_token_takes_a_new_one_instead_of_bunching() -> None:
+    store, limits = MemoryRunStore(), MemoryLimits()
+    run = str(uuid.uuid4())
+    store.create_run(run, RunConfig(max_concurrency=4))
+    limits.set(make_limit("svc", "10/s"))  # a token every 100 ms; later than 50 ms is too late
+    ChildFlow(store, run, 0, None, limits=limits).before_call("svc", None, {})  # the first token: now
+    late = _Oversleeping(store, run, 1, None, limits=limits, extra=0.4)
+    late.before_call("svc", None, {})  # reserved for +100 ms, woke at +500 ms: that token goes unused
+    assert late.late_tokens >= 1
+    assert waiting_stats(store, run)["lateTokens"] == late.late_tokens

@@ -1,4 +1,5 @@
 -- cb_answer.lua: SendTaskSuccess/Failure, or the sweeper's timeout, reaches a distributed child's task.
+-- Prefixed with _lib.lua and _cb.lua.
 --
 -- KEYS: 1..12 every key of the run (layout in _lib.lua and dmap/keys.py), 13 the task's record HASH,
 --       13 its wake LIST (an in-slot waiter blocks on it).
@@ -23,25 +24,14 @@ end
 local answer = ARGV[1]
 local now = now_ms()
 if ARGV[3] == '1' then
-  local timeout_at = v[5] ~= '' and tonumber(v[4]) + tonumber(v[5]) * 1000 or nil
-  local beat_at = v[7] ~= '' and tonumber(v[6]) + tonumber(v[7]) * 1000 or nil
-  local due = timeout_at
-  if beat_at and (not due or beat_at < due) then
-    due = beat_at
-  end
+  local timeout_at, due = cb_due(v[4], v[5], v[6], v[7])
   if not due then
     return { 'closed' }
   end
   if now < due then
     return { 'notdue', due }
   end
-  if timeout_at and now >= timeout_at then
-    answer = cjson.encode({ Error = 'States.Timeout',
-      Cause = "Task '" .. v[8] .. "' timed out after " .. v[5] .. ' seconds' })
-  else
-    answer = cjson.encode({ Error = 'States.HeartbeatTimeout',
-      Cause = "Task '" .. v[8] .. "' received no SendTaskHeartbeat or answer for " .. v[7] .. ' seconds' })
-  end
+  answer = cb_expired(timeout_at, now, v[8], v[5], v[7])
 end
 if st == 'WAITING' then
   redis.call('HSET', rec, 'st', 'ANSWERED', 'ans', answer)
@@ -50,8 +40,7 @@ if st == 'WAITING' then
   return { 'answered' }
 end
 local c = v[2]
-local mv = redis.call('HGET', K_META, c)
-if not mv or parse_meta(mv).token ~= v[3] or get_status(c) ~= RUNNING or not redis.call('ZSCORE', K_LEASE, c) then
+if not running_meta(c, v[3]) then
   redis.call('HSET', rec, 'st', 'CLOSED')
   return { 'closed' }
 end

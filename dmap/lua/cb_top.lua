@@ -1,6 +1,6 @@
 -- cb_top.lua: SendTaskSuccess/Failure, SendTaskHeartbeat or a timeout reaches a task that waits in
--- its thread (a top-level execution's, or a child's that cannot park). Standalone: not prefixed
--- with _lib.lua, it touches no run keys.
+-- its thread (a top-level execution's, or a child's that cannot park). Prefixed with _cb.lua only, not
+-- with _lib.lua: it touches no run keys.
 --
 -- KEYS: 1 the task's record HASH '<prefix>:[{<run>}:]cb:<id>', 2 its wake LIST.
 -- ARGV: answer (JSON text), mode ("answer", "expire": only if TimeoutSeconds/HeartbeatSeconds
@@ -24,12 +24,7 @@ if ARGV[2] == 'beat' then
   redis.call('HSET', rec, 'beat', now)
   v[4] = tostring(now)
 end
-local timeout_at = v[3] ~= '' and tonumber(v[2]) + tonumber(v[3]) * 1000 or nil
-local beat_at = v[5] ~= '' and tonumber(v[4]) + tonumber(v[5]) * 1000 or nil
-local due = timeout_at
-if beat_at and (not due or beat_at < due) then
-  due = beat_at
-end
+local timeout_at, due = cb_due(v[2], v[3], v[4], v[5])
 if ARGV[2] == 'beat' then
   return { 'beat', due or -1 }
 end
@@ -41,13 +36,7 @@ if ARGV[2] == 'expire' then
   if now < due then
     return { 'notdue', due }
   end
-  if timeout_at and now >= timeout_at then
-    answer = cjson.encode({ Error = 'States.Timeout',
-      Cause = "Task '" .. v[6] .. "' timed out after " .. v[3] .. ' seconds' })
-  else
-    answer = cjson.encode({ Error = 'States.HeartbeatTimeout',
-      Cause = "Task '" .. v[6] .. "' received no SendTaskHeartbeat or answer for " .. v[5] .. ' seconds' })
-  end
+  answer = cb_expired(timeout_at, now, v[6], v[3], v[5])
 end
 if st == 'PARKED' then
   return { 'parked' }

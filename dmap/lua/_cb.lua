@@ -1,0 +1,27 @@
+-- _cb.lua: helpers shared by the callback scripts that answer a task (cb_answer.lua, cb_top.lua);
+-- dmap/callbacks.py prepends this file to them (Redis has no include). Not a script on its own.
+-- A task record keeps t0 (wait start, ms), to (TimeoutSeconds), beat (last heartbeat, ms), hb
+-- (HeartbeatSeconds) and state (the Task state's name); to and hb are '' when not set.
+
+-- When the task times out (nil without TimeoutSeconds) and when it is next due to time out or miss
+-- a heartbeat, whichever is first (nil with neither).
+local function cb_due(t0, to, beat, hb)
+  local timeout_at = to ~= '' and tonumber(t0) + tonumber(to) * 1000 or nil
+  local beat_at = hb ~= '' and tonumber(beat) + tonumber(hb) * 1000 or nil
+  local due = timeout_at
+  if beat_at and (not due or beat_at < due) then
+    due = beat_at
+  end
+  return timeout_at, due
+end
+
+-- The error answer of a task found due at `now`: States.Timeout if its TimeoutSeconds passed, else
+-- States.HeartbeatTimeout.
+local function cb_expired(timeout_at, now, state, to, hb)
+  if timeout_at and now >= timeout_at then
+    return cjson.encode({ Error = 'States.Timeout',
+      Cause = "Task '" .. state .. "' timed out after " .. to .. ' seconds' })
+  end
+  return cjson.encode({ Error = 'States.HeartbeatTimeout',
+    Cause = "Task '" .. state .. "' received no SendTaskHeartbeat or answer for " .. hb .. ' seconds' })
+end

@@ -296,23 +296,33 @@ class ChildTokens(RedisTokens):
         fields = self._fields(token, request)
         fields.update({"run": self.run, "child": self.child, "ct": self.child_token, "q": self.engine.settings.queue})
         if request.parkable:
-            fields["resume"] = compact(
-                {
-                    "state": request.state,
-                    "input": request.input,
-                    "variables": request.variables,
-                    "attempts": request.attempts,
-                    "start": self.start,
-                }
-            )
+            fields["resume"] = self._resume_point(request)
+        self._write_child_record(record, token, fields)
+        self._index_due(token, fields, request)
+        return True
+
+    def _resume_point(self, request: TokenRequest, **extra: Any) -> str:
+        """The resume point a parked child restarts from (JSON text), with ``extra`` fields."""
+        return compact(
+            {
+                "state": request.state,
+                "input": request.input,
+                "variables": request.variables,
+                "attempts": request.attempts,
+                "start": self.start,
+                **extra,
+            }
+        )
+
+    def _write_child_record(self, record: str, token: str, fields: dict[str, Any]) -> None:
+        """Write a child's task record and note it as the last task the child waited on (in the run's cbc HASH)."""
+        children = callback_children_key(self.store.prefix, self.run)
         pipe = self.store.client.pipeline()
         pipe.hset(record, mapping=fields)
         pipe.expire(record, self.retention)
-        pipe.hset(callback_children_key(self.store.prefix, self.run), str(self.child), token)
-        pipe.expire(callback_children_key(self.store.prefix, self.run), self.retention)
+        pipe.hset(children, str(self.child), token)
+        pipe.expire(children, self.retention)
         pipe.execute()
-        self._index_due(token, fields, request)
-        return True
 
     def wait(self, token: str, request: TokenRequest, check: Callable[[], None]) -> Answer:
         """Park the child when the task is at its top level (raises Parked); else wait in this thread."""
@@ -354,24 +364,10 @@ class ChildTokens(RedisTokens):
                 "ct": self.child_token,
                 "q": self.engine.settings.queue,
                 "ans": Answer().to_json(),
-                "resume": compact(
-                    {
-                        "state": request.state,
-                        "input": request.input,
-                        "variables": request.variables,
-                        "attempts": request.attempts,
-                        "start": self.start,
-                        "tokens": tokens,
-                    }
-                ),
+                "resume": self._resume_point(request, tokens=tokens),
             }
         )
-        pipe = self.store.client.pipeline()
-        pipe.hset(record, mapping=fields)
-        pipe.expire(record, self.retention)
-        pipe.hset(callback_children_key(self.store.prefix, self.run), str(self.child), token)
-        pipe.expire(callback_children_key(self.store.prefix, self.run), self.retention)
-        pipe.execute()
+        self._write_child_record(record, token, fields)
         parked = self.child_token + "p"
         lease = int((countdown + self.engine.settings.dispatch_lease_seconds) * 1000)
         keys = [*run_keys(self.store.prefix, self.run), record]

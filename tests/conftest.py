@@ -173,3 +173,27 @@ def http_integration(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     monkeypatch.undo()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def memory_spans() -> Iterator[Any]:
+    """This process traced into an OpenTelemetry ``InMemorySpanExporter`` for the test, untraced again afterwards.
+
+    Skips the test when the ``otel`` extra (opentelemetry-sdk) is not installed.
+    """
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from dmap import telemetry
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry.configure(provider)
+    try:
+        yield exporter
+    finally:
+        telemetry.reset()
+        provider.shutdown()

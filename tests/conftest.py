@@ -12,12 +12,35 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 IN_CI = bool(os.environ.get("CI"))
 _STARTED: list[Any] = []
+
+
+#: Folders of tests/ whose every test needs real services, and the markers their tests get.
+MARKED_FOLDERS = {
+    "console": ("integration",),  # a real HTTP server
+    "control": ("integration",),
+    "docker": ("integration", "docker"),  # real containers
+    "faults": ("integration",),
+    "integration": ("integration",),
+    "server": ("integration",),  # a dmap serve process
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of a :data:`MARKED_FOLDERS` folder (``-m "not integration"`` leaves them out)."""
+    here = Path(__file__).parent
+    for item in items:
+        path = Path(str(item.fspath))
+        if here not in path.parents:
+            continue
+        for marker in MARKED_FOLDERS.get(path.relative_to(here).parts[0], ()):
+            item.add_marker(getattr(pytest.mark, marker))
 
 
 def pytest_configure(config: pytest.Config) -> None:

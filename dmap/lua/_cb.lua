@@ -17,11 +17,33 @@ end
 
 -- The error answer of a task found due at `now`: States.Timeout if its TimeoutSeconds passed, else
 -- States.HeartbeatTimeout.
-local function cb_expired(timeout_at, now, state, to, hb)
+local function cb_expired_answer(timeout_at, now, state, to, hb)
   if timeout_at and now >= timeout_at then
     return cjson.encode({ Error = 'States.Timeout',
       Cause = "Task '" .. state .. "' timed out after " .. to .. ' seconds' })
   end
   return cjson.encode({ Error = 'States.HeartbeatTimeout',
     Cause = "Task '" .. state .. "' received no SendTaskHeartbeat or answer for " .. hb .. ' seconds' })
+end
+
+-- The sweeper's check of a task record's fields at `now`: (nil, its error answer) when it timed out or
+-- missed a heartbeat, else (the script's reply, nil): {'closed'} without TimeoutSeconds and
+-- HeartbeatSeconds, {'notdue', due_ms} when not yet due.
+local function cb_expire(t0, to, beat, hb, state, now)
+  local timeout_at, due = cb_due(t0, to, beat, hb)
+  if not due then
+    return { 'closed' }, nil
+  end
+  if now < due then
+    return { 'notdue', due }, nil
+  end
+  return nil, cb_expired_answer(timeout_at, now, state, to, hb)
+end
+
+-- Record `answer` on a task waited for in its thread and wake that waiter (its wake LIST `wake`).
+local function cb_answer_waiter(rec, wake, answer)
+  redis.call('HSET', rec, 'st', 'ANSWERED', 'ans', answer)
+  redis.call('LPUSH', wake, '1')
+  redis.call('PEXPIRE', wake, 600000)
+  return { 'answered' }
 end

@@ -24,20 +24,14 @@ end
 local answer = ARGV[1]
 local now = now_ms()
 if ARGV[3] == '1' then
-  local timeout_at, due = cb_due(v[4], v[5], v[6], v[7])
-  if not due then
-    return { 'closed' }
+  local reply
+  reply, answer = cb_expire(v[4], v[5], v[6], v[7], v[8], now)
+  if reply then
+    return reply
   end
-  if now < due then
-    return { 'notdue', due }
-  end
-  answer = cb_expired(timeout_at, now, v[8], v[5], v[7])
 end
 if st == 'WAITING' then
-  redis.call('HSET', rec, 'st', 'ANSWERED', 'ans', answer)
-  redis.call('LPUSH', KEYS[N_RUN_KEYS + 2], '1')
-  redis.call('PEXPIRE', KEYS[N_RUN_KEYS + 2], 600000)
-  return { 'answered' }
+  return cb_answer_waiter(rec, KEYS[N_RUN_KEYS + 2], answer)
 end
 local c = v[2]
 if not running_meta(c, v[3]) then

@@ -22,26 +22,18 @@ if st ~= 'WAITING' and st ~= 'PARKED' then
 end
 if ARGV[2] == 'beat' then
   redis.call('HSET', rec, 'beat', now)
-  v[4] = tostring(now)
-end
-local timeout_at, due = cb_due(v[2], v[3], v[4], v[5])
-if ARGV[2] == 'beat' then
+  local _, due = cb_due(v[2], v[3], tostring(now), v[5])
   return { 'beat', due or -1 }
 end
 local answer = ARGV[1]
 if ARGV[2] == 'expire' then
-  if not due then
-    return { 'closed' }
+  local reply
+  reply, answer = cb_expire(v[2], v[3], v[4], v[5], v[6], now)
+  if reply then
+    return reply
   end
-  if now < due then
-    return { 'notdue', due }
-  end
-  answer = cb_expired(timeout_at, now, v[6], v[3], v[5])
 end
 if st == 'PARKED' then
   return { 'parked' }
 end
-redis.call('HSET', rec, 'st', 'ANSWERED', 'ans', answer)
-redis.call('LPUSH', KEYS[2], '1')
-redis.call('PEXPIRE', KEYS[2], 600000)
-return { 'answered' }
+return cb_answer_waiter(rec, KEYS[2], answer)

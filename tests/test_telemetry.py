@@ -16,6 +16,7 @@ import dmap
 from dmap import telemetry
 from dmap.backends.local import LocalBackend
 from dmap.config import Settings
+from tests.definitions import distributed_map
 
 pytest.importorskip("opentelemetry.sdk")
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
@@ -30,22 +31,12 @@ def work(event: dict[str, Any], context: dmap.TaskContext) -> dict[str, Any]:
     return event
 
 
-DEFINITION = {
-    "StartAt": "Fan",
-    "States": {
-        "Fan": {
-            "Type": "Map",
-            "ItemsPath": "$.items",
-            "ToleratedFailureCount": 5,
-            "ItemProcessor": {
-                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                "StartAt": "Work",
-                "States": {"Work": {"Type": "Task", "Resource": "TelemetryWork", "End": True}},
-            },
-            "End": True,
-        }
-    },
-}
+DEFINITION = distributed_map(
+    {"Work": {"Type": "Task", "Resource": "TelemetryWork", "End": True}},
+    name="Fan",
+    ItemsPath="$.items",
+    ToleratedFailureCount=5,
+)
 
 
 @pytest.mark.parametrize(

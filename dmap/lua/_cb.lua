@@ -26,18 +26,35 @@ local function cb_expired_answer(timeout_at, now, state, to, hb)
     Cause = "Task '" .. state .. "' received no SendTaskHeartbeat or answer for " .. hb .. ' seconds' })
 end
 
--- The sweeper's check of a task record's fields at `now`: (nil, its error answer) when it timed out or
--- missed a heartbeat, else (the script's reply, nil): {'closed'} without TimeoutSeconds and
--- HeartbeatSeconds, {'notdue', due_ms} when not yet due.
-local function cb_expire(t0, to, beat, hb, state, now)
-  local timeout_at, due = cb_due(t0, to, beat, hb)
+-- A task record's fields: st, t0, to, beat, hb, state, then `...`; or (nil, the script's reply) when
+-- there is no such record ({'missing'}) or its task no longer waits ({'closed'}).
+local function cb_open(rec, ...)
+  local v = redis.call('HMGET', rec, 'st', 't0', 'to', 'beat', 'hb', 'state', ...)
+  if not v[1] then
+    return nil, { 'missing' }
+  end
+  if v[1] ~= 'WAITING' and v[1] ~= 'PARKED' then
+    return nil, { 'closed' }
+  end
+  return v, nil
+end
+
+-- The answer to record on the task of fields `v` (cb_open): `answer` itself unless `expire` (the
+-- sweeper's call), then its error answer if it timed out or missed a heartbeat at `now`. Returns
+-- (the script's reply, nil) instead when the sweeper has nothing to do: {'closed'} without
+-- TimeoutSeconds and HeartbeatSeconds, {'notdue', due_ms} when not yet due.
+local function cb_outcome(v, now, expire, answer)
+  if not expire then
+    return nil, answer
+  end
+  local timeout_at, due = cb_due(v[2], v[3], v[4], v[5])
   if not due then
     return { 'closed' }, nil
   end
   if now < due then
     return { 'notdue', due }, nil
   end
-  return nil, cb_expired_answer(timeout_at, now, state, to, hb)
+  return nil, cb_expired_answer(timeout_at, now, v[6], v[3], v[5])
 end
 
 -- Record `answer` on a task waited for in its thread and wake that waiter (its wake LIST `wake`).

@@ -13,31 +13,23 @@
 -- the lease expires, the coordinator re-dispatches the child, and its new start finds the answer.
 
 local rec = KEYS[N_RUN_KEYS + 1]
-local v = redis.call('HMGET', rec, 'st', 'child', 'ct', 't0', 'to', 'beat', 'hb', 'state')
-local st = v[1]
-if not st then
-  return { 'missing' }
+local v, closed = cb_open(rec, 'child', 'ct')
+if not v then
+  return closed
 end
-if st ~= 'WAITING' and st ~= 'PARKED' then
-  return { 'closed' }
-end
-local answer = ARGV[1]
 local now = now_ms()
-if ARGV[3] == '1' then
-  local reply
-  reply, answer = cb_expire(v[4], v[5], v[6], v[7], v[8], now)
-  if reply then
-    return reply
-  end
+local reply, answer = cb_outcome(v, now, ARGV[3] == '1', ARGV[1])
+if reply then
+  return reply
 end
-if st == 'WAITING' then
+if v[1] == 'WAITING' then
   return cb_answer_waiter(rec, KEYS[N_RUN_KEYS + 2], answer)
 end
-local c = v[2]
-if not running_meta(c, v[3]) then
+local c, ct = v[7], v[8]
+if not running_meta(c, ct) then
   redis.call('HSET', rec, 'st', 'CLOSED')
   return { 'closed' }
 end
 redis.call('HSET', rec, 'st', 'RESUMING', 'ans', answer)
 redis.call('ZADD', K_LEASE, 'XX', now + tonumber(ARGV[2]), c)
-return { 'resume', c, v[3] }
+return { 'resume', c, ct }

@@ -12,28 +12,20 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rec = KEYS[1]
-local v = redis.call('HMGET', rec, 'st', 't0', 'to', 'beat', 'hb', 'state')
-local st = v[1]
-if not st then
-  return { 'missing' }
-end
-if st ~= 'WAITING' and st ~= 'PARKED' then
-  return { 'closed' }
+local v, closed = cb_open(rec)
+if not v then
+  return closed
 end
 if ARGV[2] == 'beat' then
   redis.call('HSET', rec, 'beat', now)
   local _, due = cb_due(v[2], v[3], tostring(now), v[5])
   return { 'beat', due or -1 }
 end
-local answer = ARGV[1]
-if ARGV[2] == 'expire' then
-  local reply
-  reply, answer = cb_expire(v[2], v[3], v[4], v[5], v[6], now)
-  if reply then
-    return reply
-  end
+local reply, answer = cb_outcome(v, now, ARGV[2] == 'expire', ARGV[1])
+if reply then
+  return reply
 end
-if st == 'PARKED' then
+if v[1] == 'PARKED' then
   return { 'parked' }
 end
 return cb_answer_waiter(rec, KEYS[2], answer)

@@ -32,26 +32,14 @@ import boto3
 import httpx
 from botocore.config import Config
 
+from tests.definitions import distributed_map
+
 ROLE = "arn:aws:iam::123456789012:role/bench"
 
 
 def definition(items: int) -> dict[str, Any]:
     """A DISTRIBUTED Map over ``items`` input items whose child is one Pass state."""
-    return {
-        "StartAt": "Fan",
-        "States": {
-            "Fan": {
-                "Type": "Map",
-                "ItemsPath": "$.items",
-                "ItemProcessor": {
-                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
-                    "StartAt": "P",
-                    "States": {"P": {"Type": "Pass", "End": True}},
-                },
-                "End": True,
-            }
-        },
-    }
+    return distributed_map(name="Fan", execution_type="EXPRESS", ItemsPath="$.items")
 
 
 def start_server(home: str) -> tuple[subprocess.Popen[bytes], str]:

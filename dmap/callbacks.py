@@ -119,7 +119,7 @@ def send_task_heartbeat(token: str, *, backend: Any = None) -> None:
         return
     store = _redis(backend)
     record = callback_key(store.prefix, body["i"], body.get("r"))
-    result = _script(store, "cb_top")(keys=[record, record + ":w"], args=["", "beat"])
+    result = _script(store, "cb_top", "_cb")(keys=[record, record + ":w"], args=["", "beat"])
     _raise_for(_text(result[0]))
     due = int(result[1])
     if due >= 0:
@@ -166,9 +166,11 @@ def deliver(engine: Any, token: str, body: dict[str, Any], answer: Answer | None
     if run:
         keys = [*run_keys(store.prefix, run), record, record + ":w"]
         lease = int(engine.settings.dispatch_lease_seconds * 1000)
-        result = _script(store, "cb_answer", lib=True)(keys=keys, args=[text, lease, "0" if answer else "1"])
+        result = _script(store, "cb_answer", "_lib", "_cb")(keys=keys, args=[text, lease, "0" if answer else "1"])
     else:
-        result = _script(store, "cb_top")(keys=[record, record + ":w"], args=[text, "answer" if answer else "expire"])
+        result = _script(store, "cb_top", "_cb")(
+            keys=[record, record + ":w"], args=[text, "answer" if answer else "expire"]
+        )
     outcome = _text(result[0])
     if outcome == "notdue":
         store.client.zadd(callback_due_key(store.prefix), {token: int(result[1])})
@@ -294,23 +296,33 @@ class ChildTokens(RedisTokens):
         fields = self._fields(token, request)
         fields.update({"run": self.run, "child": self.child, "ct": self.child_token, "q": self.engine.settings.queue})
         if request.parkable:
-            fields["resume"] = compact(
-                {
-                    "state": request.state,
-                    "input": request.input,
-                    "variables": request.variables,
-                    "attempts": request.attempts,
-                    "start": self.start,
-                }
-            )
+            fields["resume"] = self._resume_point(request)
+        self._write_child_record(record, token, fields)
+        self._index_due(token, fields, request)
+        return True
+
+    def _resume_point(self, request: TokenRequest, **extra: Any) -> str:
+        """The resume point a parked child restarts from (JSON text), with ``extra`` fields."""
+        return compact(
+            {
+                "state": request.state,
+                "input": request.input,
+                "variables": request.variables,
+                "attempts": request.attempts,
+                "start": self.start,
+                **extra,
+            }
+        )
+
+    def _write_child_record(self, record: str, token: str, fields: dict[str, Any]) -> None:
+        """Write a child's task record and note it as the last task the child waited on (in the run's cbc HASH)."""
+        children = callback_children_key(self.store.prefix, self.run)
         pipe = self.store.client.pipeline()
         pipe.hset(record, mapping=fields)
         pipe.expire(record, self.retention)
-        pipe.hset(callback_children_key(self.store.prefix, self.run), str(self.child), token)
-        pipe.expire(callback_children_key(self.store.prefix, self.run), self.retention)
+        pipe.hset(children, str(self.child), token)
+        pipe.expire(children, self.retention)
         pipe.execute()
-        self._index_due(token, fields, request)
-        return True
 
     def wait(self, token: str, request: TokenRequest, check: Callable[[], None]) -> Answer:
         """Park the child when the task is at its top level (raises Parked); else wait in this thread."""
@@ -319,7 +331,7 @@ class ChildTokens(RedisTokens):
         record = self._record(decode_token(token))
         keys = [*run_keys(self.store.prefix, self.run), record]
         parked = self.child_token + "p"
-        result = _script(self.store, "cb_park", lib=True)(
+        result = _script(self.store, "cb_park", "_lib")(
             keys=keys, args=[self.child, self.child_token, parked, PARKED_LEASE_MS]
         )
         if int(result[0]) == 1:
@@ -352,28 +364,14 @@ class ChildTokens(RedisTokens):
                 "ct": self.child_token,
                 "q": self.engine.settings.queue,
                 "ans": Answer().to_json(),
-                "resume": compact(
-                    {
-                        "state": request.state,
-                        "input": request.input,
-                        "variables": request.variables,
-                        "attempts": request.attempts,
-                        "start": self.start,
-                        "tokens": tokens,
-                    }
-                ),
+                "resume": self._resume_point(request, tokens=tokens),
             }
         )
-        pipe = self.store.client.pipeline()
-        pipe.hset(record, mapping=fields)
-        pipe.expire(record, self.retention)
-        pipe.hset(callback_children_key(self.store.prefix, self.run), str(self.child), token)
-        pipe.expire(callback_children_key(self.store.prefix, self.run), self.retention)
-        pipe.execute()
+        self._write_child_record(record, token, fields)
         parked = self.child_token + "p"
         lease = int((countdown + self.engine.settings.dispatch_lease_seconds) * 1000)
         keys = [*run_keys(self.store.prefix, self.run), record]
-        result = _script(self.store, "cb_park", lib=True)(
+        result = _script(self.store, "cb_park", "_lib")(
             keys=keys, args=[self.child, self.child_token, parked, lease, "RESUMING"]
         )
         if int(result[0]) == 2:  # else the child is no longer this worker's: let go all the same
@@ -405,7 +403,7 @@ def resume_child(engine: Any, run: str, child: int, parked: str, token: str) -> 
     store = engine.redis
     record = callback_key(store.prefix, decode_token(token)["i"], run)
     keys = [*run_keys(store.prefix, run), record]
-    result = _script(store, "cb_unpark", lib=True)(keys=keys, args=[child, parked, plan.lease_ms, worker_id()])
+    result = _script(store, "cb_unpark", "_lib")(keys=keys, args=[child, parked, plan.lease_ms, worker_id()])
     if int(result[0]) != 1:
         return None
     started = Started(RUN, _text(result[1]), int(result[2]), int(result[3]), int(result[4]))
@@ -503,17 +501,16 @@ def _text(value: Any) -> str:
 _scripts: dict[tuple[int, str], Any] = {}
 
 
-def _script(store: Any, name: str, *, lib: bool = False) -> Any:
-    """A Lua script of ``dmap/lua`` registered on the store's client (``lib``: prefixed with ``_lib.lua``)."""
+def _script(store: Any, name: str, *prefixes: str) -> Any:
+    """A Lua script of ``dmap/lua`` registered on the store's client, after the helper files ``prefixes``
+    (``_lib``: the run-store helpers, ``_cb``: the task-answer helpers), in that order."""
     key = (id(store.client), name)
     found = _scripts.get(key)
     if found is None:
         from importlib import resources
 
         lua = resources.files("dmap") / "lua"
-        text = (lua / f"{name}.lua").read_text("utf-8")
-        if lib:
-            text = (lua / "_lib.lua").read_text("utf-8") + "\n" + text
+        text = "\n".join((lua / f"{part}.lua").read_text("utf-8") for part in (*prefixes, name))
         found = _scripts[key] = store.client.register_script(text)
     return found
 

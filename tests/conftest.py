@@ -12,12 +12,35 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 IN_CI = bool(os.environ.get("CI"))
 _STARTED: list[Any] = []
+
+
+#: Folders of tests/ whose every test needs real services, and the markers their tests get.
+MARKED_FOLDERS = {
+    "console": ("integration",),  # a real HTTP server
+    "control": ("integration",),
+    "docker": ("integration", "docker"),  # real containers
+    "faults": ("integration",),
+    "integration": ("integration",),
+    "server": ("integration",),  # a dmap serve process
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of a :data:`MARKED_FOLDERS` folder (``-m "not integration"`` leaves them out)."""
+    here = Path(__file__).parent
+    for item in items:
+        path = Path(str(item.fspath))
+        if here not in path.parents:
+            continue
+        for marker in MARKED_FOLDERS.get(path.relative_to(here).parts[0], ()):
+            item.add_marker(getattr(pytest.mark, marker))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -173,3 +196,27 @@ def http_integration(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     monkeypatch.undo()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def memory_spans() -> Iterator[Any]:
+    """This process traced into an OpenTelemetry ``InMemorySpanExporter`` for the test, untraced again afterwards.
+
+    Skips the test when the ``otel`` extra (opentelemetry-sdk) is not installed.
+    """
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from dmap import telemetry
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry.configure(provider)
+    try:
+        yield exporter
+    finally:
+        telemetry.reset()
+        provider.shutdown()

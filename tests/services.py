@@ -86,27 +86,43 @@ def start_redis(host: str, port: int, password: str | None = None, timeout: floa
     if password:
         argv += ["--requirepass", password]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _await_port(process, "redis-server", host, port, timeout, poll=0.05)
+    return Started(port, process, folder)
+
+
+def _await_port(
+    process: subprocess.Popen[bytes], name: str, host: str, port: int, timeout: float, *, poll: float
+) -> None:
+    """Wait until the server ``process`` just started answers on host:port.
+
+    Raises:
+        ServiceError: It exited or did not answer within ``timeout`` seconds (killed; its stderr tail says why).
+    """
     deadline = time.monotonic() + timeout
     while not answers(host, port):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             error = process.communicate()[1].decode("utf-8", errors="replace")[-500:]
-            raise ServiceError(f"redis-server did not start on {host}:{port}: {error.strip() or 'no output'}")
-        time.sleep(0.05)
-    return Started(port, process, folder)
+            raise ServiceError(f"{name} did not start on {host}:{port}: {error.strip() or 'no output'}")
+        time.sleep(poll)
+
+
+def _terminate(process: subprocess.Popen[bytes], *, grace: float) -> None:
+    """Stop a server this session started: SIGTERM, SIGKILL after ``grace`` seconds; close its stderr pipe."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.stderr is not None:
+        process.stderr.close()
 
 
 def stop(started: Started) -> None:
     """Stop a server :func:`start_redis` started and remove its folder."""
-    if started.process.poll() is None:
-        started.process.terminate()
-        try:
-            started.process.wait(10)
-        except subprocess.TimeoutExpired:
-            started.process.kill()
-            started.process.wait()
-    if started.process.stderr is not None:
-        started.process.stderr.close()
+    _terminate(started.process, grace=10)
     shutil.rmtree(started.folder, ignore_errors=True)
 
 
@@ -159,24 +175,10 @@ def ensure_rabbitmq(timeout: float = 90.0) -> StartedBroker | None:
     if binary is None:
         raise ServiceError(f"the broker tests need RabbitMQ on {host}:{port}, none answers; {INSTALL_RABBITMQ}")
     process = subprocess.Popen([binary], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + timeout
-    while not answers(host, port):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            error = process.communicate()[1].decode("utf-8", errors="replace")[-500:]
-            raise ServiceError(f"rabbitmq-server did not start on {host}:{port}: {error.strip() or 'no output'}")
-        time.sleep(0.2)
+    _await_port(process, "rabbitmq-server", host, port, timeout, poll=0.2)
     return StartedBroker(process)
 
 
 def stop_rabbitmq(started: StartedBroker) -> None:
     """Stop a broker :func:`ensure_rabbitmq` started."""
-    if started.process.poll() is None:
-        started.process.terminate()
-        try:
-            started.process.wait(30)
-        except subprocess.TimeoutExpired:
-            started.process.kill()
-            started.process.wait()
-    if started.process.stderr is not None:
-        started.process.stderr.close()
+    _terminate(started.process, grace=30)

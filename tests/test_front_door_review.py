@@ -19,21 +19,9 @@ import pytest
 import dmap
 from dmap.backends.local import LocalBackend
 from dmap.config import Settings
+from tests.definitions import distributed_map
 
-PASS_MAP: dict[str, Any] = {
-    "StartAt": "M",
-    "States": {
-        "M": {
-            "Type": "Map",
-            "ItemProcessor": {
-                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                "StartAt": "P",
-                "States": {"P": {"Type": "Pass", "End": True}},
-            },
-            "End": True,
-        }
-    },
-}
+PASS_MAP: dict[str, Any] = distributed_map()
 
 
 def dmap_cli(*args: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.CompletedProcess[str]:

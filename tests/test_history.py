@@ -17,6 +17,7 @@ import dmap
 from dmap.backends.local import LocalBackend
 from dmap.config import Settings
 from dmap.errors import ConfigurationError, NotFoundError
+from tests.definitions import distributed_map, pass_state
 
 FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:history-double"
 
@@ -183,20 +184,7 @@ def test_parallel_branches_chain_from_parallel_state_started_and_the_state_exits
 
 
 def test_a_distributed_map_shows_its_map_run_not_its_children(backend: LocalBackend) -> None:
-    definition = {
-        "StartAt": "M",
-        "States": {
-            "M": {
-                "Type": "Map",
-                "ItemProcessor": {
-                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                    "StartAt": "C",
-                    "States": {"C": {"Type": "Pass", "End": True}},
-                },
-                "End": True,
-            }
-        },
-    }
+    definition = distributed_map({"C": pass_state()})
     events = history(definition, backend, [1, 2, 3])
     assert [e["type"] for e in events] == [
         "ExecutionStarted",

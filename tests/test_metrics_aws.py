@@ -22,6 +22,7 @@ import dmap
 from dmap import metrics, metrics_aws
 from dmap.backends.local import LocalBackend
 from dmap.config import Settings
+from tests.definitions import map_state
 
 pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
@@ -44,18 +45,10 @@ def work(event: dict[str, Any], context: dmap.TaskContext) -> dict[str, Any]:
 def _definition(tmp_path: Path, name: str | None = None, **map_fields: Any) -> tuple[Path, str]:
     """A definition file whose stem is the state machine name (unique unless given) and that name."""
     name = name or f"awsm{uuid.uuid4().hex[:8]}"
-    state = {
-        "Type": "Map",
-        "ItemsPath": "$.items",
-        "MaxConcurrency": 1,
-        "ItemProcessor": {
-            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-            "StartAt": "Work",
-            "States": {"Work": {"Type": "Task", "Resource": "AwsMetricsWork", "End": True}},
-        },
-        "End": True,
-        **map_fields,
-    }
+    state = map_state(
+        {"Work": {"Type": "Task", "Resource": "AwsMetricsWork", "End": True}},
+        **{"ItemsPath": "$.items", "MaxConcurrency": 1, **map_fields},
+    )
     path = tmp_path / uuid.uuid4().hex / f"{name}.json"
     path.parent.mkdir()
     path.write_text(json.dumps({"StartAt": "Fan", "States": {"Fan": state}}))

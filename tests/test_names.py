@@ -29,21 +29,9 @@ from dmap.backends.local import LocalBackend
 from dmap.cli import app
 from dmap.config import Settings
 from dmap.interpreter import registry
+from tests.definitions import distributed_map
 
-PASS_MAP = {
-    "StartAt": "M",
-    "States": {
-        "M": {
-            "Type": "Map",
-            "ItemProcessor": {
-                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                "StartAt": "P",
-                "States": {"P": {"Type": "Pass", "End": True}},
-            },
-            "End": True,
-        }
-    },
-}
+PASS_MAP = distributed_map()
 
 
 class _Gate:

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,9 @@ import dmap
 from dmap import telemetry
 from dmap.backends.local import LocalBackend
 from dmap.config import Settings
+from tests.definitions import distributed_map
 
 pytest.importorskip("opentelemetry.sdk")
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 from opentelemetry.trace import StatusCode  # noqa: E402
 
@@ -33,22 +31,12 @@ def work(event: dict[str, Any], context: dmap.TaskContext) -> dict[str, Any]:
     return event
 
 
-DEFINITION = {
-    "StartAt": "Fan",
-    "States": {
-        "Fan": {
-            "Type": "Map",
-            "ItemsPath": "$.items",
-            "ToleratedFailureCount": 5,
-            "ItemProcessor": {
-                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                "StartAt": "Work",
-                "States": {"Work": {"Type": "Task", "Resource": "TelemetryWork", "End": True}},
-            },
-            "End": True,
-        }
-    },
-}
+DEFINITION = distributed_map(
+    {"Work": {"Type": "Task", "Resource": "TelemetryWork", "End": True}},
+    name="Fan",
+    ItemsPath="$.items",
+    ToleratedFailureCount=5,
+)
 
 
 @pytest.mark.parametrize(
@@ -109,21 +97,7 @@ def test_otel_sdk_disabled_wins_over_an_exporter(monkeypatch: pytest.MonkeyPatch
         telemetry.reset()
 
 
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """This process traced into an in-memory exporter for the test."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    telemetry.configure(provider)
-    try:
-        yield exporter
-    finally:
-        telemetry.reset()
-        provider.shutdown()
-
-
-def test_local_children_on_pool_threads_join_their_map_runs_trace(spans: InMemorySpanExporter) -> None:
+def test_local_children_on_pool_threads_join_their_map_runs_trace(memory_spans: InMemorySpanExporter) -> None:
     backend = LocalBackend(Settings())
     try:
         items = [{"i": i, "fail": i == 2} for i in range(4)]
@@ -131,7 +105,7 @@ def test_local_children_on_pool_threads_join_their_map_runs_trace(spans: InMemor
     finally:
         backend.close()
     assert execution.status == "SUCCEEDED"
-    finished = spans.get_finished_spans()
+    finished = memory_spans.get_finished_spans()
     kinds: dict[str, list[Any]] = {}
     for span in finished:
         kinds.setdefault(span.name.split(" ")[0], []).append(span)

@@ -187,11 +187,32 @@ local function finish_aborted(c, m, reason, now, started)
   finish(c, m, ABORTED, store_record(c, m, ABORTED, '', cause, now), '')
 end
 
+-- Child c's parsed meta if `token` still holds its lease (the meta's token, and a lease entry), else nil.
+local function leased_meta(c, token)
+  local mv = redis.call('HGET', K_META, c)
+  if not mv then
+    return nil
+  end
+  local m = parse_meta(mv)
+  if m.token ~= token or not redis.call('ZSCORE', K_LEASE, c) then
+    return nil
+  end
+  return m
+end
+
+-- Child c's parsed meta if `token` holds its lease and it is RUNNING (a callback's child), else nil.
+local function running_meta(c, token)
+  local m = leased_meta(c, token)
+  if m and get_status(c) == RUNNING then
+    return m
+  end
+  return nil
+end
+
 -- Extend child c's lease to expiry if `token` still holds it; 1 if extended, 0 if lost. A lease
 -- that is gone is never re-created: that would admit one child too many (renew.lua, step.lua).
 local function renew_lease(c, token, expiry)
-  local mv = redis.call('HGET', K_META, c)
-  if mv and redis.call('ZSCORE', K_LEASE, c) and parse_meta(mv).token == token then
+  if leased_meta(c, token) then
     redis.call('ZADD', K_LEASE, 'XX', expiry, c)
     return 1
   end
@@ -205,12 +226,8 @@ local function start_child(c, token, lease_ms, worker)
   if not run[1] then
     return { 0 }
   end
-  local mv = redis.call('HGET', K_META, c)
-  if not mv then
-    return { 0 }
-  end
-  local m = parse_meta(mv)
-  if m.token ~= token or not redis.call('ZSCORE', K_LEASE, c) then
+  local m = leased_meta(c, token)
+  if not m then
     return { 0 }
   end
   local s = get_status(c)

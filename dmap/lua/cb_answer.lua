@@ -1,4 +1,5 @@
 -- cb_answer.lua: SendTaskSuccess/Failure, or the sweeper's timeout, reaches a distributed child's task.
+-- Prefixed with _lib.lua and _cb.lua.
 --
 -- KEYS: 1..12 every key of the run (layout in _lib.lua and dmap/keys.py), 13 the task's record HASH,
 --       13 its wake LIST (an in-slot waiter blocks on it).
@@ -12,49 +13,23 @@
 -- the lease expires, the coordinator re-dispatches the child, and its new start finds the answer.
 
 local rec = KEYS[N_RUN_KEYS + 1]
-local v = redis.call('HMGET', rec, 'st', 'child', 'ct', 't0', 'to', 'beat', 'hb', 'state')
-local st = v[1]
-if not st then
-  return { 'missing' }
+local v, closed = cb_open(rec, 'child', 'ct')
+if not v then
+  return closed
 end
-if st ~= 'WAITING' and st ~= 'PARKED' then
-  return { 'closed' }
-end
-local answer = ARGV[1]
 local now = now_ms()
-if ARGV[3] == '1' then
-  local timeout_at = v[5] ~= '' and tonumber(v[4]) + tonumber(v[5]) * 1000 or nil
-  local beat_at = v[7] ~= '' and tonumber(v[6]) + tonumber(v[7]) * 1000 or nil
-  local due = timeout_at
-  if beat_at and (not due or beat_at < due) then
-    due = beat_at
-  end
-  if not due then
-    return { 'closed' }
-  end
-  if now < due then
-    return { 'notdue', due }
-  end
-  if timeout_at and now >= timeout_at then
-    answer = cjson.encode({ Error = 'States.Timeout',
-      Cause = "Task '" .. v[8] .. "' timed out after " .. v[5] .. ' seconds' })
-  else
-    answer = cjson.encode({ Error = 'States.HeartbeatTimeout',
-      Cause = "Task '" .. v[8] .. "' received no SendTaskHeartbeat or answer for " .. v[7] .. ' seconds' })
-  end
+local reply, answer = cb_outcome(v, now, ARGV[3] == '1', ARGV[1])
+if reply then
+  return reply
 end
-if st == 'WAITING' then
-  redis.call('HSET', rec, 'st', 'ANSWERED', 'ans', answer)
-  redis.call('LPUSH', KEYS[N_RUN_KEYS + 2], '1')
-  redis.call('PEXPIRE', KEYS[N_RUN_KEYS + 2], 600000)
-  return { 'answered' }
+if v[1] == 'WAITING' then
+  return cb_answer_waiter(rec, KEYS[N_RUN_KEYS + 2], answer)
 end
-local c = v[2]
-local mv = redis.call('HGET', K_META, c)
-if not mv or parse_meta(mv).token ~= v[3] or get_status(c) ~= RUNNING or not redis.call('ZSCORE', K_LEASE, c) then
+local c, ct = v[7], v[8]
+if not running_meta(c, ct) then
   redis.call('HSET', rec, 'st', 'CLOSED')
   return { 'closed' }
 end
 redis.call('HSET', rec, 'st', 'RESUMING', 'ans', answer)
 redis.call('ZADD', K_LEASE, 'XX', now + tonumber(ARGV[2]), c)
-return { 'resume', c, v[3] }
+return { 'resume', c, ct }

@@ -24,12 +24,8 @@ end
 if st ~= 'WAITING' then
   return { 0 }
 end
-local mv = redis.call('HGET', K_META, c)
-if not mv then
-  return { 0 }
-end
-local m = parse_meta(mv)
-if m.token ~= ARGV[2] or not redis.call('ZSCORE', K_LEASE, c) or get_status(c) ~= RUNNING then
+local m = running_meta(c, ARGV[2])
+if not m then
   return { 0 }
 end
 m.token = ARGV[3]

@@ -13,12 +13,8 @@ local v = redis.call('HMGET', rec, 'st', 'ct', 'resume', 'ans')
 if v[1] ~= 'RESUMING' or v[2] ~= ARGV[2] then
   return { 0 }
 end
-local mv = redis.call('HGET', K_META, c)
-if not mv then
-  return { 0 }
-end
-local m = parse_meta(mv)
-if m.token ~= ARGV[2] or get_status(c) ~= RUNNING or not redis.call('ZSCORE', K_LEASE, c) then
+local m = running_meta(c, ARGV[2])
+if not m then
   return { 0 }
 end
 redis.call('ZADD', K_LEASE, 'XX', now_ms() + tonumber(ARGV[3]), c)

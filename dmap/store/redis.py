@@ -76,6 +76,29 @@ def _script_text(name: str) -> str:
     return (lua / "_lib.lua").read_text("utf-8") + "\n" + (lua / f"{name}.lua").read_text("utf-8")
 
 
+def _started(reply: Sequence[Any]) -> Started:
+    """A start's outcome from the reply of ``start_child`` in ``_lib.lua``: {1, input, attempt, first, items}
+    = RUN, {2} = ABORTED, {0} = STALE."""
+    code = int(reply[0])
+    if code == 1:
+        return Started(RUN, _text(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]))
+    return Started(ABORTED) if code == 2 else _STALE
+
+
+def _done_args(done: Done | None) -> tuple[Any, ...]:
+    """step.lua's five completion arguments for ``done`` (all empty when there is none).
+
+    Raises:
+        ValueError: ``done.status`` is not terminal.
+    """
+    if done is None:
+        return ("", "", "", "", "")
+    if not done.status.terminal:
+        raise ValueError(f"complete needs a terminal status, got {done.status.name}")
+    error = "" if done.status is ChildStatus.SUCCEEDED else record_error(done.record)
+    return (done.child, done.token, int(done.status), done.record, error)
+
+
 def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
@@ -256,11 +279,7 @@ class RedisRunStore:
 
     def start(self, run: str, child: int, token: str, *, lease_ms: int, worker: str = "") -> Started:
         """RUN (with the input) if ``token`` holds the child's lease and the child is pending; else STALE/ABORTED."""
-        out = self._call("start", run, child, token, lease_ms, worker)
-        code = int(out[0])
-        if code == 1:
-            return Started(RUN, _text(out[1]), int(out[2]), int(out[3]), int(out[4]))
-        return Started(ABORTED) if code == 2 else _STALE
+        return _started(self._call("start", run, child, token, lease_ms, worker))
 
     def renew(self, run: str, leases: Sequence[tuple[int, str]], *, lease_ms: int) -> list[bool]:
         """Extend the leases still held by these tokens; False for a lost one (never re-created)."""
@@ -301,14 +320,7 @@ class RedisRunStore:
         """
         if len(renew) > _RENEW_BATCH:
             raise ValueError(f"step renews at most {_RENEW_BATCH} leases, got {len(renew)}")
-        args: list[Any] = [lease_ms, worker]
-        if done is None:
-            args += ("", "", "", "", "")
-        else:
-            if not done.status.terminal:
-                raise ValueError(f"complete needs a terminal status, got {done.status.name}")
-            error = "" if done.status is ChildStatus.SUCCEEDED else record_error(done.record)
-            args += (done.child, done.token, int(done.status), done.record, error)
+        args: list[Any] = [lease_ms, worker, *_done_args(done)]
         args += ("", "") if start is None else (start[0], start[1])
         for child, token in renew:
             args += (child, token)
@@ -317,12 +329,7 @@ class RedisRunStore:
         renewed = [bool(v) for v in out[2 : 2 + len(renew)]]
         started: Started | None = None
         if start is not None:
-            reply = out[2 + len(renew) :]
-            code = int(reply[0])
-            if code == 1:
-                started = Started(RUN, _text(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]))
-            else:
-                started = Started(ABORTED) if code == 2 else _STALE
+            started = _started(out[2 + len(renew) :])
         return completed, started, renewed
 
     def step_take(
@@ -344,27 +351,14 @@ class RedisRunStore:
         Raises:
             ValueError: ``done.status`` is not terminal.
         """
-        args: list[Any] = [lease_ms, worker]
-        if done is None:
-            args += ("", "", "", "", "")
-        else:
-            if not done.status.terminal:
-                raise ValueError(f"complete needs a terminal status, got {done.status.name}")
-            error = "" if done.status is ChildStatus.SUCCEEDED else record_error(done.record)
-            args += (done.child, done.token, int(done.status), done.record, error)
+        args: list[Any] = [lease_ms, worker, *_done_args(done)]
         args += ("+", nonce)
         out = self._call("step", run, *args)
         completed = None if done is None else Completed(bool(out[0]), bool(out[1]))
         if len(out) <= 2:
             return completed, None
         child, token = int(out[-2]), _text(out[-1])
-        reply = out[2:-2]
-        code = int(reply[0])
-        if code == 1:
-            started = Started(RUN, _text(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]))
-        else:
-            started = Started(ABORTED) if code == 2 else _STALE
-        return completed, (child, token, started)
+        return completed, (child, token, _started(out[2:-2]))
 
     def release(self, run: str, leases: Sequence[tuple[int, str]]) -> int:
         """Give back unstarted children of a pack: :func:`dmap.store.release` (``release.lua``)."""

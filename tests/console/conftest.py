@@ -26,14 +26,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 IN_CI = bool(os.environ.get("CI"))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test of this folder runs a real HTTP server: mark them ``integration``."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.integration)
-
-
 @pytest.fixture
 def serve() -> Iterator[Callable[..., str]]:
     """Start the server for a backend (and settings); returns its base URL. Stopped after the test."""

@@ -21,6 +21,7 @@ import dmap
 from dmap import control
 from dmap.backends.local import LocalBackend
 from dmap.config import Settings
+from tests.definitions import distributed_map
 
 GATE = threading.Event()
 
@@ -38,24 +39,14 @@ def console_work(event: dict[str, Any], context: dmap.TaskContext) -> dict[str, 
 
 def fan(max_concurrency: int = 0) -> dict[str, Any]:
     """A DISTRIBUTED Map over ``$.items`` that tolerates any failure."""
-    return {
-        "StartAt": "Fan",
-        "States": {
-            "Fan": {
-                "Type": "Map",
-                "ItemsPath": "$.items",
-                "ItemSelector": {"i.$": "$$.Map.Item.Value", "fail_every.$": "$.fail_every", "gated.$": "$.gated"},
-                "MaxConcurrency": max_concurrency,
-                "ToleratedFailurePercentage": 100,
-                "ItemProcessor": {
-                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                    "StartAt": "Work",
-                    "States": {"Work": {"Type": "Task", "Resource": "ConsoleWork", "End": True}},
-                },
-                "End": True,
-            }
-        },
-    }
+    return distributed_map(
+        {"Work": {"Type": "Task", "Resource": "ConsoleWork", "End": True}},
+        name="Fan",
+        ItemsPath="$.items",
+        ItemSelector={"i.$": "$$.Map.Item.Value", "fail_every.$": "$.fail_every", "gated.$": "$.gated"},
+        MaxConcurrency=max_concurrency,
+        ToleratedFailurePercentage=100,
+    )
 
 
 def run_input(count: int, *, fail_every: int = 0, gated: bool = False) -> dict[str, Any]:

@@ -37,14 +37,6 @@ WORK = {"Type": "Task", "Resource": "CtlWork", "End": True}
 """The one state of every child: the handler of :mod:`tests.control.handlers`."""
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test of this folder needs real services: mark them ``integration``."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.integration)
-
-
 def work_map(
     *,
     max_concurrency: int = 0,

@@ -22,15 +22,6 @@ from .cluster import FAULT_FILES, Compose, Unavailable, ensure_engine, ensure_im
 from .scenario import FaultCluster, table
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test of this folder runs real containers: mark them ``integration`` and ``docker``."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.integration)
-            item.add_marker(pytest.mark.docker)
-
-
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Print each container fault scenario's numbers (lost, double, re-runs, stall, cost)."""
     lines = table()

@@ -35,14 +35,6 @@ HANDLER_MODULES = "tests.integration.handlers,tests.faults.handlers"
 """Workers import both: the integration module marks them ready, this suite's registers ``FaultWork``."""
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test of this folder needs real services: mark them ``integration``."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.integration)
-
-
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Print the numbers of every scenario that ran (items, kills, lost, double-counted, recovery)."""
     lines = audit.table()

@@ -72,6 +72,27 @@ class _Running:
     status = "RUNNING"
 
 
+def _through_a_restart(
+    cluster: FaultCluster, server: PrivateRedis, arn: str, run_id: str, *, recover_timeout: float
+) -> tuple[Any, float]:
+    """Restart Redis (:func:`_restart`) once the run is under way and wait for the run to end.
+
+    Returns ``(execution record, recovery seconds)``: the time to recover is from the SIGKILL until a
+    child finishes again after the restart (within ``recover_timeout``).
+    """
+    store = RedisRunStore.from_url(server.url)
+    try:
+        cluster.wait_for(lambda: len(cluster.fcalls()) >= KILL_AT * ITEMS, "the run to be under way")
+        killed_at, kept = _restart(server, store, run_id)
+        cluster.wait_for(
+            lambda: store.counts(run_id).items.succeeded > kept, "a child to finish again", recover_timeout
+        )
+        recovery = time.monotonic() - killed_at
+        return _finish(cluster, store, arn, 180), recovery
+    finally:
+        store.close()
+
+
 def _logs(cluster: FaultCluster) -> str:
     return "\n".join(w.log.read_text("utf-8", errors="replace") for w in cluster.workers)
 
@@ -83,16 +104,7 @@ def test_a_redis_restart_under_a_detached_run_is_ridden_out_and_the_run_finishes
     cluster = fault_cluster
     started = time.monotonic()
     arn, run_id = _start(cluster, durable_redis, s3_client, bucket)
-    store = RedisRunStore.from_url(durable_redis.url)
-    try:
-        cluster.wait_for(lambda: len(cluster.fcalls()) >= KILL_AT * ITEMS, "the run to be under way")
-        killed_at, kept = _restart(durable_redis, store, run_id)
-        # Time to recover: from the SIGKILL until a child finishes again after the restart.
-        cluster.wait_for(lambda: store.counts(run_id).items.succeeded > kept, "a child to finish again", 60)
-        recovery = time.monotonic() - killed_at
-        execution = _finish(cluster, store, arn, 180)
-    finally:
-        store.close()
+    execution, recovery = _through_a_restart(cluster, durable_redis, arn, run_id, recover_timeout=60)
     seconds = time.monotonic() - started
 
     (map_run,) = execution.map_runs
@@ -130,15 +142,7 @@ def test_an_outage_longer_than_the_budget_hands_the_detached_run_over_and_a_reap
     cluster = fault_cluster
     started = time.monotonic()
     arn, run_id = _start(cluster, durable_redis, s3_client, bucket, DMAP_REDIS_OUTAGE_SECONDS="0.5")
-    store = RedisRunStore.from_url(durable_redis.url)
-    try:
-        cluster.wait_for(lambda: len(cluster.fcalls()) >= KILL_AT * ITEMS, "the run to be under way")
-        killed_at, kept = _restart(durable_redis, store, run_id)
-        cluster.wait_for(lambda: store.counts(run_id).items.succeeded > kept, "a child to finish again", 120)
-        recovery = time.monotonic() - killed_at
-        execution = _finish(cluster, store, arn, 180)
-    finally:
-        store.close()
+    execution, recovery = _through_a_restart(cluster, durable_redis, arn, run_id, recover_timeout=120)
 
     logs = _logs(cluster)
     calls = cluster.fcalls()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.definitions import distributed_map
+
 
 def http_map(url: str, *, max_concurrency: int, max_attempts: int = 50) -> dict[str, Any]:
     """A DISTRIBUTED Map whose child POSTs its item to ``url``, retrying 429s (as users write it for AWS)."""
@@ -24,18 +26,4 @@ def http_map(url: str, *, max_concurrency: int, max_attempts: int = 50) -> dict[
         "ResultSelector": {"status.$": "$.StatusCode"},
         "End": True,
     }
-    return {
-        "StartAt": "Fan",
-        "States": {
-            "Fan": {
-                "Type": "Map",
-                "ItemProcessor": {
-                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                    "StartAt": "Call",
-                    "States": {"Call": call},
-                },
-                "MaxConcurrency": max_concurrency,
-                "End": True,
-            }
-        },
-    }
+    return distributed_map({"Call": call}, name="Fan", MaxConcurrency=max_concurrency)

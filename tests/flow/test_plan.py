@@ -12,36 +12,25 @@ from typer.testing import CliRunner
 import dmap
 from dmap.cli import app
 from dmap.flow.plan import longest_path, plan
+from tests.definitions import distributed_map
 
 
 def _definition(execution_type: str) -> dict[str, Any]:
     # Four states on the longest path (Check -> Work -> Tidy -> Done); the short path is Check -> Skip.
-    return {
-        "StartAt": "Fan",
-        "States": {
-            "Fan": {
-                "Type": "Map",
-                "ItemProcessor": {
-                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": execution_type},
-                    "StartAt": "Check",
-                    "States": {
-                        "Check": {
-                            "Type": "Choice",
-                            "Choices": [{"Variable": "$.Items[0].n", "NumericLessThan": 0, "Next": "Skip"}],
-                            "Default": "Work",
-                        },
-                        "Skip": {"Type": "Succeed"},
-                        "Work": {"Type": "Pass", "Next": "Tidy"},
-                        "Tidy": {"Type": "Pass", "Next": "Done"},
-                        "Done": {"Type": "Succeed"},
-                    },
-                },
-                "ItemBatcher": {"MaxItemsPerBatch": 10},
-                "MaxConcurrency": 50,
-                "End": True,
-            }
+    states = {
+        "Check": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.Items[0].n", "NumericLessThan": 0, "Next": "Skip"}],
+            "Default": "Work",
         },
+        "Skip": {"Type": "Succeed"},
+        "Work": {"Type": "Pass", "Next": "Tidy"},
+        "Tidy": {"Type": "Pass", "Next": "Done"},
+        "Done": {"Type": "Succeed"},
     }
+    return distributed_map(
+        states, name="Fan", execution_type=execution_type, ItemBatcher={"MaxItemsPerBatch": 10}, MaxConcurrency=50
+    )
 
 
 @pytest.fixture

@@ -37,14 +37,6 @@ IN_CI = bool(os.environ.get("CI"))
 READY_TIMEOUT = 90.0
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test of this folder needs real services: mark them ``integration``."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.integration)
-
-
 @pytest.fixture
 def itest_redis() -> Iterator[redis.Redis]:
     """A client of the integration database, empty before and after the test."""

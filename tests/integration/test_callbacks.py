@@ -19,6 +19,7 @@ from dmap.cli import app
 from dmap.config import get_settings
 from dmap.interpreter import registry
 from dmap.interpreter.context import execution_arn
+from tests.definitions import distributed_map
 
 from .conftest import Background, Cluster
 from .handlers import REDIS_URL
@@ -38,22 +39,7 @@ def _callback_map(*, max_concurrency: int, tolerated: int = 0, **task: Any) -> d
         "End": True,
         **task,
     }
-    return {
-        "StartAt": "Each",
-        "States": {
-            "Each": {
-                "Type": "Map",
-                "MaxConcurrency": max_concurrency,
-                "ToleratedFailureCount": tolerated,
-                "ItemProcessor": {
-                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                    "StartAt": "Ask",
-                    "States": {"Ask": ask},
-                },
-                "End": True,
-            }
-        },
-    }
+    return distributed_map({"Ask": ask}, name="Each", MaxConcurrency=max_concurrency, ToleratedFailureCount=tolerated)
 
 
 def _tokens(cluster: Cluster) -> dict[int, str]:

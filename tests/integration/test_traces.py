@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import dmap
-from dmap import metrics_aws, telemetry
+from dmap import metrics_aws
 
 from . import flows
 from .conftest import Background, Cluster
@@ -29,8 +29,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: 
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 ITEMS = 12
@@ -129,20 +127,6 @@ def collector() -> Iterator[Collector]:
         yield made
     finally:
         made.close()
-
-
-@pytest.fixture
-def memory_spans() -> Iterator[InMemorySpanExporter]:
-    """This process traced into an in-memory exporter for the test, untraced again afterwards."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    telemetry.configure(provider)
-    try:
-        yield exporter
-    finally:
-        telemetry.reset()
-        provider.shutdown()
 
 
 def test_one_trace_ties_an_execution_its_map_run_and_children_on_two_workers(

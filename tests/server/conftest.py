@@ -30,14 +30,6 @@ REGION = "eu-west-1"
 ACCOUNT = "210987654321"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test of this folder runs a server process: mark them ``integration``."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.integration)
-
-
 def free_port() -> int:
     """A TCP port nothing listens on right now."""
     with socket.socket() as probe:

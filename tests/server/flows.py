@@ -76,3 +76,14 @@ def wait_status(ctl: Ctl, sfn: Any, arn: str, *, leave: str = "RUNNING", timeout
 
     ctl.wait_for(done, f"execution {arn} to leave {leave}", timeout)
     return seen
+
+
+def serve_s3(serve: Any, ctl: Ctl, backend: str, *, concurrency: int = 2, env: dict[str, str] | None = None) -> Any:
+    """A ``dmap serve`` on ``backend`` (the ``serve`` fixture's ``Server``) whose S3 is moto's, for it and the workers.
+
+    On celery, one ``dmap worker`` with ``concurrency`` slots is started first. ``env``: more server settings.
+    """
+    ctl.extra_env["DMAP_S3_ROOT"] = ""  # S3 is moto's (AWS_ENDPOINT_URL_S3), for the server and the workers alike
+    if backend == "celery":
+        ctl.start_workers(1, concurrency=concurrency)
+    return serve(backend, **(env or {}))

@@ -16,26 +16,13 @@ from botocore.exceptions import ClientError
 
 from dmap.server.shapes import check_error, check_response
 from tests.control.conftest import Ctl
+from tests.definitions import distributed_map
 
 from .conftest import ACCOUNT, REGION
 from .flows import ROLE, wait_status
 
 PASS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"ok": True}, "End": True}}}
-ITEMS = {
-    "StartAt": "M",
-    "States": {
-        "M": {
-            "Type": "Map",
-            "ItemsPath": "$.items",
-            "ItemProcessor": {
-                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
-                "StartAt": "P",
-                "States": {"P": {"Type": "Pass", "End": True}},
-            },
-            "End": True,
-        }
-    },
-}
+ITEMS = distributed_map(execution_type="EXPRESS", ItemsPath="$.items")
 
 
 def code(call: Any, **kwargs: Any) -> str:

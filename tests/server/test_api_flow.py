@@ -17,7 +17,7 @@ from tests.control.conftest import Ctl
 from tests.control.handlers import key
 
 from .conftest import ACCOUNT, REGION
-from .flows import ROLE, csv_map, put_csv, run_input, wait_status
+from .flows import ROLE, csv_map, put_csv, run_input, serve_s3, wait_status
 
 ITEMS = 6
 
@@ -26,10 +26,7 @@ ITEMS = 6
 def test_a_csv_distributed_map_runs_stops_fails_and_redrives_through_the_api(
     backend: str, serve: Any, ctl: Ctl, s3_client: Any, bucket: str
 ) -> None:
-    ctl.extra_env["DMAP_S3_ROOT"] = ""  # S3 is moto's (AWS_ENDPOINT_URL_S3), for the server and the workers alike
-    if backend == "celery":
-        ctl.start_workers(1, concurrency=3)
-    server = serve(backend)
+    server = serve_s3(serve, ctl, backend, concurrency=3)
     sfn = server.client()
     put_csv(s3_client, bucket, "ok.csv", ITEMS)
     put_csv(s3_client, bucket, "broken.csv", ITEMS, failing={1, 4})

@@ -16,7 +16,7 @@ import pytest
 
 from tests.control.conftest import Ctl
 
-from .flows import ROLE, csv_map, put_csv, run_input, wait_status
+from .flows import ROLE, csv_map, put_csv, run_input, serve_s3, wait_status
 
 ITEMS = 4
 
@@ -39,10 +39,7 @@ def choice_then_map() -> dict[str, Any]:
 def test_an_execution_with_a_choice_state_is_redriven_through_the_api(
     backend: str, serve: Any, ctl: Ctl, s3_client: Any, bucket: str
 ) -> None:
-    ctl.extra_env["DMAP_S3_ROOT"] = ""
-    if backend == "celery":
-        ctl.start_workers(1, concurrency=2)
-    sfn = (serve(backend) if backend == "local" else serve(backend, DMAP_IMPORTS="")).client()
+    sfn = serve_s3(serve, ctl, backend, env={} if backend == "local" else {"DMAP_IMPORTS": ""}).client()
     put_csv(s3_client, bucket, "broken.csv", ITEMS, failing={2})
     machine = sfn.create_state_machine(name=f"{ctl.ns}-choice", definition=json.dumps(choice_then_map()), roleArn=ROLE)[
         "stateMachineArn"

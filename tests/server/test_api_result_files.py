@@ -15,7 +15,7 @@ import pytest
 from tests.control.conftest import Ctl
 
 from .conftest import ACCOUNT, REGION
-from .flows import ROLE, csv_map, put_csv, run_input, wait_status
+from .flows import ROLE, csv_map, put_csv, run_input, serve_s3, wait_status
 
 
 def read_json(s3: Any, bucket: str, key: str) -> Any:
@@ -27,10 +27,7 @@ def read_json(s3: Any, bucket: str, key: str) -> Any:
 def test_result_files_carry_the_arns_the_api_caller_was_shown(
     backend: str, serve: Any, ctl: Ctl, s3_client: Any, bucket: str
 ) -> None:
-    ctl.extra_env["DMAP_S3_ROOT"] = ""
-    if backend == "celery":
-        ctl.start_workers(1, concurrency=2)
-    sfn = serve(backend).client()
+    sfn = serve_s3(serve, ctl, backend).client()
     put_csv(s3_client, bucket, "rows.csv", 4, failing={2})
     made = sfn.create_state_machine(name=f"{ctl.ns}-rw", definition=json.dumps(csv_map(writer=True)), roleArn=ROLE)
     arn = sfn.start_execution(stateMachineArn=made["stateMachineArn"], input=run_input(ctl, bucket, "rows.csv"))[

@@ -14,17 +14,14 @@ import pytest
 from tests.control.conftest import Ctl
 from tests.control.handlers import key
 
-from .flows import ROLE, csv_map, put_csv, run_input, wait_status
+from .flows import ROLE, csv_map, put_csv, run_input, serve_s3, wait_status
 
 
 @pytest.mark.parametrize("backend", ["local", "celery"])
 def test_a_stopped_executions_history_ends_with_the_stops_error_and_cause(
     backend: str, serve: Any, ctl: Ctl, s3_client: Any, bucket: str
 ) -> None:
-    ctl.extra_env["DMAP_S3_ROOT"] = ""
-    if backend == "celery":
-        ctl.start_workers(1, concurrency=2)
-    sfn = serve(backend).client()
+    sfn = serve_s3(serve, ctl, backend).client()
     put_csv(s3_client, bucket, "rows.csv", 3)
     machine = sfn.create_state_machine(name=f"{ctl.ns}-stop", definition=json.dumps(csv_map()), roleArn=ROLE)
     ns = f"{ctl.ns}held"

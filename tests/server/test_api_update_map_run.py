@@ -12,24 +12,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from tests.control.conftest import Ctl
+from tests.definitions import distributed_map
 
 from .flows import ROLE, wait_status
 
-FAN = {
-    "StartAt": "Fan",
-    "States": {
-        "Fan": {
-            "Type": "Map",
-            "ItemsPath": "$.items",
-            "ItemProcessor": {
-                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                "StartAt": "P",
-                "States": {"P": {"Type": "Pass", "End": True}},
-            },
-            "End": True,
-        }
-    },
-}
+FAN = distributed_map(name="Fan", ItemsPath="$.items")
 
 
 def test_update_map_run_without_a_change_names_the_api_parameters(serve: Any, ctl: Ctl) -> None:

@@ -19,22 +19,10 @@ from dmap.admission import ClusterRegistry, check_source, cluster_warnings
 from dmap.errors import SourceNotReadable
 from dmap.interpreter.tasks import Registry
 from dmap.store.workers import WorkerBeacon, WorkerInfo, advertise, code_hash, read_workers, withdraw
+from tests.definitions import distributed_map
 
 PREFIX = "wtest"
-FAN = {
-    "StartAt": "Fan",
-    "States": {
-        "Fan": {
-            "Type": "Map",
-            "ItemProcessor": {
-                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                "StartAt": "Work",
-                "States": {"Work": {"Type": "Task", "Resource": "Work", "End": True}},
-            },
-            "End": True,
-        }
-    },
-}
+FAN = distributed_map({"Work": {"Type": "Task", "Resource": "Work", "End": True}}, name="Fan")
 
 
 def worker(pid: int, handlers: dict[str, str], *, queue: str = "dmap", concurrency: int = 2) -> WorkerInfo:

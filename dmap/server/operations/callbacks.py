@@ -8,6 +8,8 @@ execution runs in this server's process (started through this API).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ...callbacks import send_task_failure, send_task_heartbeat, send_task_success
@@ -29,8 +31,13 @@ def _string(body: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def _as_api(exc: TaskTokenError) -> ApiError:
-    return ApiError(exc.code, exc.message)
+@contextmanager
+def _aws_codes() -> Iterator[None]:
+    """A callback verb's :class:`~dmap.errors.TaskTokenError` raised as the ApiError of its AWS code."""
+    try:
+        yield
+    except TaskTokenError as exc:
+        raise ApiError(exc.code, exc.message) from None
 
 
 @operation("SendTaskSuccess")
@@ -39,28 +46,22 @@ def send_success(call: Call, body: dict[str, Any]) -> dict[str, Any]:
     output = _string(body, "output")
     if output is None:
         raise ApiError("ValidationException", "1 validation error detected: 'output' must not be null")
-    try:
+    with _aws_codes():
         send_task_success(_token(body), output, backend=call.backend)
-    except TaskTokenError as exc:
-        raise _as_api(exc) from None
     return {}
 
 
 @operation("SendTaskFailure")
 def send_failure(call: Call, body: dict[str, Any]) -> dict[str, Any]:
     """Fail the task of ``taskToken`` with ``error`` and ``cause``."""
-    try:
+    with _aws_codes():
         send_task_failure(_token(body), _string(body, "error"), _string(body, "cause"), backend=call.backend)
-    except TaskTokenError as exc:
-        raise _as_api(exc) from None
     return {}
 
 
 @operation("SendTaskHeartbeat")
 def send_heartbeat(call: Call, body: dict[str, Any]) -> dict[str, Any]:
     """Restart the HeartbeatSeconds of the task of ``taskToken``."""
-    try:
+    with _aws_codes():
         send_task_heartbeat(_token(body), backend=call.backend)
-    except TaskTokenError as exc:
-        raise _as_api(exc) from None
     return {}

@@ -80,14 +80,26 @@ class Counting:
         threading.Thread(target=sample, name="scale-progress", daemon=True).start()
 
     def dispatch(self, plan: ChildPlan, leases: Sequence[Lease]) -> None:
-        if leases:
-            now = time.time()
-            if self.first_dispatch is None:
-                self.first_dispatch = now
-            self.run_id = plan.run_id
+        self._sending(plan, len(leases))
         super().dispatch(plan, leases)  # type: ignore[misc]
-        if leases:
-            self.dispatched += len(leases)
+        self._sent(len(leases))
+
+    def dispatch_packs(self, plan: ChildPlan, packs: Sequence[Sequence[Lease]]) -> None:
+        """The celery backend's paced dispatch (it does not go through :meth:`dispatch`)."""
+        count = sum(len(pack) for pack in packs)
+        self._sending(plan, count)
+        super().dispatch_packs(plan, packs)  # type: ignore[misc]
+        self._sent(count)
+
+    def _sending(self, plan: ChildPlan, count: int) -> None:
+        if count:
+            if self.first_dispatch is None:
+                self.first_dispatch = time.time()
+            self.run_id = plan.run_id
+
+    def _sent(self, count: int) -> None:
+        if count:
+            self.dispatched += count
             self.last_dispatch = time.time()
 
 

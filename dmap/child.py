@@ -24,6 +24,7 @@ from . import telemetry
 from .asl.model import Branch
 from .errors import ErrorName
 from .flow.hooks import ChildFlow
+from .flow.limits import Limits, limits_for
 from .interpreter import ExecutionInfo, Runtime, execute
 from .interpreter.callbacks import Parked
 from .interpreter.callbacks import handles as _is_callback
@@ -48,16 +49,20 @@ _STATUS = {
 }
 
 
-_worker_id = (os.getpid(), WORKER_ID)
+_worker_id = WORKER_ID
+
+
+def _forked() -> None:
+    global _worker_id
+    _worker_id = f"{socket.gethostname()}:{os.getpid()}"
+
+
+os.register_at_fork(after_in_child=_forked)  # getpid per child cost as much as a store call on a loaded machine
 
 
 def worker_id() -> str:
-    """``host:pid`` of this process (recomputed after a fork)."""
-    global _worker_id
-    pid = os.getpid()
-    if _worker_id[0] != pid:  # gethostname is a system call: once per process, not once per child
-        _worker_id = (pid, f"{socket.gethostname()}:{pid}")
-    return _worker_id[1]
+    """``host:pid`` of this process (recomputed in a forked child)."""
+    return _worker_id
 
 
 @dataclass(frozen=True)
@@ -441,6 +446,19 @@ def _run_started(
     return status, compact(record)
 
 
+def _limits(plan: ChildPlan, store: RunStore) -> Limits:
+    """The flow limits the plan's children obey, resolved once per plan and store, not once per child.
+
+    Resolving reads the environment and takes a process-wide lock (:func:`~dmap.flow.limits.limits_for`);
+    the limits object itself stays live (a limit set later is still seen).
+    """
+    cached = plan._cache.get("limits")
+    if cached is None or cached[0] is not store:
+        cached = plan._cache["limits"] = (store, limits_for(store))
+    limits: Limits = cached[1]
+    return limits
+
+
 def _waits(plan: ChildPlan) -> bool:
     """True if the plan's ItemProcessor has a callback or nested-execution Task at any depth (checked once per plan)."""
     found = plan._cache.get("waits")
@@ -518,7 +536,9 @@ def _execute(
         should_abort=watch,
         deadline=deadline,
         item_index=first,
-        flow=ChildFlow(store, plan.run_id, child, plan.flow, should_abort=watch, parking=parking),
+        flow=ChildFlow(
+            store, plan.run_id, child, plan.flow, should_abort=watch, parking=parking, limits=_limits(plan, store)
+        ),
     )
     name = plan.child_name(child)
     machine = f"{plan.state_machine_name}/{plan.label}"

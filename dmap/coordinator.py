@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 
 WINDOW = 256
 """Children built ahead of their permits (the coordinator's whole item memory)."""
+WINDOW_BYTES = 4 * 1024 * 1024
+"""...and at most this much of their input text (characters), but always one: 256 children of 256 KiB
+batches were 64 MB held before the first grant, read before the first dispatch (16 s for 10M items)."""
 THRESHOLD_CAUSE = "The specified tolerated failure threshold was exceeded"
 WORKERLESS_SECONDS = 15.0
 """A run with children waiting and no live worker on its queue this long says so (then every minute)."""
@@ -472,7 +475,9 @@ class Coordinator:
         started = time.perf_counter()
         held_before = pacer.held if pacer is not None else -1
         if pacer is None:
-            acquired = self.store.acquire(self.run_id, list(window.pending), dispatch_lease_ms=lease_ms)
+            room = getattr(self.engine, "room", None)  # the local pool: no more than it can start soon
+            offered = list(window.pending) if room is None else list(window.pending)[: room(self.plan, window.pending)]
+            acquired = self.store.acquire(self.run_id, offered, dispatch_lease_ms=lease_ms)
         else:
             # Workers take staged children themselves as they free permits (no oversize child may be
             # staged: the coordinator fails those itself). More than permits + stage specs are never used.
@@ -793,25 +798,27 @@ def _infrastructure(exc: BaseException) -> bool:
 
 
 class _Window:
-    """The children read ahead of their permits: at most WINDOW of them, in child order."""
+    """The children read ahead of their permits, in child order: at most WINDOW of them and WINDOW_BYTES of input."""
 
     def __init__(self, children: Iterator[ChildSpec], next_child: int, next_item: int) -> None:
         self._children = children
         self.pending: deque[ChildSpec] = deque()
+        self.bytes = 0  # input characters of the pending children
         self.exhausted = False
         self.end_child, self.end_item = next_child, next_item
 
     def fill(self) -> None:
-        """Read children until the window is full or the source is exhausted."""
-        while not self.exhausted and len(self.pending) < WINDOW:
+        """Read children until the window is full (by count or by input size) or the source is exhausted."""
+        while not self.exhausted and len(self.pending) < WINDOW and (self.bytes < WINDOW_BYTES or not self.pending):
             spec = next(self._children, None)
             if spec is None:
                 self.exhausted = True
                 return
             self.pending.append(spec)
+            self.bytes += len(spec.input)
             self.end_child, self.end_item = spec.child + 1, spec.first + spec.items
 
     def granted(self, count: int) -> None:
         """Drop the first ``count`` children: they have permits now."""
         for _ in range(count):
-            self.pending.popleft()
+            self.bytes -= len(self.pending.popleft().input)

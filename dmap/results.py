@@ -27,6 +27,9 @@ from .writers import RecordContext, ResultWriter, WriterSpec, apply_writer_confi
 CHUNK = 500
 SEGMENT = 10_000
 """Records between two durable checkpoints of the result files (bounds what the run store holds)."""
+SEGMENT_BYTES = 16 * 1024 * 1024
+"""...or fewer, once the records written since the last checkpoint hold this many characters: a record
+carries its child's input, and 10,000 records of 256 KiB batches would be 2.5 GB held in the store."""
 GAP_SPAN = 2048
 """Children whose statuses and record presence are read in one round trip each, to pass over written ones."""
 
@@ -91,6 +94,7 @@ class ExportedResults:
         self.next = map_run.results_upto  # the next child whose record is to be written
         self._marks_from, self._marks = 0, ""  # record_marks of a span from _marks_from (see _written_from)
         self.since_checkpoint = 0
+        self._since_bytes = 0  # characters of the records written since the last checkpoint
 
     def drain(self) -> None:
         """Write the records of the children finished in order since the last call; checkpoint every SEGMENT.
@@ -103,7 +107,7 @@ class ExportedResults:
         for record in self._ready():
             self.writer.write(record)
             self.since_checkpoint += 1
-            if self.since_checkpoint >= SEGMENT:
+            if self.since_checkpoint >= SEGMENT or self._since_bytes >= SEGMENT_BYTES:
                 self.checkpoint()
 
     def _ready(self) -> Iterator[dict[str, Any]]:
@@ -126,6 +130,7 @@ class ExportedResults:
                 continue
             for text in batch:
                 self.next += 1  # before the yield: a checkpoint taken while the record is written counts it
+                self._since_bytes += len(text)
                 yield json.loads(text)
 
     def _written_from(self, total: int) -> int:
@@ -147,7 +152,7 @@ class ExportedResults:
         first, self.map_run.results_upto = self.map_run.results_upto, self.next
         self.save(self.map_run)
         drop(self.store, self.run, first, self.next)
-        self.since_checkpoint = 0
+        self.since_checkpoint = self._since_bytes = 0
 
     def finish(self, *, failed: bool, pending: Callable[[], Iterator[dict[str, Any]]]) -> Any:
         """Write what is left, then PENDING records of children that never started, then the manifest."""

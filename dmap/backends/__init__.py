@@ -23,7 +23,7 @@ import redis
 from .. import metrics, telemetry
 from ..api import execute_in_process
 from ..asl import distributed_maps
-from ..asl.model import StateMachine
+from ..asl.model import MapState, StateMachine
 from ..child import ChildPlan
 from ..config import Settings, get_settings, redact
 from ..coordinator import MapRunner
@@ -96,6 +96,7 @@ class Backend:
         """
         maps = distributed_maps(machine)
         arn = execution.execution_arn
+        self._warm_storage(manifest, maps)
         if isinstance(manifest, str | Path):
             manifest = _absolute(manifest)
             execution.manifest = manifest
@@ -132,6 +133,19 @@ class Backend:
             target=self._execute_claimed, args=(machine, execution, runtime), name="dmap-execution", daemon=True
         ).start()
         return execution
+
+    def _warm_storage(self, manifest: Any, maps: list[tuple[str, MapState]]) -> None:
+        """Start making the object-storage client while the execution starts, when a Map Run will need it.
+
+        Its S3 client costs a few hundred ms (boto3's import and endpoint rules); made in the background
+        it overlaps the journal's and the run store's round trips before the first grant.
+        """
+        needs = (isinstance(manifest, str) and manifest.startswith("s3://")) or any(
+            state.item_reader is not None or state.result_writer is not None for _, state in maps
+        )
+        warm = getattr(self.storage(), "warm", None) if needs else None
+        if warm is not None:
+            warm()
 
     def history_store(self) -> HistoryStore:
         """Where this backend keeps execution histories: beside its journal (Redis or this process)."""

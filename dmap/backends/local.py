@@ -8,6 +8,11 @@ when no idle one can take the child.
 Nothing in this process can take a child over from another process, so children of the in-memory
 store hold their run lease until they complete (:data:`~dmap.store.memory.HELD`): no expiry, no
 heartbeat. A store that cannot hold leases (a wrapper a test put in) gets the heartbeat as before.
+
+Granted children's inputs live in this process until they finish, so the coordinator grants pool
+children only as far as the pool can start them soon (:meth:`LocalBackend.room`): at most two per
+thread per Map Run, and at most :data:`INFLIGHT_BYTES` of their input (always one child). Without
+it, MaxConcurrency 0 granted up to 10,000 children of 256 KiB batches ahead of 64 threads.
 """
 
 from __future__ import annotations
@@ -23,13 +28,17 @@ from ..child import ChildPlan, run_child
 from ..config import Settings
 from ..heartbeat import heartbeat
 from ..journal import MemoryJournal
-from ..store import Lease
+from ..store import ChildSpec, Lease
 from ..store.memory import HELD, MemoryRunStore
 from . import Backend
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_THREADS = 64
+CHILDREN_PER_THREAD = 2
+"""Pool children of one Map Run granted per thread at most: one running, one ready to start."""
+INFLIGHT_BYTES = 3 * 1024 * 1024
+"""Input characters of one Map Run's granted, unfinished pool children at most (parsed, a batch is ~6x that)."""
 
 Job = Callable[[], Any]
 
@@ -105,12 +114,19 @@ class LocalBackend(Backend):
     _shared: ClassVar[LocalBackend | None] = None
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, settings: Settings | None = None, *, threads: int = DEFAULT_THREADS) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, threads: int = DEFAULT_THREADS, inflight_bytes: int = INFLIGHT_BYTES
+    ) -> None:
         super().__init__(settings)
         self.store = MemoryRunStore()
         self.journal = MemoryJournal()
         self._plans: dict[str, ChildPlan] = {}
         self._workers = Workers(threads)
+        self._most, self._budget = threads * CHILDREN_PER_THREAD, inflight_bytes
+        self._lock = threading.Lock()
+        self._inflight: dict[str, list[int]] = {}  # run -> [children, input characters] granted, not finished
+        self._offered: dict[str, list[int]] = {}  # run -> input sizes of the children room() let it offer
+        self._starved: set[str] = set()  # runs room() held back: their next finished child wakes the coordinator
 
     @classmethod
     def shared(cls, settings: Settings | None = None) -> LocalBackend:
@@ -124,6 +140,31 @@ class LocalBackend(Backend):
         """Keep the plan in memory."""
         self._plans[plan.run_id] = plan
 
+    def room(self, plan: ChildPlan, pending: Sequence[ChildSpec]) -> int:
+        """How many of ``pending`` (in order) the coordinator may offer for permits now.
+
+        Inline children run in the coordinator's thread as they are dispatched: all of them. Pool
+        children: as many as keep the Map Run within two per thread and :data:`INFLIGHT_BYTES` of
+        input, counting those granted and not yet finished (at least one when none is).
+        """
+        if not plan.blocking:
+            return len(pending)
+        run = plan.run_id
+        with self._lock:
+            children, size = self._inflight.get(run, (0, 0))
+        sizes: list[int] = []
+        for spec in pending:
+            n = len(spec.input)
+            if children >= self._most or (children and size + n > self._budget):
+                break
+            children, size = children + 1, size + n
+            sizes.append(n)
+        if len(sizes) < len(pending):
+            with self._lock:
+                self._starved.add(run)
+        self._offered[run] = sizes
+        return len(sizes)
+
     def dispatch(self, plan: ChildPlan, leases: Sequence[Lease]) -> None:
         """Run children on the worker threads, or inline when they cannot block."""
         store = self.store
@@ -134,13 +175,42 @@ class LocalBackend(Backend):
                 run_child(store, plan, lease.child, lease.token, engine=self, lease_ms=lease_ms)
             return
         trace = telemetry.carrier()  # pool threads do not inherit the Map Run's span: hand it over
+        run = plan.run_id
+        # A grant is a prefix of what room() let the coordinator offer (a re-granted child is charged as one).
+        offered = self._offered.pop(run, ())
+        sizes = [offered[i] if i < len(offered) else 0 for i in range(len(leases))]
+        with self._lock:
+            inflight = self._inflight.setdefault(run, [0, 0])
+            inflight[0] += len(leases)
+            inflight[1] += sum(sizes)
 
-        def job(child: int, token: str) -> Job:
-            return lambda: run_child(
-                store, plan, child, token, heartbeat=beat, engine=self, lease_ms=lease_ms, trace=trace
-            )
+        def job(child: int, token: str, size: int) -> Job:
+            def run_one() -> None:
+                try:
+                    run_child(store, plan, child, token, heartbeat=beat, engine=self, lease_ms=lease_ms, trace=trace)
+                finally:
+                    self._finished(run, size)
 
-        self._workers.submit([job(lease.child, lease.token) for lease in leases])
+            return run_one
+
+        self._workers.submit([job(lease.child, lease.token, size) for lease, size in zip(leases, sizes, strict=True)])
+
+    def _finished(self, run: str, size: int) -> None:
+        """A pool child of ``run`` ended: its room is free again; wake a coordinator that room() held back."""
+        with self._lock:
+            inflight = self._inflight.get(run)
+            if inflight is not None:
+                inflight[0] -= 1
+                inflight[1] -= size
+                if inflight[0] <= 0:
+                    del self._inflight[run]
+            starved = run in self._starved
+            if starved:
+                self._starved.discard(run)
+        if starved:  # its wake for this child may have come before the room did
+            nudge = getattr(self.store, "nudge", None)
+            if nudge is not None:
+                nudge(run)
 
     def close(self) -> None:
         """Stop the worker threads (queued children are dropped; their leases expire or the run is gone)."""

@@ -245,6 +245,12 @@ class MemoryRunStore:
             r.notify("ABORT")
             return True
 
+    def nudge(self, run: str) -> None:
+        """Wake the run's coordinator without a state change (its backend has room again)."""
+        with self._cond:
+            if (r := self._find(run)) is not None:
+                r.notify("1")
+
     def aborted(self, run: str) -> str | None:
         """The abort reason, or None while the run is not aborted."""
         return self._read(run, lambda r: r.abort, None)

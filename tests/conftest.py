@@ -220,3 +220,12 @@ def memory_spans() -> Iterator[Any]:
     finally:
         telemetry.reset()
         provider.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _own_metrics_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test reports only the Map Runs it runs: the process's tracked runs (which linger five minutes
+    after they end) start empty, so a metrics scrape does not read every run of the session before it."""
+    from dmap import metrics
+
+    monkeypatch.setattr(metrics, "_active", metrics.ActiveRuns())

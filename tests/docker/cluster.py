@@ -97,6 +97,29 @@ def docker(*args: str, timeout: float = 60, check: bool = True) -> str:
     return done.stdout
 
 
+def freeze(name: str) -> str:
+    """Freeze every process of container ``name`` (a frozen host); returns how: "pause" or "SIGSTOP".
+
+    ``docker pause`` uses the cgroup freezer, which can fail under load ("unable to freeze"): then every
+    process in the container but its init is stopped with SIGSTOP instead, which freezes the worker alike.
+    """
+    for _ in range(3):
+        done = subprocess.run(["docker", "pause", name], capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode == 0:
+            return "pause"
+        time.sleep(0.5)
+    docker("exec", name, "sh", "-c", "kill -STOP -1")
+    return "SIGSTOP"
+
+
+def thaw(name: str, how: str) -> None:
+    """Undo :func:`freeze`."""
+    if how == "pause":
+        docker("unpause", name)
+    else:
+        docker("exec", name, "sh", "-c", "kill -CONT -1")
+
+
 @dataclass
 class Compose:
     """One compose project on this machine.

@@ -137,6 +137,8 @@ class FaultCluster:
             state = inspect(name)["State"]
             if state["Paused"]:
                 docker("unpause", name)
+            if state["Running"]:  # a worker frozen by SIGSTOP (freeze's fallback) goes on
+                docker("exec", name, "sh", "-c", "kill -CONT -1", check=False)
             if self.compose.network not in inspect(name)["NetworkSettings"]["Networks"]:
                 docker("network", "connect", self.compose.network, name)
             if not inspect(name)["State"]["Running"]:

@@ -27,7 +27,6 @@ import socket
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -40,6 +39,7 @@ import redis
 from .errors import ExecutionAlreadyExists, HandedOver, InvalidName
 from .interpreter.context import execution_arn
 from .journal import RedisJournal
+from .per_backend import PerBackend
 from .records import Execution, ExecutionStatus, new_execution
 
 logger = logging.getLogger(__name__)
@@ -243,18 +243,13 @@ def _dead_here(owner: str) -> bool:
     return False
 
 
-_registry: weakref.WeakKeyDictionary[Any, _Claims] = weakref.WeakKeyDictionary()
-_registry_lock = threading.Lock()
+def _claims_of(engine: Any) -> _Claims:
+    journal = getattr(engine, "journal", None)
+    return _RedisClaims(journal) if isinstance(journal, RedisJournal) else _Claims()
 
 
-def claims(engine: Any) -> _Claims:
-    """The claims of a backend: in Redis when its journal is, else in this process."""
-    with _registry_lock:
-        found = _registry.get(engine)
-        if found is None:
-            journal = getattr(engine, "journal", None)
-            found = _registry[engine] = _RedisClaims(journal) if isinstance(journal, RedisJournal) else _Claims()
-        return found
+claims: PerBackend[_Claims] = PerBackend(_claims_of)
+"""The claims of a backend: in Redis when its journal is, else in this process."""
 
 
 @contextmanager

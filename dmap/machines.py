@@ -12,12 +12,13 @@ import json
 import os
 import tempfile
 import threading
-import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .config import get_settings
 from .journal import RedisJournal
+from .per_backend import PerBackend
 
 
 @dataclass(slots=True)
@@ -130,10 +131,7 @@ class FileMachines:
 
     def get(self, arn: str) -> StateMachineRecord | None:
         """A state machine by ARN."""
-        try:
-            return StateMachineRecord.from_dict(json.loads(self._path(arn).read_text()))
-        except FileNotFoundError:
-            return None
+        return self.get_file(self._path(arn))
 
     def delete(self, arn: str) -> bool:
         """Delete a state machine."""
@@ -166,24 +164,16 @@ class FileMachines:
 
 def home(engine: Any = None) -> Path:
     """``DMAP_HOME`` (default ``~/.dmap``): where the local backend keeps what must survive a restart."""
-    configured = getattr(getattr(engine, "settings", None), "home", None)
-    return Path(configured or os.environ.get("DMAP_HOME") or Path.home() / ".dmap")
+    settings = getattr(engine, "settings", None) or get_settings()  # reads DMAP_HOME
+    return Path(settings.home or Path.home() / ".dmap")
 
 
-_cache: weakref.WeakKeyDictionary[Any, MachineRegistry] = weakref.WeakKeyDictionary()
-_cache_lock = threading.Lock()
+def _registry_of(engine: Any) -> MachineRegistry:
+    journal = getattr(engine, "journal", None)
+    if isinstance(journal, RedisJournal):
+        return RedisMachines(journal)
+    return FileMachines(home(engine) / "state-machines")
 
 
-def machines(engine: Any) -> MachineRegistry:
-    """The state machine registry of a backend: Redis when its journal is in Redis, else files under DMAP_HOME."""
-    with _cache_lock:
-        found = _cache.get(engine)
-        if found is None:
-            journal = getattr(engine, "journal", None)
-            found = (
-                RedisMachines(journal)
-                if isinstance(journal, RedisJournal)
-                else FileMachines(home(engine) / "state-machines")
-            )
-            _cache[engine] = found
-        return found
+machines: PerBackend[MachineRegistry] = PerBackend(_registry_of)
+"""The state machine registry of a backend: Redis when its journal is in Redis, else files under DMAP_HOME."""

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .control import _backend, _map_run, _seconds_since
-from .records import MapRun, MapRunStatus
+from .control import _backend, _map_run
+from .records import MapRunStatus
 from .store import MAX_PERMITS
 from .store.activity import RatePoint, percentile_ms, rates
 
@@ -116,25 +116,3 @@ def _static(params: dict[str, Any], name: str) -> str | None:
     if isinstance(value, str) and value.startswith("{%"):
         return "{" + value.strip("{}% ") + "}"
     return None if value is None else str(value)
-
-
-def elapsed_seconds(map_run: MapRun, *, now: float | None = None) -> float | None:
-    """Seconds the Map Run ran (to its stop date, or to ``now`` while it runs); None if its dates are unreadable."""
-    if map_run.stop_date:
-        start, stop = _seconds_since(map_run.start_date, 0.0), _seconds_since(map_run.stop_date, 0.0)
-        return None if start is None or stop is None else start - stop
-    return _seconds_since(map_run.start_date, now)
-
-
-def execution_definition(arn: str, *, backend: Any = None) -> dict[str, Any]:
-    """The definition an execution ran (as DescribeStateMachineForExecution returns it).
-
-    Raises:
-        NotFoundError: The journal holds no definition for this execution.
-    """
-    from .errors import NotFoundError
-
-    definition: dict[str, Any] | None = _backend(backend).journal.definition(arn)
-    if definition is None:
-        raise NotFoundError("definition of execution", arn)
-    return definition

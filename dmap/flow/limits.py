@@ -264,11 +264,6 @@ def _redis_configured() -> bool:
     return bool(os.environ.get("DMAP_REDIS_URL")) or os.environ.get("DMAP_BACKEND", "local") == "celery"
 
 
-def memory_limits() -> MemoryLimits:
-    """The process-wide in-memory limits (what :func:`limits_for` returns without Redis)."""
-    return _memory
-
-
 def limits_json(limits: list[Limit]) -> str:
     """``dmap limits list --output json``."""
     return json.dumps([limit.as_dict() for limit in limits], indent=2)

@@ -14,7 +14,6 @@ from dataclasses import asdict
 from typing import Any
 
 from ... import control, observe
-from ...errors import NotFoundError
 from ...records import ExecutionStatus
 from .chart import duration_text, throughput_svg
 from .history import history_page, state_views
@@ -74,10 +73,7 @@ def execution_view(engine: Any, arn: str, *, history_token: str | None = None) -
     """An execution: its record, input and output, its states (and how far each got), a page of its history."""
     execution = control.describe_execution(arn, backend=engine)
     history = history_page(arn, backend=engine, next_token=history_token)
-    try:
-        definition = observe.execution_definition(arn, backend=engine)
-    except NotFoundError:
-        definition = {}
+    definition = control.execution_definition(arn, backend=engine) or {}
     status = str(execution.status)
     return {
         "execution": _execution_row(execution),

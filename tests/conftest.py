@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +229,22 @@ def _own_metrics_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     from dmap import metrics
 
     monkeypatch.setattr(metrics, "_active", metrics.ActiveRuns())
+
+
+@pytest.fixture
+def register_handler() -> Iterator[Callable[[str, Callable[..., Any]], str]]:
+    """``add(prefix, handler)`` registers a handler under ``<prefix><unique suffix>`` and returns that name;
+    every handler registered so is removed from the global registry after the test."""
+    from dmap.interpreter.tasks import registry
+
+    names: list[str] = []
+
+    def add(prefix: str, handler: Callable[..., Any]) -> str:
+        name = f"{prefix}{uuid.uuid4().hex[:8]}"
+        registry.register(name, handler)
+        names.append(name)
+        return name
+
+    yield add
+    for name in names:
+        registry.unregister(name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pytest
 
 import dmap
 import dmap.asl
-from dmap.interpreter import TaskContext, registry
+from dmap.interpreter import TaskContext
 
 Register = Callable[[str, Callable[[Any, TaskContext], Any]], str]
 
@@ -29,19 +29,9 @@ PASS = {
 
 
 @pytest.fixture
-def register() -> Iterator[Register]:
+def register(register_handler: Register) -> Register:
     """Register handlers in the global registry under unique names; all are removed after the test."""
-    names: list[str] = []
-
-    def add(prefix: str, handler: Callable[[Any, TaskContext], Any]) -> str:
-        name = f"{prefix}{uuid.uuid4().hex[:8]}"
-        registry.register(name, handler)
-        names.append(name)
-        return name
-
-    yield add
-    for name in names:
-        registry.unregister(name)
+    return register_handler
 
 
 def _definition_error(call: Callable[[], Any]) -> dmap.DefinitionError:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +28,6 @@ from dmap.backends.local import LocalBackend
 from dmap.cli import app
 from dmap.counting import TotalCounter
 from dmap.errors import StorageError
-from dmap.interpreter import registry
 
 THRESHOLD = ("States.ExceedToleratedFailureThreshold", "The specified tolerated failure threshold was exceeded")
 STATUSES = ("pending", "running", "succeeded", "failed", "timedOut", "aborted")
@@ -61,19 +59,9 @@ def backend() -> Iterator[LocalBackend]:
 
 
 @pytest.fixture
-def handler() -> Iterator[Callable[[Broken], str]]:
+def handler(register_handler: Any) -> Callable[[Broken], str]:
     """Register handlers under unique names; unregistered afterwards."""
-    names: list[str] = []
-
-    def register(probe: Broken) -> str:
-        name = f"Broken{uuid.uuid4().hex[:8]}"
-        registry.register(name, probe)
-        names.append(name)
-        return name
-
-    yield register
-    for name in names:
-        registry.unregister(name)
+    return lambda probe: str(register_handler("Broken", probe))
 
 
 def reading(resource: str, input_type: str, *, percentage: float, max_concurrency: int = 0) -> dict[str, Any]:

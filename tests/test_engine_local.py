@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,7 +17,6 @@ import pytest
 
 import dmap
 from dmap.backends.local import LocalBackend
-from dmap.interpreter import registry
 
 THRESHOLD = ("States.ExceedToleratedFailureThreshold", "The specified tolerated failure threshold was exceeded")
 COUNT_KEYS = ("pending", "running", "succeeded", "failed", "timedOut", "aborted", "total", "resultsWritten")
@@ -62,19 +60,9 @@ def backend() -> Iterator[LocalBackend]:
 
 
 @pytest.fixture
-def probe_name() -> Iterator[Callable[[Probe], str]]:
+def probe_name(register_handler: Any) -> Callable[[Probe], str]:
     """Register probes under unique resource names; unregistered afterwards."""
-    names: list[str] = []
-
-    def register(probe: Probe) -> str:
-        name = f"EngineProbe{uuid.uuid4().hex[:8]}"
-        registry.register(name, probe)
-        names.append(name)
-        return name
-
-    yield register
-    for name in names:
-        registry.unregister(name)
+    return lambda probe: str(register_handler("EngineProbe", probe))
 
 
 def distributed(resource: str, **fields: Any) -> dict[str, Any]:

@@ -23,7 +23,6 @@ from dmap import control
 from dmap.api import start
 from dmap.backends.local import LocalBackend, Workers
 from dmap.config import Settings
-from dmap.interpreter import registry
 from dmap.store import ChildSpec, RunConfig
 from dmap.store.memory import HELD, MemoryRunStore
 
@@ -39,19 +38,9 @@ def backend() -> Iterator[LocalBackend]:
 
 
 @pytest.fixture
-def handler() -> Iterator[Callable[[Callable[[Any, dmap.TaskContext], Any]], str]]:
+def handler(register_handler: Any) -> Callable[[Callable[[Any, dmap.TaskContext], Any]], str]:
     """Register handlers under unique names; unregistered afterwards."""
-    names: list[str] = []
-
-    def register(fn: Callable[[Any, dmap.TaskContext], Any]) -> str:
-        name = f"LocalBackend{uuid.uuid4().hex[:8]}"
-        registry.register(name, fn)
-        names.append(name)
-        return name
-
-    yield register
-    for name in names:
-        registry.unregister(name)
+    return lambda fn: str(register_handler("LocalBackend", fn))
 
 
 def fan(resource: str, *, task: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:

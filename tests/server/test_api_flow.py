@@ -103,3 +103,25 @@ def test_a_csv_distributed_map_runs_stops_fails_and_redrives_through_the_api(
     assert [e["name"] for e in listed] == names
     only_failed = sfn.list_executions(stateMachineArn=machine, statusFilter="ABORTED")["executions"]
     assert [e["name"] for e in only_failed] == [ctl.name("held")]
+
+    # GetExecutionHistory pages too: two events a page, both orders, and the aws CLI's own pagination.
+    def history(reverse: bool) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        token = None
+        while True:
+            more = {"nextToken": token} if token else {}
+            page = sfn.get_execution_history(executionArn=broken, maxResults=2, reverseOrder=reverse, **more)
+            assert len(page["events"]) <= 2
+            events += page["events"]
+            token = page.get("nextToken")
+            if token is None:
+                return events
+
+    forward = history(False)
+    ids = [e["id"] for e in forward]
+    assert ids == list(range(1, len(ids) + 1)) and len(ids) > 4
+    types = [e["type"] for e in forward]
+    assert types[0] == "ExecutionStarted" and "ExecutionRedriven" in types and types[-1] == "ExecutionSucceeded"
+    assert [e["id"] for e in history(True)] == ids[::-1]
+    listed_events = server.aws("get-execution-history", "--execution-arn", broken, "--page-size", "2")["events"]
+    assert [e["id"] for e in listed_events] == ids

@@ -27,7 +27,7 @@ from tests.integration import flows as iflows
 from . import audit, flows, tools
 from .conftest import FaultCluster, PrivateRedis
 
-ITEMS = int(os.environ.get("FAULT_ITEMS", "20000"))  # .ci/run uses fewer to fit its time budget
+ITEMS = int(os.environ.get("FAULT_ITEMS", "20000"))  # FAULT_ITEMS=2000 for a quicker local try
 MAX_CONCURRENCY = int(os.environ.get("FAULT_MAX_CONCURRENCY", "2000"))  # e.g. 100: packs under a limit
 KILL_AT = 0.4
 """Kill Redis when this fraction of the items has started (before the first ResultWriter checkpoint)."""

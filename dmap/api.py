@@ -158,7 +158,9 @@ def start(
 ) -> Execution:
     """Run an execution with its coordinator in this process (a background thread unless ``wait``).
 
-    The CLI uses this to show progress and to stop the execution on Ctrl-C. Names follow AWS's
+    The CLI uses this to show progress and to stop the execution on Ctrl-C. The returned object's
+    status turns terminal a moment before the background thread has saved the record: call
+    :func:`dmap.backends.settle` with its ARN before this process exits. Names follow AWS's
     StartExecution rule (:mod:`dmap.identity`): a RUNNING execution of the same name, input and
     item source is attached to (resumed if nothing runs it any more), never started twice.
 

@@ -303,7 +303,7 @@ def _watch(execution: Any, backend: str | None, *, show: bool) -> None:
     import time
 
     from . import control
-    from .backends import get_backend
+    from .backends import get_backend, settle
 
     engine = get_backend(backend)
     progress = _progress() if show else None
@@ -343,6 +343,10 @@ def _watch(execution: Any, backend: str | None, *, show: bool) -> None:
     finally:
         if progress:
             progress.stop()
+    # The outcome printed next must already be the journal's: exiting before the record is saved
+    # would leave the execution RUNNING for describe-execution and refuse its redrive.
+    if not settle(execution.execution_arn):
+        err.print(f"warning: the final record of {escape(execution.execution_arn)} is not saved yet")
 
 
 def _listener_watch(engine: Any) -> Any:

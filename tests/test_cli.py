@@ -191,6 +191,29 @@ def test_run_with_output_json_prints_only_the_execution_as_json_and_exits_0(runn
     assert len(execution["mapRunArns"]) == 1
 
 
+def test_run_returns_only_once_the_journal_holds_the_outcome_it_prints(
+    runner: CliRunner, write: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The execution object turns SUCCEEDED a moment before its thread saves the record; a process that
+    # printed and exited in between left the execution RUNNING in the journal (its redrive refused).
+    # A slow final save widens that moment to 0.5 s.
+    from dmap.journal import MemoryJournal
+
+    save = MemoryJournal.save_execution
+
+    def slow_final_save(self: MemoryJournal, execution: Any, **kwargs: Any) -> None:
+        if execution.status != "RUNNING":
+            time.sleep(0.5)
+        save(self, execution, **kwargs)
+
+    monkeypatch.setattr(MemoryJournal, "save_execution", slow_final_save)
+    code, execution = run_json(runner, write("fan.json", fan()), items(3))
+
+    assert code == 0
+    assert execution["status"] == "SUCCEEDED"
+    assert dmap.describe_execution(execution["executionArn"], backend="local").status == "SUCCEEDED"
+
+
 def test_run_prints_a_summary_with_the_map_run_counts_and_the_output(runner: CliRunner, write: Any) -> None:
     result = invoke(runner, "run", write("fan.json", fan()), "--backend", "local", "--input", json.dumps(items(3)))
 

@@ -41,6 +41,25 @@ from ..store import Lease, RunStore
 
 logger = logging.getLogger(__name__)
 
+_in_flight: dict[str, threading.Thread] = {}  # execution ARN -> the thread running it in this process
+_in_flight_lock = threading.Lock()
+
+
+def settle(execution_arn: str, timeout: float = 30.0) -> bool:
+    """Wait until this process's background run of ``execution_arn`` has saved its final record.
+
+    An execution started with ``wait=False`` shows its terminal status on the returned object a
+    moment before its thread has written it to the journal (and released its claim); a process that
+    exits in between leaves the execution RUNNING in the journal. False if it did not settle within
+    ``timeout`` seconds; True at once when no thread of this process runs it.
+    """
+    with _in_flight_lock:
+        thread = _in_flight.get(execution_arn)
+    if thread is None:
+        return True
+    thread.join(timeout)
+    return not thread.is_alive()
+
 
 class Backend:
     """The base of every backend: runs executions; subclasses say where children go.
@@ -129,9 +148,19 @@ class Backend:
         self.journal.save_execution(execution, definition=_definition_json(machine))
         if wait:
             return self._execute_claimed(machine, execution, runtime, raise_infrastructure=True)
-        threading.Thread(
-            target=self._execute_claimed, args=(machine, execution, runtime), name="dmap-execution", daemon=True
-        ).start()
+
+        def background() -> None:
+            try:
+                self._execute_claimed(machine, execution, runtime)
+            finally:
+                with _in_flight_lock:
+                    if _in_flight.get(arn) is thread:
+                        del _in_flight[arn]
+
+        thread = threading.Thread(target=background, name="dmap-execution", daemon=True)
+        with _in_flight_lock:
+            _in_flight[arn] = thread
+        thread.start()
         return execution
 
     def _warm_storage(self, manifest: Any, maps: list[tuple[str, MapState]]) -> None:

@@ -17,6 +17,7 @@ it, MaxConcurrency 0 granted up to 10,000 children of 256 KiB batches ahead of 6
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -152,14 +153,20 @@ class LocalBackend(Backend):
         run = plan.run_id
         with self._lock:
             children, size = self._inflight.get(run, (0, 0))
+        # No acquire grants more than the run's permits: looking further down the window (up to two
+        # children per thread) only cost time, once per grant.
+        config = self.store.config(run)
+        most = self._most if config is None else min(self._most, config.permits)
         sizes: list[int] = []
-        for spec in pending:
+        limit = max(0, most - children)
+        for spec in itertools.islice(pending, limit):
             n = len(spec.input)
-            if children >= self._most or (children and size + n > self._budget):
+            if children and size + n > self._budget:
                 break
             children, size = children + 1, size + n
             sizes.append(n)
-        if len(sizes) < len(pending):
+        # Held back by the threads or the bytes (not by the permits, which a finish frees and announces itself).
+        if len(sizes) < len(pending) and (len(sizes) < limit or most == self._most):
             with self._lock:
                 self._starved.add(run)
         self._offered[run] = sizes

@@ -84,9 +84,9 @@ def set_limit(
         raise _exit(str(exc), 2) from None
     except DmapError as exc:
         raise _exit(str(exc), 3) from None
-    out.print(
-        f"{escape(limit.key)}: {escape(limit.rate)} ({limit.per_second:g}/s), burst {limit.burst}", highlight=False
-    )
+    per_second = f"{limit.per_second:g}/s"
+    rate = limit.rate if limit.rate == per_second else f"{limit.rate} ({per_second})"
+    out.print(f"{escape(limit.key)}: {escape(rate)}, burst {limit.burst}", highlight=False)
 
 
 @limits_app.command("list")

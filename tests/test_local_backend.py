@@ -21,6 +21,7 @@ import pytest
 import dmap
 from dmap import control
 from dmap.api import start
+from dmap.backends import local
 from dmap.backends.local import LocalBackend, Workers
 from dmap.config import Settings
 from dmap.store import ChildSpec, RunConfig
@@ -136,6 +137,39 @@ def test_stopping_a_run_aborts_the_children_still_queued_and_the_counts_add_up(
     assert counts["succeeded"] <= 4
     assert counts["aborted"] + counts["pending"] == 100 - counts["succeeded"]
     settled(counts)
+
+
+def test_blocked_children_fill_every_thread_with_no_more_than_queued_ahead_granted_behind_them(
+    handler: Callable[..., str],
+) -> None:
+    gate, running = threading.Event(), Counter[int]()
+
+    def work(event: Any, context: dmap.TaskContext) -> Any:
+        running[event["i"]] += 1
+        gate.wait(20)
+        return event
+
+    engine = LocalBackend(threads=64)
+    try:
+        data = {"items": [{"i": i} for i in range(300)]}
+        execution = start(
+            fan(handler(work), MaxConcurrency=200), input=data, backend=engine, name=f"q-{uuid.uuid4().hex[:8]}"
+        )
+        wait_for(lambda: sum(running.values()) == 64, "every thread to run a blocked child")
+        run_id = execution.map_runs[0].run_id
+        granted = 64 + local.QUEUED_AHEAD  # not MaxConcurrency 200, nor two per thread (128)
+        wait_for(lambda: engine.store.counts(run_id).leases == granted, f"{granted} children granted")
+        time.sleep(0.2)
+        assert engine.store.counts(run_id).leases == granted
+        gate.set()
+        wait_for(lambda: execution.status != "RUNNING", "the execution to end")
+    finally:
+        gate.set()
+        engine.close()
+
+    assert execution.status == "SUCCEEDED"
+    assert running == Counter(range(300))
+    settled(execution.map_runs[0].item_counts)
 
 
 class _Unwound(BaseException):

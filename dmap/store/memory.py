@@ -95,6 +95,7 @@ class _Run:
     written: list[int] = field(default_factory=lambda: [0, 0])  # items, children
     reclaimed: int = 0
     freed: int = 0  # permits released by complete() since the last acquire (wait() coalesces on it)
+    want: int = 0  # the freed permits a coalescing wait() waits for (0: none waits for them)
     duplicates: int = 0
     totals: tuple[int, int] | None = None  # items, children, once the reader is exhausted
     declared: tuple[int, int | None] | None = None  # items, children (if known), counted ahead of the reader
@@ -127,6 +128,10 @@ class _Run:
                 self.wake.pop()
         elif not self.wake:
             self.wake.appendleft(token)
+        elif self.freed < self.want and self.leases:
+            # A coordinator gathering freed permits (MemoryRunStore.wait) would only re-check and sleep
+            # again: at MaxConcurrency 100 it was woken ~25 times per grant, each a lock and GIL hand-off.
+            return
         self.signal()
 
 
@@ -359,10 +364,14 @@ class MemoryRunStore:
                 # once per child (each round of acquire and wait costs it more than a short child does).
                 want = max(1, min(r.config.permits, _COALESCE_PERMITS) // 4)
                 if r.freed < want:
-                    self._block(
-                        lambda: r.freed >= want or not r.leases or r.abort is not None,
-                        min(timeout_ms / 1000, _COALESCE_SECONDS),
-                    )
+                    r.want = want
+                    try:
+                        self._block(
+                            lambda: r.freed >= want or not r.leases or r.abort is not None,
+                            min(timeout_ms / 1000, _COALESCE_SECONDS),
+                        )
+                    finally:
+                        r.want = 0
                 if "ABORT" in wake:
                     wake.remove("ABORT")
                     return "ABORT"

@@ -476,7 +476,8 @@ class Coordinator:
         held_before = pacer.held if pacer is not None else -1
         if pacer is None:
             room = getattr(self.engine, "room", None)  # the local pool: no more than it can start soon
-            offered = list(window.pending) if room is None else list(window.pending)[: room(self.plan, window.pending)]
+            pending = window.pending
+            offered = list(pending) if room is None else list(itertools.islice(pending, room(self.plan, pending)))
             acquired = self.store.acquire(self.run_id, offered, dispatch_lease_ms=lease_ms)
         else:
             # Workers take staged children themselves as they free permits (no oversize child may be

@@ -172,6 +172,25 @@ def test_blocked_children_fill_every_thread_with_no_more_than_queued_ahead_grant
     settled(execution.map_runs[0].item_counts)
 
 
+def test_room_held_back_by_the_queue_asks_to_be_woken_by_the_next_start_but_not_when_the_permits_are_out() -> None:
+    from dmap.child import ChildPlan
+
+    engine = LocalBackend(threads=64)
+    try:
+        plan = ChildPlan("r", "arn:aws:states:local:000000000000:mapRun:m/l:r", "m", "l", {})
+        engine.store.create_run("r", RunConfig(max_concurrency=100))
+        pending = [ChildSpec(i, i, 1, "{}", i + 1) for i in range(200)]
+        engine._inflight["r"] = [60, 0, 60]  # 60 running, none queued: 40 permits left, 32 may queue
+        assert engine.room(plan, pending) == local.QUEUED_AHEAD
+        assert "r" in engine._starved  # the queue held it back: a thread's start must wake it
+        engine._starved.clear()
+        engine._inflight["r"] = [90, 0, 90]  # 10 permits left: the permits hold it back
+        assert engine.room(plan, pending) == 10
+        assert "r" not in engine._starved  # a finish frees a permit and wakes the coordinator itself
+    finally:
+        engine.close()
+
+
 class _Unwound(BaseException):
     """Unwinds a worker thread the way nothing in dmap catches."""
 

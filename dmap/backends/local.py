@@ -166,16 +166,17 @@ class LocalBackend(Backend):
         config = self.store.config(run)
         most = self._most if config is None else min(self._most, config.permits)
         sizes: list[int] = []
-        limit = max(0, min(most - children, QUEUED_AHEAD - (children - started)))
+        permitted = most - children
+        limit = max(0, min(permitted, QUEUED_AHEAD - (children - started)))
         for spec in itertools.islice(pending, limit):
             n = len(spec.input)
             if children and size + n > self._budget:
                 break
             children, size = children + 1, size + n
             sizes.append(n)
-        # Held back by the threads, the queue or the bytes (not by the permits, which a finish frees and
+        # Held back by the bytes, the queue or the threads (not by the permits, which a finish frees and
         # announces itself): the next child to start or finish wakes the coordinator.
-        if len(sizes) < len(pending) and (len(sizes) < limit or most == self._most or limit < most - children):
+        if len(sizes) < len(pending) and (len(sizes) < limit or limit < permitted or most == self._most):
             with self._lock:
                 self._starved.add(run)
         self._offered[run] = sizes
@@ -218,9 +219,7 @@ class LocalBackend(Backend):
             inflight = self._inflight.get(run)
             if inflight is not None:
                 inflight[2] += 1
-            starved = run in self._starved
-            if starved:
-                self._starved.discard(run)
+            starved = self._unstarve(run)
         if starved:
             self._nudge(run)
 
@@ -234,11 +233,16 @@ class LocalBackend(Backend):
                 inflight[2] -= 1
                 if inflight[0] <= 0:
                     del self._inflight[run]
-            starved = run in self._starved
-            if starved:
-                self._starved.discard(run)
+            starved = self._unstarve(run)
         if starved:  # its wake for this child may have come before the room did
             self._nudge(run)
+
+    def _unstarve(self, run: str) -> bool:
+        """Whether room() held ``run`` back since its last wake; forgets it (call with ``_lock`` held)."""
+        if run not in self._starved:
+            return False
+        self._starved.discard(run)
+        return True
 
     def _nudge(self, run: str) -> None:
         nudge = getattr(self.store, "nudge", None)

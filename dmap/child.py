@@ -8,6 +8,7 @@ per run by the coordinator (so each dispatch message carries only ``(run, child,
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -50,11 +51,13 @@ _STATUS = {
 
 
 _worker_id = WORKER_ID
+_nonce_prefix = secrets.token_hex(5)  # a process's nonces of taken children: unique across processes and forks
 
 
 def _forked() -> None:
-    global _worker_id
+    global _worker_id, _nonce_prefix
     _worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    _nonce_prefix = secrets.token_hex(5)
 
 
 os.register_at_fork(after_in_child=_forked)  # getpid per child cost as much as a store call on a loaded machine
@@ -151,6 +154,7 @@ def run_child(
     engine: Any = None,
     lease_ms: int | None = None,
     trace: Mapping[str, str] | None = None,
+    take_for: float = 0.0,
 ) -> str:
     """Run one child if its token is current; record its result. Returns the start outcome.
 
@@ -159,16 +163,37 @@ def run_child(
     coordinate a nested DISTRIBUTED Map of its own. ``lease_ms`` overrides the plan's run lease
     (the local backend holds its children's leases with :data:`~dmap.store.memory.HELD`).
     ``trace`` is the Map Run's W3C trace context from the child message (:mod:`dmap.telemetry`).
+
+    For up to ``take_for`` seconds, a store that can (``step_take``) lets the completion take the
+    next child the coordinator staged and start it under the same call: the permit this child frees
+    goes straight to the next one, and this thread runs it with no hand-off and no coordinator
+    wake-up. It stops when no child waits or no permit is free (the coordinator grants then).
     """
     me = worker_id()
+    run = plan.run_id
     lease = plan.lease_ms if lease_ms is None else lease_ms
-    started = store.start(plan.run_id, child, token, lease_ms=lease, worker=me)
-    if started.outcome != RUN:
-        return started.outcome
-    status, record = _run_started(store, plan, child, token, started, handlers, heartbeat, engine, me, lease, trace)
-    if status is not PARKED:  # a parked child completes when its answer resumes it (run_resumed)
-        store.complete(plan.run_id, child, token, status, record)
-    return started.outcome
+    started = store.start(run, child, token, lease_ms=lease, worker=me)
+    outcome = started.outcome
+    if outcome != RUN:
+        return outcome
+    taker = getattr(store, "step_take", None) if take_for > 0 else None
+    take_until = time.monotonic() + take_for if taker is not None else 0.0
+    while True:
+        status, record = _run_started(store, plan, child, token, started, handlers, heartbeat, engine, me, lease, trace)
+        if status is PARKED:  # a parked child completes when its answer resumes it (run_resumed)
+            return outcome
+        if taker is None or time.monotonic() >= take_until:
+            store.complete(run, child, token, status, record)
+            return outcome
+        nonce = f"{_nonce_prefix}{next(_takes):x}"
+        _, took = taker(run, done=Done(child, token, status, record), nonce=nonce, lease_ms=lease, worker=me)
+        if took is None:
+            return outcome
+        child, token, started = took
+
+
+_takes = itertools.count()
+"""Numbers the tokens :func:`run_child` takes in this process (a token is ``<attempt>-<nonce>``)."""
 
 
 def run_resumed(

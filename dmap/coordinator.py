@@ -478,7 +478,10 @@ class Coordinator:
             room = getattr(self.engine, "room", None)  # the local pool: no more than it can start soon
             pending = window.pending
             offered = list(pending) if room is None else list(itertools.islice(pending, room(self.plan, pending)))
-            acquired = self.store.acquire(self.run_id, offered, dispatch_lease_ms=lease_ms)
+            # The local pool's threads take staged children themselves too (none when one is oversize).
+            stage = getattr(self.engine, "stage", None)
+            staged = 0 if stage is None or self._oversize else stage(self.plan)
+            acquired = self.store.acquire(self.run_id, offered, dispatch_lease_ms=lease_ms, stage=staged)
         else:
             # Workers take staged children themselves as they free permits (no oversize child may be
             # staged: the coordinator fails those itself). More than permits + stage specs are never used.

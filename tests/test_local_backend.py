@@ -185,7 +185,8 @@ def test_room_held_back_by_the_queue_asks_to_be_woken_by_the_next_start_but_not_
         assert "r" in engine._starved  # the queue held it back: a thread's start must wake it
         engine._starved.clear()
         engine._inflight["r"] = [90, 0, 90]  # 10 permits left: the permits hold it back
-        assert engine.room(plan, pending) == 10
+        assert engine.room(plan, pending) == 10 + local.STAGE  # and the store may stage more past them
+        assert engine._offered["r"] == [2] * 10  # only the 10 it grants are charged to the pool
         assert "r" not in engine._starved  # a finish frees a permit and wakes the coordinator itself
     finally:
         engine.close()
@@ -257,3 +258,38 @@ def test_the_worker_pool_starts_threads_only_for_jobs_no_idle_thread_can_take() 
     finally:
         pool.close()
     wait_for(lambda: pool._threads == 0, "the threads to end")
+
+
+def test_threads_take_staged_children_with_the_permits_they_free_never_past_max_concurrency(
+    backend: LocalBackend, handler: Callable[..., str]
+) -> None:
+    lock, running, peak, seen = threading.Lock(), [0], [0], Counter[int]()
+
+    def work(event: Any, context: dmap.TaskContext) -> Any:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+            seen[event] += 1
+        time.sleep(0.001)
+        with lock:
+            running[0] -= 1
+        return event
+
+    store = backend.store
+    took = Counter[bool]()
+    step_take = store.step_take
+
+    def counted(*args: Any, **kwargs: Any) -> Any:  # the store's own take, counted
+        out = step_take(*args, **kwargs)
+        took[out[1] is not None] += 1
+        return out
+
+    store.step_take = counted  # type: ignore[method-assign]
+    execution = dmap.run(fan(handler(work), MaxConcurrency=3), input={"items": list(range(300))}, backend=backend)
+
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert execution.output == list(range(300)) and seen == Counter(range(300))  # each item once
+    assert peak[0] <= 3  # a take is a grant: never past MaxConcurrency
+    assert took[True] > 200  # most children came to a thread that had just finished one, not from the coordinator
+    counts = store.counts(execution.map_runs[0].run_id)
+    assert (counts.executions.succeeded, counts.executions.running, counts.leases) == (300, 0, 0)

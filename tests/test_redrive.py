@@ -39,6 +39,9 @@ class _World:
 
 
 WORLD = _World()
+SOURCE = 200
+"""Items of a source some of which a run failing early at MaxConcurrency 1 never reads: more than the
+children the local pool keeps staged past its permits (:data:`dmap.backends.local.STAGE`)."""
 
 
 @dmap.task("RedriveWork")
@@ -162,10 +165,10 @@ def test_a_consumed_iterator_is_not_redriven_until_the_items_are_given_again(
     backend: LocalBackend, world: _World
 ) -> None:
     world.failing = {3}
-    failed = dmap.run(fan(ToleratedFailureCount=0, max_concurrency=1), iter(range(40)), backend=backend)
+    failed = dmap.run(fan(ToleratedFailureCount=0, max_concurrency=1), iter(range(SOURCE)), backend=backend)
     assert failed.status == "FAILED"
     first = map_run(failed.execution_arn, backend)
-    assert_honest(first.item_counts, 40)  # the rest of the iterator was counted, not guessed
+    assert_honest(first.item_counts, SOURCE)  # the rest of the iterator was counted, not guessed
     world.fixed = True
 
     with pytest.raises(dmap.ExecutionNotRedrivable) as refused:
@@ -174,10 +177,10 @@ def test_a_consumed_iterator_is_not_redriven_until_the_items_are_given_again(
     assert "generator" in refused.value.missing or "iterator" in refused.value.missing
     assert control.describe_execution(failed.execution_arn, backend=backend).status == "FAILED"  # untouched
 
-    redriven = control.redrive_execution(failed.execution_arn, backend=backend, manifest=range(40))
+    redriven = control.redrive_execution(failed.execution_arn, backend=backend, manifest=range(SOURCE))
     assert redriven.status == "SUCCEEDED"
-    assert_honest(map_run(failed.execution_arn, backend).item_counts, 40)
-    assert world.ok == {i: 1 for i in range(40)}
+    assert_honest(map_run(failed.execution_arn, backend).item_counts, SOURCE)
+    assert world.ok == {i: 1 for i in range(SOURCE)}
 
 
 def test_a_consumed_iterator_whose_items_were_all_read_is_redriven_from_the_stored_inputs(
@@ -218,7 +221,7 @@ def test_a_deleted_manifest_file_is_not_redriven_until_it_is_given_again(
     backend: LocalBackend, world: _World, tmp_path: Path
 ) -> None:
     source = tmp_path / "items.jsonl"
-    source.write_text("".join(f"{i}\n" for i in range(20)), "utf-8")
+    source.write_text("".join(f"{i}\n" for i in range(SOURCE)), "utf-8")
     world.failing = {1}
     failed = dmap.run(fan(ToleratedFailureCount=0, max_concurrency=1), source, backend=backend)
     assert failed.status == "FAILED"
@@ -233,8 +236,8 @@ def test_a_deleted_manifest_file_is_not_redriven_until_it_is_given_again(
 
     redriven = control.redrive_execution(failed.execution_arn, backend=backend, manifest=moved)
     assert redriven.status == "SUCCEEDED"
-    assert_honest(map_run(failed.execution_arn, backend).item_counts, 20)
-    assert world.ok == {i: 1 for i in range(20)}
+    assert_honest(map_run(failed.execution_arn, backend).item_counts, SOURCE)
+    assert world.ok == {i: 1 for i in range(SOURCE)}
 
 
 def test_a_source_that_grew_before_the_redrive_fails_the_reader_instead_of_counting_past_its_total(
@@ -258,7 +261,7 @@ def test_a_source_that_shrank_before_the_redrive_fails_the_reader_and_keeps_its_
     backend: LocalBackend, world: _World, tmp_path: Path
 ) -> None:
     source = tmp_path / "items.jsonl"
-    source.write_text("".join(f"{i}\n" for i in range(10)), "utf-8")
+    source.write_text("".join(f"{i}\n" for i in range(SOURCE)), "utf-8")
     world.failing = {1}
     failed = dmap.run(fan(ToleratedFailureCount=0, max_concurrency=1), source, backend=backend)
     assert failed.status == "FAILED"
@@ -267,7 +270,7 @@ def test_a_source_that_shrank_before_the_redrive_fails_the_reader_and_keeps_its_
 
     again = control.redrive_execution(failed.execution_arn, backend=backend)
     assert (again.status, again.error) == ("FAILED", "States.ItemReaderFailed")
-    assert_honest(map_run(failed.execution_arn, backend).item_counts, 10)
+    assert_honest(map_run(failed.execution_arn, backend).item_counts, SOURCE)
 
 
 def test_a_redrive_while_another_caller_holds_the_execution_is_refused_and_changes_nothing(

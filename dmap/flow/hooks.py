@@ -113,6 +113,10 @@ class ChildFlow:
 
     # -- rate limits ---------------------------------------------------------------------------
 
+    def active(self) -> bool:
+        """Whether :meth:`before_call` has anything to do: a limit is set somewhere, or the child resumes parked."""
+        return self.resume is not None or self.limits.any()
+
     def before_call(self, resource: str, function: str | None, payload: Any, point: Any = None) -> None:
         """Take a token of every limited key of this call, waiting as long as the bucket says.
 

@@ -159,8 +159,9 @@ def invoke(
     history, chain = (events.History(), Chain()) if quiet else (ex.history, env.chain)
     task = events.TaskEvents(history, chain, state.resource, ex.info.execution_arn)
     task.scheduled(args, timeout, heartbeat)
-    if ex.runtime.flow is not None:  # shared rate limits (dmap.flow): wait for a token of the called service
-        ex.runtime.flow.before_call(state.resource, function, payload, callbacks.park_point(ex, state, env, raw))
+    flow = ex.runtime.flow
+    if flow is not None and flow.active():  # shared rate limits (dmap.flow): wait for a token of the called service
+        flow.before_call(state.resource, function, payload, callbacks.park_point(ex, state, env, raw))
     # The handler's own copy: its mutations never leak into the state (a str or a number cannot mutate).
     event = payload if isinstance(payload, str | int | float | None) else dataflow.parse(dataflow.compact(payload))
     remaining = None if ex.runtime.deadline is None else max(0.001, ex.runtime.deadline - time.monotonic())

@@ -36,6 +36,7 @@ from . import (
     ChildStatus,
     Completed,
     Counts,
+    Done,
     Lease,
     RunConfig,
     RunCounts,
@@ -96,6 +97,7 @@ class _Run:
     reclaimed: int = 0
     freed: int = 0  # permits released by complete() since the last acquire (wait() coalesces on it)
     want: int = 0  # the freed permits a coalescing wait() waits for (0: none waits for them)
+    staging: int = 0  # the children the coordinator keeps staged on redo (acquire's last ``stage``)
     duplicates: int = 0
     totals: tuple[int, int] | None = None  # items, children, once the reader is exhausted
     declared: tuple[int, int | None] | None = None  # items, children (if known), counted ahead of the reader
@@ -263,7 +265,9 @@ class MemoryRunStore:
     def acquire(self, run: str, children: Sequence[ChildSpec], *, dispatch_lease_ms: int, stage: int = 0) -> Acquired:
         """Reclaim expired leases, then grant permits to redo children first, then to ``children``.
 
-        ``stage`` is ignored: the in-process backend's children need no round trip to be granted.
+        ``stage``: with every permit out, up to this many more children (counting those already
+        waiting there) wait on the redo list without a lease, as on Redis: the local backend's threads
+        take them with the permits they free (:meth:`step_take`), without waking the coordinator.
         """
         with self._cond:
             r = self._get(run)
@@ -290,18 +294,25 @@ class MemoryRunStore:
                     free -= 1
                 next_child = r.cursor[1]
                 last: ChildSpec | None = None
+                staged = max(0, stage - len(redo))
+                r.staging = stage
                 for spec in children:
                     if spec.child < next_child:
                         granted_new += 1  # granted by an earlier call: a replaying coordinator
                         continue
-                    if free <= 0:
+                    if free > 0:
+                        token = f"1-{next(self._ids):x}"
+                        r.children[spec.child] = _Child(spec.first, spec.items, token)
+                        r.lease(spec.child, expiry)
+                        leases.append(Lease(spec.child, token, 1))
+                        free -= 1
+                    elif staged > 0:  # no lease, no permit: attempt 0 until a thread takes it
+                        r.children[spec.child] = _Child(spec.first, spec.items, "", attempt=0)
+                        redo.append(spec.child)
+                        staged -= 1
+                    else:
                         break
-                    token = f"1-{next(self._ids):x}"
-                    r.children[spec.child] = _Child(spec.first, spec.items, token)
                     r.inputs[spec.child] = spec.input
-                    r.lease(spec.child, expiry)
-                    leases.append(Lease(spec.child, token, 1))
-                    free -= 1
                     granted_new += 1
                     next_child = spec.child + 1
                     last = spec
@@ -448,27 +459,102 @@ class MemoryRunStore:
             r = self._find(run)
             if r is None:
                 return _NOT_RECORDED
-            ch = r.children.get(child)
-            if ch is not None and ch.token == token and r.leases.pop(child, None) is not None:
-                r.freed += 1
-                r.notify("1")
-            s = r.get(child)
-            if s >= _SUCCEEDED:
-                r.duplicates += 1
-                if ch is not None and s == _SUCCEEDED and child not in r.results and child not in r.leases:
-                    del r.children[child]
-                return _NOT_RECORDED
-            if ch is None:
-                return _NOT_RECORDED  # never granted: nothing to record
-            if s == _RUNNING:
-                r.items[_RUNNING] -= ch.items
-                r.execs[_RUNNING] -= 1
-            code = int(status)
-            self._finish(r, child, ch, code, record, None)
-            aborted = code in (_FAILED, _TIMED_OUT) and self._check_tolerance(r)
-            return Completed(True, aborted)
+            return self._complete(r, child, token, status, record)[0]
 
-    def _finish(self, r: _Run, c: int, child: _Child, s: int, record: str, error: str | None) -> None:
+    def _complete(
+        self, r: _Run, child: int, token: str, status: ChildStatus, record: str, *, wake: bool = True
+    ) -> tuple[Completed, bool]:
+        """:meth:`complete` with the lock held; also whether it freed a permit. ``wake=False``: the caller wakes."""
+        ch = r.children.get(child)
+        freed = ch is not None and ch.token == token and r.leases.pop(child, None) is not None
+        if freed and wake:
+            r.freed += 1
+            r.notify("1")
+        s = r.get(child)
+        if s >= _SUCCEEDED:
+            r.duplicates += 1
+            if ch is not None and s == _SUCCEEDED and child not in r.results and child not in r.leases:
+                del r.children[child]
+            return _NOT_RECORDED, freed
+        if ch is None:
+            return _NOT_RECORDED, freed  # never granted: nothing to record
+        if s == _RUNNING:
+            r.items[_RUNNING] -= ch.items
+            r.execs[_RUNNING] -= 1
+        code = int(status)
+        self._finish(r, child, ch, code, record, None, wake=wake)
+        aborted = code in (_FAILED, _TIMED_OUT) and self._check_tolerance(r)
+        return Completed(True, aborted), freed
+
+    def step_take(
+        self,
+        run: str,
+        *,
+        done: Done | None,
+        nonce: str,
+        lease_ms: int,
+        worker: str = "",
+    ) -> tuple[Completed | None, tuple[int, str, Started] | None]:
+        """Complete ``done``, then take the next staged child and start it, under one lock (Redis: ``step.lua``).
+
+        The take is a grant (a free permit under MaxConcurrency, a new token ``<attempt>-<nonce>``) and a
+        start, so the child comes back RUNNING with its input; None when no permit is free, the run is
+        aborted or no child waits on the redo list (staged by :meth:`acquire`). The coordinator is woken
+        only when a permit stays free or the staged children run low (below half of what it stages):
+        a thread that goes from one child to the next needs nobody else.
+        """
+        with self._cond:
+            r = self._find(run)
+            if r is None:
+                return (None if done is None else _NOT_RECORDED), None
+            completed, freed = None, False
+            if done is not None:
+                completed, freed = self._complete(r, done.child, done.token, done.status, done.record, wake=False)
+            took = self._take(r, nonce, lease_ms, worker)
+            if took is None:
+                if freed:
+                    r.freed += 1
+                r.notify("1")
+            elif len(r.redo) * 2 < r.staging:
+                r.notify("1")
+            return completed, took
+
+    def _take(self, r: _Run, nonce: str, lease_ms: int, worker: str) -> tuple[int, str, Started] | None:
+        if r.abort is not None or not r.redo:
+            return None
+        if (
+            (r.items[_FAILED] or r.items[_TIMED_OUT])
+            and _item_total(r) is None
+            and r.config.tolerated_failure_percentage < 100
+        ):
+            return None  # failures wait for the source's total to be judged: the coordinator paces until it comes
+        effective = r.flow.get("ec")
+        permits = r.config.permits if effective is None else min(r.config.permits, int(effective))
+        if permits - len(r.leases) <= 0:
+            return None
+        redo = r.redo
+        while redo:
+            c = redo.popleft()
+            child = r.children.get(c)
+            if child is None or c in r.leases or r.get(c) != _PENDING:
+                continue  # finished meanwhile by a late completion, or leased again
+            child.attempt += 1
+            child.token = f"{child.attempt}-{nonce}"
+            r.set(c, _RUNNING)
+            r.items[_RUNNING] += child.items
+            r.execs[_RUNNING] += 1
+            if lease_ms > 0:
+                r.lease(c, self._clock() + lease_ms / 1000)
+            else:
+                r.leases[c] = _NEVER
+            child.started = self._wall()
+            child.worker = worker
+            return c, child.token, Started(RUN, r.inputs.get(c, ""), child.attempt, child.first, child.items)
+        return None
+
+    def _finish(
+        self, r: _Run, c: int, child: _Child, s: int, record: str, error: str | None, *, wake: bool = True
+    ) -> None:
         r.set(c, s)
         now = self._wall()
         ran = (now - child.started) * 1000 if child.started and s != _ABORTED else None
@@ -480,7 +566,8 @@ class MemoryRunStore:
             r.inputs.pop(c, None)
         else:
             r.failures[c] = (error, record)
-        r.notify("1")
+        if wake:
+            r.notify("1")
 
     def _finish_aborted(self, r: _Run, c: int, ch: _Child, *, started: bool) -> None:
         cause = aborted_cause(r.abort or "", c, ch.first, ch.items, started=started)

@@ -118,43 +118,43 @@ def test_release_ignores_stale_tokens_finished_children_and_expired_leases(any_r
     assert release(store, "r", []) == 0
 
 
-def test_staged_children_hold_no_permit_and_a_worker_takes_one_with_the_permit_it_frees(any_redis: Any) -> None:
-    store = RedisRunStore(any_redis, prefix=f"t{uuid.uuid4().hex[:8]}")
-    store.create_run("r", RunConfig(max_concurrency=2))
-    got = store.acquire("r", specs(0, 6), dispatch_lease_ms=LONG_MS, stage=3)
+def test_staged_children_hold_no_permit_and_a_worker_takes_one_with_the_permit_it_frees(
+    store: RunStore, make_run: Callable[..., str]
+) -> None:
+    r = make_run(max_concurrency=2)
+    take = store.step_take  # type: ignore[attr-defined]  # both stores that stage (memory: the local pool's threads)
+    got = store.acquire(r, specs(0, 6), dispatch_lease_ms=LONG_MS, stage=3)
     assert [lease.child for lease in got.leases] == [0, 1] and got.granted_new == 5  # 2 granted, 3 staged
-    assert store.cursor("r")[1] == 5 and store.counts("r").leases == 2  # cursor write-ahead, no permit held
-    _, started, _ = step(store, "r", done=None, start=(0, got.leases[0].token), lease_ms=LONG_MS, worker="w")
+    assert store.cursor(r)[1] == 5 and store.counts(r).leases == 2  # cursor write-ahead, no permit held
+    _, started, _ = step(store, r, done=None, start=(0, got.leases[0].token), lease_ms=LONG_MS, worker="w")
     assert started is not None and started.outcome == RUN
     # Nothing free while both permits are out: a take without a completion takes nothing.
-    assert store.step_take("r", done=None, nonce="n0", lease_ms=LONG_MS) == (None, None)
-    completed, took = store.step_take(
-        "r", done=Done(0, got.leases[0].token, ChildStatus.SUCCEEDED, record(0)), nonce="n1", lease_ms=LONG_MS
+    assert take(r, done=None, nonce="n0", lease_ms=LONG_MS) == (None, None)
+    completed, took = take(
+        r, done=Done(0, got.leases[0].token, ChildStatus.SUCCEEDED, record(0)), nonce="n1", lease_ms=LONG_MS
     )
     assert completed is not None and completed.recorded
     assert took is not None and took[:2] == (2, "1-n1") and took[2].outcome == RUN and took[2].first == 2
-    counts = store.counts("r")
+    counts = store.counts(r)
     assert (counts.leases, counts.executions.running, counts.executions.succeeded) == (2, 1, 1)  # never past 2
     # The taken child is fenced like any other: its own token completes it, once.
     done = Done(2, "1-n1", ChildStatus.SUCCEEDED, record(2))
-    assert store.step_take("r", done=done, nonce="n2", lease_ms=LONG_MS)[1] is not None  # takes child 3
-    assert store.step_take("r", done=done, nonce="n3", lease_ms=LONG_MS)[0] == Completed(False, False)
+    assert take(r, done=done, nonce="n2", lease_ms=LONG_MS)[1] is not None  # takes child 3
+    assert take(r, done=done, nonce="n3", lease_ms=LONG_MS)[0] == Completed(False, False)
     # The coordinator grants what is left on redo first (attempt 1), then new children.
-    rest = store.acquire("r", specs(5, 2), dispatch_lease_ms=LONG_MS)
+    rest = store.acquire(r, specs(5, 2), dispatch_lease_ms=LONG_MS)
     assert [(lease.child, lease.attempt) for lease in rest.leases] == [] and rest.granted_new == 0  # 1 and 3 hold both
-    store.complete("r", 1, got.leases[1].token, ChildStatus.SUCCEEDED, record(1))
-    rest = store.acquire("r", specs(5, 2), dispatch_lease_ms=LONG_MS)
+    store.complete(r, 1, got.leases[1].token, ChildStatus.SUCCEEDED, record(1))
+    rest = store.acquire(r, specs(5, 2), dispatch_lease_ms=LONG_MS)
     assert [(lease.child, lease.attempt) for lease in rest.leases] == [(4, 1)]
 
 
-def test_no_child_is_taken_in_an_aborted_run(any_redis: Any) -> None:
-    store = RedisRunStore(any_redis, prefix=f"t{uuid.uuid4().hex[:8]}")
-    store.create_run("r", RunConfig(max_concurrency=1, tolerated_failure_count=0))
-    got = store.acquire("r", specs(0, 3), dispatch_lease_ms=LONG_MS, stage=2)
+def test_no_child_is_taken_in_an_aborted_run(store: RunStore, make_run: Callable[..., str]) -> None:
+    r = make_run(max_concurrency=1, tolerated_failure_count=0)
+    take = store.step_take  # type: ignore[attr-defined]
+    got = store.acquire(r, specs(0, 3), dispatch_lease_ms=LONG_MS, stage=2)
     token = got.leases[0].token
-    step(store, "r", done=None, start=(0, token), lease_ms=LONG_MS)
-    completed, took = store.step_take(
-        "r", done=Done(0, token, ChildStatus.FAILED, record(0, "FAILED")), nonce="n", lease_ms=LONG_MS
-    )
+    step(store, r, done=None, start=(0, token), lease_ms=LONG_MS)
+    completed, took = take(r, done=Done(0, token, ChildStatus.FAILED, record(0, "FAILED")), nonce="n", lease_ms=LONG_MS)
     assert completed is not None and completed.aborted and took is None  # over the tolerance: nothing more runs
-    assert store.counts("r").executions.running == 0
+    assert store.counts(r).executions.running == 0

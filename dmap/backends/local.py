@@ -174,7 +174,9 @@ class LocalBackend(Backend):
         Inline children run in the coordinator's thread as they are dispatched: all of them. Pool
         children: as many as keep the Map Run within two per thread, :data:`QUEUED_AHEAD` queued and
         :data:`INFLIGHT_BYTES` of input, counting those granted and not yet finished (at least one
-        when none is).
+        when none is). When those take every permit that is left, up to :data:`STAGE` more within the
+        same bytes, for the store to stage (:meth:`stage`); they are not charged to the pool, since a
+        thread takes each with a permit it frees, in place of the child it finished.
         """
         if not plan.blocking:
             return len(pending)

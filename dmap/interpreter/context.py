@@ -32,6 +32,7 @@ DEFAULT_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/dmap"
 
 
 _second: tuple[int, str] = (-1, "")  # the last whole second formatted: strftime is most of a timestamp's cost
+_millisecond: tuple[int, str] = (-1, "")  # the last timestamp made, by its epoch millisecond
 
 
 def iso_now(moment: datetime | None = None) -> str:
@@ -39,12 +40,18 @@ def iso_now(moment: datetime | None = None) -> str:
     global _second
     if moment is not None:
         return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    ns = time.time_ns()
-    second, ms = ns // 1_000_000_000, ns // 1_000_000 % 1000
+    global _millisecond
+    now = time.time_ns() // 1_000_000
+    last = _millisecond
+    if last[0] == now:  # a child's several timestamps mostly fall in one millisecond
+        return last[1]
+    second, ms = divmod(now, 1000)
     cached = _second
     if cached[0] != second:
         cached = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)))
-    return f"{cached[1]}{ms:03d}Z"
+    text = f"{cached[1]}{ms:03d}Z"
+    _millisecond = (now, text)
+    return text
 
 
 def state_machine_arn(name: str) -> str:

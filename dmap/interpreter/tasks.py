@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import ErrorName, StatesError
+from .dataflow import compact, parse
 
 logger = logging.getLogger(__name__)
 handler_logger = logging.getLogger("dmap.handlers")
@@ -225,8 +226,6 @@ def marshal_json(value: Any) -> tuple[Any, str]:
     Raises:
         StatesError: ``Runtime.MarshalError`` for what is not JSON (NaN, bytes, sets, cycles).
     """
-    from .dataflow import compact, parse
-
     try:
         text = compact(value, allow_nan=False)
         return parse(text), text

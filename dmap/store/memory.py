@@ -277,18 +277,11 @@ class MemoryRunStore:
             leases: list[Lease] = []
             granted_new = 0
             if r.abort is None:
-                effective = r.flow.get("ec")  # adaptive concurrency: never above MaxConcurrency
-                permits = r.config.permits if effective is None else min(r.config.permits, int(effective))
-                free = permits - len(r.leases)
+                free = _permits(r) - len(r.leases)
                 expiry = now + dispatch_lease_ms / 1000
                 redo = r.redo
-                while free > 0 and redo:
-                    c = redo.popleft()
-                    child = r.children.get(c)
-                    if child is None or c in r.leases or r.get(c) != _PENDING:
-                        continue  # finished meanwhile by a late completion, or leased again
-                    child.attempt += 1
-                    child.token = f"{child.attempt}-{next(self._ids):x}"
+                while free > 0 and (again := _regrant(r, f"{next(self._ids):x}")) is not None:
+                    c, child = again
                     r.lease(c, expiry)
                     leases.append(Lease(c, child.token, child.attempt))
                     free -= 1
@@ -420,16 +413,20 @@ class MemoryRunStore:
                 del r.leases[child]
                 self._finish_aborted(r, child, ch, started=False)
                 return Started(ABORTED)
-            r.set(child, _RUNNING)
-            r.items[_RUNNING] += ch.items
-            r.execs[_RUNNING] += 1
-            if lease_ms > 0:
-                r.lease(child, self._clock() + lease_ms / 1000)
-            else:  # its dispatch lease's heap entry goes stale: _reclaim and _wait_ms skip it
-                r.leases[child] = _NEVER
-            ch.started = self._wall()
-            ch.worker = worker
-            return Started(RUN, r.inputs.get(child, ""), ch.attempt, ch.first, ch.items)
+            return self._begin(r, child, ch, lease_ms, worker)
+
+    def _begin(self, r: _Run, c: int, ch: _Child, lease_ms: int, worker: str) -> Started:
+        """Mark a leased (or just taken) pending child RUNNING with a run lease of ``lease_ms`` (HELD: held)."""
+        r.set(c, _RUNNING)
+        r.items[_RUNNING] += ch.items
+        r.execs[_RUNNING] += 1
+        if lease_ms > 0:
+            r.lease(c, self._clock() + lease_ms / 1000)
+        else:  # a dispatch lease's heap entry goes stale: _reclaim and _wait_ms skip it
+            r.leases[c] = _NEVER
+        ch.started = self._wall()
+        ch.worker = worker
+        return Started(RUN, r.inputs.get(c, ""), ch.attempt, ch.first, ch.items)
 
     def renew(self, run: str, leases: Sequence[tuple[int, str]], *, lease_ms: int) -> list[bool]:
         """Extend the leases still held by these tokens; False for a lost one (never re-created)."""
@@ -528,29 +525,10 @@ class MemoryRunStore:
             and r.config.tolerated_failure_percentage < 100
         ):
             return None  # failures wait for the source's total to be judged: the coordinator paces until it comes
-        effective = r.flow.get("ec")
-        permits = r.config.permits if effective is None else min(r.config.permits, int(effective))
-        if permits - len(r.leases) <= 0:
+        if _permits(r) - len(r.leases) <= 0 or (again := _regrant(r, nonce)) is None:
             return None
-        redo = r.redo
-        while redo:
-            c = redo.popleft()
-            child = r.children.get(c)
-            if child is None or c in r.leases or r.get(c) != _PENDING:
-                continue  # finished meanwhile by a late completion, or leased again
-            child.attempt += 1
-            child.token = f"{child.attempt}-{nonce}"
-            r.set(c, _RUNNING)
-            r.items[_RUNNING] += child.items
-            r.execs[_RUNNING] += 1
-            if lease_ms > 0:
-                r.lease(c, self._clock() + lease_ms / 1000)
-            else:
-                r.leases[c] = _NEVER
-            child.started = self._wall()
-            child.worker = worker
-            return c, child.token, Started(RUN, r.inputs.get(c, ""), child.attempt, child.first, child.items)
-        return None
+        c, child = again
+        return c, child.token, self._begin(r, c, child, lease_ms, worker)
 
     def _finish(
         self, r: _Run, c: int, child: _Child, s: int, record: str, error: str | None, *, wake: bool = True
@@ -769,6 +747,26 @@ class MemoryRunStore:
         with self._cond:
             if (r := self._find(run)) is not None:
                 r.expires = self._clock() + seconds
+
+
+def _permits(r: _Run) -> int:
+    """The run's permits: MaxConcurrency (10,000 for 0), or adaptive concurrency's lower limit."""
+    effective = r.flow.get("ec")  # adaptive concurrency: never above MaxConcurrency
+    return r.config.permits if effective is None else min(r.config.permits, int(effective))
+
+
+def _regrant(r: _Run, nonce: str) -> tuple[int, _Child] | None:
+    """The next child on the redo list that still waits, with its next attempt and token ``<attempt>-<nonce>``."""
+    redo = r.redo
+    while redo:
+        c = redo.popleft()
+        child = r.children.get(c)
+        if child is None or c in r.leases or r.get(c) != _PENDING:
+            continue  # finished meanwhile by a late completion, or leased again
+        child.attempt += 1
+        child.token = f"{child.attempt}-{nonce}"
+        return c, child
+    return None
 
 
 def _item_total(r: _Run) -> int | None:

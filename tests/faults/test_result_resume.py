@@ -43,8 +43,10 @@ class Crash(BaseException):
 class CrashAfterCheckpoint:
     """Wraps a backend's journal and store: the coordinator dies after its first checkpoint.
 
-    The checkpoint finishes the files, saves the Map Run, drops the records from the store, and the
-    coordinator's loop goes back to the store for permits: that ``acquire`` raises :class:`Crash`.
+    The checkpoint finishes the files and saves the Map Run: that save raises :class:`Crash` once it
+    is done, and so does any later ``acquire``. (Waiting for the next ``acquire`` alone was not
+    enough: the local pool's threads take staged children themselves, so a short run can finish
+    without the coordinator asking for permits again.)
     """
 
     def __init__(self, backend: LocalBackend) -> None:
@@ -56,6 +58,7 @@ class CrashAfterCheckpoint:
         self.journal.save_map_run(map_run)
         if map_run.results_upto > 0 and not self.checkpointed:
             self.checkpointed = map_run.map_run_arn
+            raise Crash()
 
     def _acquire(self, *args: Any, **kwargs: Any) -> Any:
         if self.checkpointed:

@@ -37,10 +37,9 @@ _millisecond: tuple[int, str] = (-1, "")  # the last timestamp made, by its epoc
 
 def iso_now(moment: datetime | None = None) -> str:
     """A timestamp as AWS prints them: ISO-8601, milliseconds, ``Z``."""
-    global _second
+    global _second, _millisecond
     if moment is not None:
         return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    global _millisecond
     now = time.time_ns() // 1_000_000
     last = _millisecond
     if last[0] == now:  # a child's several timestamps mostly fall in one millisecond

@@ -185,15 +185,22 @@ def run_child(
         if taker is None or time.monotonic() >= take_until:
             store.complete(run, child, token, status, record)
             return outcome
-        nonce = f"{_nonce_prefix}{next(_takes):x}"
-        _, took = taker(run, done=Done(child, token, status, record), nonce=nonce, lease_ms=lease, worker=me)
+        done = Done(child, token, status, record)
+        _, took = taker(run, done=done, nonce=_take_nonce(), lease_ms=lease, worker=me)
         if took is None:
             return outcome
         child, token, started = took
 
 
 _takes = itertools.count()
-"""Numbers the tokens :func:`run_child` takes in this process (a token is ``<attempt>-<nonce>``)."""
+
+
+def _take_nonce() -> str:
+    """A nonce for the token of a child taken with ``step_take`` (``<attempt>-<nonce>``), new on every call.
+
+    Unique across processes and forks (a random prefix per process) without a system call per take.
+    """
+    return f"{_nonce_prefix}{next(_takes):x}"
 
 
 def run_resumed(
@@ -269,7 +276,7 @@ def run_pack(
             nxt: tuple[int, str] | None
             taken = not todo and taker is not None and time.monotonic() < take_until
             if taken and taker is not None:
-                _, took = taker(run, done=done, nonce=secrets.token_hex(6), lease_ms=plan.lease_ms, worker=me)
+                _, took = taker(run, done=done, nonce=_take_nonce(), lease_ms=plan.lease_ms, worker=me)
                 done = None
                 if took is None:
                     break

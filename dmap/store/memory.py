@@ -280,7 +280,7 @@ class MemoryRunStore:
                 free = _permits(r) - len(r.leases)
                 expiry = now + dispatch_lease_ms / 1000
                 redo = r.redo
-                while free > 0 and (again := _regrant(r, f"{next(self._ids):x}")) is not None:
+                while free > 0 and redo and (again := _regrant(r, f"{next(self._ids):x}")) is not None:
                     c, child = again
                     r.lease(c, expiry)
                     leases.append(Lease(c, child.token, child.attempt))

@@ -40,7 +40,9 @@ class OomKiller:
     """SIGKILLs any pool process of the given workers whose resident memory passes ``OOM_MIB``."""
 
     def __init__(self, cluster: FaultCluster) -> None:
-        self.cluster, self.kills = cluster, 0
+        self.cluster = cluster
+        self.killed: set[int] = set()
+        """Each process killed, once: a killed process still tearing down 600 MiB can read as resident for a while."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="oom-killer", daemon=True)
         self._thread.start()
@@ -49,12 +51,17 @@ class OomKiller:
         while not self._stop.wait(0.02):
             for worker in list(self.cluster.workers):
                 for pid in tools.children_of(worker.pid):
-                    if tools.resident_mib(pid) > OOM_MIB:
+                    if pid not in self.killed and tools.resident_mib(pid) > OOM_MIB:
                         try:
                             os.kill(pid, signal.SIGKILL)
-                            self.kills += 1
+                            self.killed.add(pid)
                         except ProcessLookupError:
                             pass
+
+    @property
+    def kills(self) -> int:
+        """How many processes were killed."""
+        return len(self.killed)
 
     def stop(self) -> None:
         """Stop watching."""

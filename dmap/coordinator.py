@@ -34,7 +34,7 @@ from .interpreter import dataflow, jsonata_flow, mapfields
 from .interpreter.context import MapInvocation, iso_now, state_machine_arn
 from .interpreter.executor import Aborted
 from .journal import Journal
-from .outage import is_outage
+from .outage import RestartWatch, is_outage
 from .pacing import Pacer
 from .readers import ItemStream, Mark, encode_position
 from .records import Execution, MapRun, MapRunStatus, map_run_arn, new_run_id
@@ -393,6 +393,7 @@ class Coordinator:
         ahead = _CountAhead(self._count_ahead)
         pacer = self._pacer()
         listeners = self._listener_watch()
+        restarts = self._restart_watch(listeners)
         next_check = next_done_check = next_drain = 0.0
         linger = 0.0
         try:
@@ -404,6 +405,7 @@ class Coordinator:
                     if not totals_set:  # asked again and again: update-map-run may set a percentage later
                         ahead.start_if_wanted()
                     self._say_if_deserted(listeners, now)
+                    self._send_again_if_redis_restarted(restarts)
                     self.flow.tick()  # adaptive concurrency's additive increase (a no-op while it is off)
                     next_check = now + 0.1
                 window.fill()
@@ -443,6 +445,29 @@ class Coordinator:
             return None
         self._deserted_note = 0.0
         return ListenerWatch(store.client, store.prefix, self.settings.queue)
+
+    def _restart_watch(self, listeners: ListenerWatch | None) -> RestartWatch | None:
+        """A watch for a restart of the run store's Redis when children go to a queue (celery), else None."""
+        store = getattr(self.engine, "redis", None)
+        return None if listeners is None or store is None else RestartWatch(store.client)
+
+    def _send_again_if_redis_restarted(self, restarts: RestartWatch | None) -> None:
+        """Grant again, with fresh tokens, the children sent but not started before Redis was restarted or unreachable.
+
+        A worker's ``BRPOP`` that took a child's message out of the queue as Redis died never got the
+        reply, and nothing puts that message back: its child would wait for the dispatch lease
+        (``DMAP_DISPATCH_LEASE_SECONDS``, 10 minutes by default). The messages that did survive then
+        arrive with stale tokens and are ignored, as after a coordinator restart.
+        """
+        if restarts is None or not restarts.lost_since_last_look():
+            return
+        requeued = self.store.requeue_unstarted(self.run_id)
+        if requeued:
+            logger.warning(
+                "map run %s: Redis was restarted or unreachable; %d children sent but not started are sent again",
+                self.map_run.map_run_arn,
+                requeued,
+            )
 
     def _say_if_deserted(self, listeners: ListenerWatch | None, now: float) -> None:
         """Warn (then once a minute) while children wait and no live worker listens on the queue."""

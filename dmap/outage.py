@@ -47,6 +47,7 @@ _NOT_OUTAGES = (AuthenticationError, AuthorizationError)
 _depth = threading.local()  # redis-py nests retries (a command's retry reconnects with its own): one budget
 _log_lock = threading.Lock()
 _last_log = [0.0]
+_ridden_out = [0]  # outages this process's Redis calls have ridden out (see ridden_out)
 
 
 class OutageRetry(Retry):
@@ -113,8 +114,52 @@ class OutageRetry(Retry):
                 time.sleep(min(deadline - now, pause / 2 + random.random() * pause / 2))
                 continue
             if failures and outer:
+                _ridden_out[0] += 1
                 _say(logging.WARNING, "Redis reachable again after %d failed tries", failures, force=True)
             return result
+
+
+def ridden_out() -> int:
+    """How many times a Redis call of this process succeeded after failing for an outage (only ever grows)."""
+    return _ridden_out[0]
+
+
+class RestartWatch:
+    """Notices when a Redis server may have dropped messages it was handing out.
+
+    A worker's ``BRPOP`` that took a message out of a queue as Redis died (or as its connection broke)
+    never got the reply, and nothing puts that message back. Two signs that this may have happened since
+    the last look: the server's ``run_id`` changed (it was restarted: a pooled connection reconnects
+    without an error, so a client that was idle through the outage sees nothing else), or a call of this
+    process rode out an outage (:func:`ridden_out`).
+
+    Args:
+        client: A client of the Redis server to watch.
+        every: Seconds between two looks at the server (one ``INFO server`` each).
+    """
+
+    def __init__(self, client: redis.Redis, every: float = 1.0) -> None:
+        self._client, self._every = client, every
+        self._next = time.monotonic() + every
+        self._server = self._run_id()
+        self._outages = ridden_out()
+
+    def _run_id(self) -> str:
+        try:
+            return str(self._client.info("server").get("run_id", ""))
+        except redis.ResponseError:  # an ACL without INFO: the outages ridden out are the only sign left
+            return ""
+
+    def lost_since_last_look(self) -> bool:
+        """True if messages may have been lost since the last call (looks at most every ``every`` seconds)."""
+        now = time.monotonic()
+        if now < self._next:
+            return False
+        self._next = now + self._every
+        server, outages = self._run_id(), ridden_out()
+        lost = server != self._server or outages != self._outages
+        self._server, self._outages = server, outages
+        return lost
 
 
 def _say(level: int, message: str, *args: Any, force: bool = False) -> None:

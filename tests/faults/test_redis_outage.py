@@ -20,8 +20,9 @@ import redis
 
 import dmap
 from dmap.config import Settings
-from dmap.outage import ride_out
+from dmap.outage import RestartWatch, ride_out
 from dmap.store.redis import RedisRunStore
+from tests.integration import flows as iflows
 
 from . import audit, flows, tools
 from .conftest import FaultCluster, PrivateRedis
@@ -214,3 +215,57 @@ def test_the_outage_budget_is_a_setting_of_a_minute_by_default(monkeypatch: pyte
     assert Settings().redis_outage_seconds == 60.0
     monkeypatch.setenv("DMAP_REDIS_OUTAGE_SECONDS", "7.5")
     assert Settings().redis_outage_seconds == 7.5
+
+
+def test_children_whose_messages_died_with_redis_are_sent_again_without_waiting_for_the_dispatch_lease(
+    fault_cluster: FaultCluster, durable_redis: PrivateRedis
+) -> None:
+    # A worker blocked in BRPOP when Redis is SIGKILLed can lose the message Redis just popped for it: the
+    # reply dies with the connection and nothing puts the message back. Found by the CI run of stop 19 (the
+    # restart tests above hung): the child waited for the dispatch lease, 10 minutes by default. The loss is
+    # made deterministic here: the queued messages are deleted, then Redis is restarted, then a worker starts.
+    cluster = fault_cluster
+    cluster.store_url = durable_redis.url
+    backend = cluster.celery()
+    name = f"lost-{cluster.ns}"
+    run_id = tools.run_id_of(name)
+    broker = redis.Redis.from_url(durable_redis.url)
+    run = tools.Background(
+        lambda: dmap.run(
+            iflows.work_map(max_concurrency=3), input=iflows.work_input(cluster.ns, 3), backend=backend, name=name
+        )
+    )
+    try:
+        cluster.wait_for(
+            lambda: broker.llen(cluster.queue) > 0 and backend.store.counts(run_id).leases == 3,
+            "the three children's messages in the queue",
+        )
+        lost, _ = broker.pipeline().llen(cluster.queue).delete(cluster.queue).execute()  # one MULTI: exact
+        assert lost > 0
+        durable_redis.kill()
+        time.sleep(1.0)
+        durable_redis.start()
+        cluster.start_workers(1, concurrency=1)
+        execution = run.result(timeout=60)  # the dispatch lease is 600 s
+    finally:
+        broker.close()
+        if not run.done():
+            backend.store.abort(run_id, "stopped")
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert execution.output == iflows.expected_output(3)
+    assert cluster.calls() == {0: 1, 1: 1, 2: 1}
+
+
+def test_a_restart_watch_tells_a_restarted_redis_once_and_a_quiet_one_never(private_redis: PrivateRedis) -> None:
+    client = redis.Redis.from_url(private_redis.url)
+    ride_out(client, 30)
+    watch = RestartWatch(client, every=0)
+    try:
+        assert watch.lost_since_last_look() is False
+        private_redis.kill()
+        private_redis.start()
+        client.connection_pool.disconnect()  # an idle pooled connection: replaced without an error
+        assert watch.lost_since_last_look() is True  # a new run_id, though no call of this client failed
+        assert watch.lost_since_last_look() is False
+    finally:
+        client.close()

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 import dmap
+from tests.integration.handlers import ready_key
 
 from . import audit, flows, tools
 from .conftest import FaultCluster
@@ -68,8 +69,10 @@ def test_workers_killed_every_few_seconds_lose_no_item_and_count_none_twice(
         # Time to recover: from a kill until the coordinator reclaimed the dead process's leases.
         recoveries += [now - at for at, before in waiting if reclaimed > before]
         waiting = [(at, before) for at, before in waiting if reclaimed <= before]
-        if now >= next_kill and kills < MOST_KILLS:
-            alive = [w for w in cluster.workers if w.proc.poll() is None]
+        # Only workers that finished starting: a replacement killed while it boots fails its starter thread.
+        ready = {int(pid) for pid in cluster.conn.smembers(ready_key(cluster.queue))}
+        alive = [w for w in cluster.workers if w.proc.poll() is None and w.pid in ready]
+        if now >= next_kill and kills < MOST_KILLS and alive:
             victim = rng.choice(alive)
             pool = tools.children_of(victim.pid)
             waiting.append((now, reclaimed))

@@ -448,8 +448,7 @@ class Coordinator:
 
     def _restart_watch(self, listeners: ListenerWatch | None) -> RestartWatch | None:
         """A watch for a restart of the run store's Redis when children go to a queue (celery), else None."""
-        store = getattr(self.engine, "redis", None)
-        return None if listeners is None or store is None else RestartWatch(store.client)
+        return None if listeners is None else RestartWatch(listeners.client)  # the run store's client
 
     def _send_again_if_redis_restarted(self, restarts: RestartWatch | None) -> None:
         """Grant again, with fresh tokens, the children sent but not started before Redis was restarted or unreachable.

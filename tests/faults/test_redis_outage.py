@@ -221,8 +221,8 @@ def test_children_whose_messages_died_with_redis_are_sent_again_without_waiting_
     fault_cluster: FaultCluster, durable_redis: PrivateRedis
 ) -> None:
     # A worker blocked in BRPOP when Redis is SIGKILLed can lose the message Redis just popped for it: the
-    # reply dies with the connection and nothing puts the message back. Found by the CI run of stop 19 (the
-    # restart tests above hung): the child waited for the dispatch lease, 10 minutes by default. The loss is
+    # reply dies with the connection and nothing puts the message back. Found by a CI run in which the
+    # restart tests above hung: the child waited for the dispatch lease, 10 minutes by default. The loss is
     # made deterministic here: the queued messages are deleted, then Redis is restarted, then a worker starts.
     cluster = fault_cluster
     cluster.store_url = durable_redis.url

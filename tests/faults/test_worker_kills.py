@@ -35,6 +35,12 @@ KILL_EVERY_S = 3.0
 MOST_KILLS = 8
 
 
+def _ready_workers(cluster: FaultCluster) -> list[Any]:
+    """The live workers of ``cluster`` that finished starting."""
+    ready = {int(pid) for pid in cluster.conn.smembers(ready_key(cluster.queue))}
+    return [w for w in cluster.workers if w.proc.poll() is None and w.pid in ready]
+
+
 @pytest.mark.slow
 def test_workers_killed_every_few_seconds_lose_no_item_and_count_none_twice(
     fault_cluster: FaultCluster, broker: str, s3_client: Any, bucket: str
@@ -70,9 +76,7 @@ def test_workers_killed_every_few_seconds_lose_no_item_and_count_none_twice(
         recoveries += [now - at for at, before in waiting if reclaimed > before]
         waiting = [(at, before) for at, before in waiting if reclaimed <= before]
         # Only workers that finished starting: a replacement killed while it boots fails its starter thread.
-        ready = {int(pid) for pid in cluster.conn.smembers(ready_key(cluster.queue))}
-        alive = [w for w in cluster.workers if w.proc.poll() is None and w.pid in ready]
-        if now >= next_kill and kills < MOST_KILLS and alive:
+        if now >= next_kill and kills < MOST_KILLS and (alive := _ready_workers(cluster)):
             victim = rng.choice(alive)
             pool = tools.children_of(victim.pid)
             waiting.append((now, reclaimed))

@@ -10,6 +10,7 @@ set) they fail: a skipped real-Redis test is not a passed one.
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,11 @@ import pytest
 
 IN_CI = bool(os.environ.get("CI"))
 _STARTED: list[Any] = []
+
+# A shell without job control starts background commands (`pytest &`, nohup) with SIGINT ignored, and
+# the processes the tests start would inherit it: the Ctrl-C tests' `dmap run` would never see theirs.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 #: Folders of tests/ whose every test needs real services, and the markers their tests get.

@@ -242,3 +242,43 @@ def test_a_pass_only_child_with_item_selector_and_math_add_computes_every_item(b
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
     assert execution.output == [{"sum": 4 * i} for i in range(1000)]
     assert execution.map_runs[0].item_counts == counts(succeeded=1000, total=1000, resultsWritten=1000)
+
+
+def test_the_first_child_is_dispatched_before_the_window_reads_more_than_its_first_fill(
+    backend: LocalBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dmap import coordinator
+
+    read = 0
+    read_at_first_dispatch: list[int] = []
+    open_children = coordinator.Coordinator._children
+
+    def counted(self: coordinator.Coordinator, next_item: int, next_child: int) -> Iterator[Any]:
+        nonlocal read
+        for spec in open_children(self, next_item, next_child):
+            read += 1
+            yield spec
+
+    dispatch = backend.dispatch
+
+    def observed(plan: Any, leases: Any) -> None:
+        if not read_at_first_dispatch:
+            read_at_first_dispatch.append(read)
+        dispatch(plan, leases)
+
+    monkeypatch.setattr(coordinator.Coordinator, "_children", counted)
+    monkeypatch.setattr(backend, "dispatch", observed)
+    definition = distributed("arn:aws:states:::lambda:invoke", ItemBatcher={"MaxItemsPerBatch": 100})
+    state = definition["States"]["Fan"]
+    state["ItemProcessor"]["States"]["Work"] = {"Type": "Pass", "Result": 1, "End": True}
+    padding = "x" * 200
+    batch = 100 * len(json.dumps({"i": 0, "pad": padding}))  # ~21,000 characters of input per child
+    source = {"items": [{"i": i, "pad": padding} for i in range(30_000)]}
+
+    execution = dmap.run(definition, input=source, backend=backend)
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert read == 300
+    # The whole window (4 MiB) would be ~200 children read before the first grant.
+    first_fill = coordinator.FIRST_FILL_BYTES // batch + 1
+    assert read_at_first_dispatch and read_at_first_dispatch[0] <= first_fill < coordinator.WINDOW_BYTES // batch

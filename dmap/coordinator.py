@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import redis
+
 from . import batching, counting, identity, metrics, sources, telemetry
 from .asl.model import MapState, TaskState, WaitState, iter_states
 from .child import ChildPlan
@@ -442,6 +444,7 @@ class Coordinator:
                     linger = pacer.linger() if pacer is not None and woke != "ABORT" else 0.0
         finally:
             ahead.cancel()
+            _close(restarts)
 
     def _listener_watch(self) -> ListenerWatch | None:
         """A watch on the worker registry when children go to a queue (celery), else None."""
@@ -452,8 +455,15 @@ class Coordinator:
         return ListenerWatch(store.client, store.prefix, self.settings.queue)
 
     def _restart_watch(self, listeners: ListenerWatch | None) -> RestartWatch | None:
-        """A watch for a restart of the run store's Redis when children go to a queue (celery), else None."""
-        return None if listeners is None else RestartWatch(listeners.client)  # the run store's client
+        """A watch for a restart of the run store's Redis, and of the broker's when that is another Redis, when
+        children go to a queue (celery), else None."""
+        if listeners is None:
+            return None
+        broker_url = self.settings.effective_broker_url
+        if broker_url == self.settings.redis_url or not broker_url.startswith(("redis://", "rediss://", "unix://")):
+            return RestartWatch(listeners.client)  # the run store's client: the queues are on that server too
+        broker = redis.Redis.from_url(broker_url, socket_connect_timeout=5, socket_timeout=30)
+        return RestartWatch(listeners.client, broker, owns=(broker,))
 
     def _send_again_if_redis_restarted(self, restarts: RestartWatch | None) -> None:
         """Grant again, with fresh tokens, the children sent but not started before Redis was restarted or unreachable.
@@ -828,6 +838,12 @@ class _CountAhead:
 def _infrastructure(exc: BaseException) -> bool:
     """True for a lost Redis or broker (a resume finishes the run), as opposed to a fault of the run itself."""
     return is_outage(exc)
+
+
+def _close(watch: RestartWatch | None) -> None:
+    """Close a restart watch's own clients, if there is a watch."""
+    if watch is not None:
+        watch.close()
 
 
 class _Window:

@@ -129,26 +129,31 @@ class RestartWatch:
 
     A worker's ``BRPOP`` that took a message out of a queue as Redis died (or as its connection broke)
     never got the reply, and nothing puts that message back. Two signs that this may have happened since
-    the last look: the server's ``run_id`` changed (it was restarted: a pooled connection reconnects
+    the last look: a watched server's ``run_id`` changed (it was restarted: a pooled connection reconnects
     without an error, so a client that was idle through the outage sees nothing else), or a call of this
-    process rode out an outage (:func:`ridden_out`).
+    process rode out an outage (:func:`ridden_out`). A server that does not answer at a look keeps the
+    ``run_id`` it had: its restart shows at the first look that reaches it again.
 
     Args:
-        client: A client of the Redis server to watch.
-        every: Seconds between two looks at the server (one ``INFO server`` each).
+        clients: Clients of the Redis servers to watch (the run store's; a broker's on another server).
+        every: Seconds between two looks at the servers (one ``INFO server`` each).
+        owns: Those of ``clients`` the watch opened for itself: :meth:`close` closes them.
     """
 
-    def __init__(self, client: redis.Redis, every: float = 1.0) -> None:
-        self._client, self._every = client, every
+    def __init__(self, *clients: redis.Redis, every: float = 1.0, owns: tuple[redis.Redis, ...] = ()) -> None:
+        self._clients, self._every, self._owned = clients, every, owns
         self._next = time.monotonic() + every
-        self._server = self._run_id()
+        self._servers = [self._run_id(client) or "" for client in clients]
         self._outages = ridden_out()
 
-    def _run_id(self) -> str:
+    @staticmethod
+    def _run_id(client: redis.Redis) -> str | None:
         try:
-            return str(self._client.info("server").get("run_id", ""))
+            return str(client.info("server").get("run_id", ""))
         except redis.ResponseError:  # an ACL without INFO: the outages ridden out are the only sign left
             return ""
+        except (ConnectionError, TimeoutError):  # down right now: known at the next look that reaches it
+            return None
 
     def lost_since_last_look(self) -> bool:
         """True if messages may have been lost since the last call (looks at most every ``every`` seconds)."""
@@ -156,10 +161,21 @@ class RestartWatch:
         if now < self._next:
             return False
         self._next = now + self._every
-        server, outages = self._run_id(), ridden_out()
-        lost = server != self._server or outages != self._outages
-        self._server, self._outages = server, outages
+        lost = False
+        for i, client in enumerate(self._clients):
+            server = self._run_id(client)
+            if server is not None:
+                lost = lost or server != self._servers[i]
+                self._servers[i] = server
+        outages = ridden_out()
+        lost = lost or outages != self._outages
+        self._outages = outages
         return lost
+
+    def close(self) -> None:
+        """Close the clients the watch opened for itself."""
+        for client in self._owned:
+            client.close()
 
 
 def _say(level: int, message: str, *args: Any, force: bool = False) -> None:

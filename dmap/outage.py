@@ -132,7 +132,8 @@ class RestartWatch:
     the last look: a watched server's ``run_id`` changed (it was restarted: a pooled connection reconnects
     without an error, so a client that was idle through the outage sees nothing else), or a call of this
     process rode out an outage (:func:`ridden_out`). A server that does not answer at a look keeps the
-    ``run_id`` it had: its restart shows at the first look that reaches it again.
+    ``run_id`` it had: its restart shows at the first look that reaches it again (a server that has not
+    answered yet gets its first ``run_id`` as the baseline).
 
     Args:
         clients: Clients of the Redis servers to watch (the run store's; a broker's on another server).
@@ -143,7 +144,7 @@ class RestartWatch:
     def __init__(self, *clients: redis.Redis, every: float = 1.0, owns: tuple[redis.Redis, ...] = ()) -> None:
         self._clients, self._every, self._owned = clients, every, owns
         self._next = time.monotonic() + every
-        self._servers = [self._run_id(client) or "" for client in clients]
+        self._servers = [self._run_id(client) for client in clients]  # None: not known yet
         self._outages = ridden_out()
 
     @staticmethod
@@ -163,9 +164,9 @@ class RestartWatch:
         self._next = now + self._every
         lost = False
         for i, client in enumerate(self._clients):
-            server = self._run_id(client)
+            server, known = self._run_id(client), self._servers[i]
             if server is not None:
-                lost = lost or server != self._servers[i]
+                lost = lost or (known is not None and server != known)
                 self._servers[i] = server
         outages = ridden_out()
         lost = lost or outages != self._outages

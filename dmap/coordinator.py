@@ -401,7 +401,6 @@ class Coordinator:
         restarts = self._restart_watch(listeners)
         next_check = next_done_check = next_drain = 0.0
         linger = 0.0
-        granted_once = False  # until the first grant the window reads only FIRST_FILL_BYTES ahead
         try:
             while True:
                 now = time.monotonic()
@@ -414,7 +413,7 @@ class Coordinator:
                     self._send_again_if_redis_restarted(restarts)
                     self.flow.tick()  # adaptive concurrency's additive increase (a no-op while it is off)
                     next_check = now + 0.1
-                window.fill(WINDOW_BYTES if granted_once else FIRST_FILL_BYTES)
+                window.fill()
                 if window.exhausted and not window.pending and not totals_set:
                     totals_set = True
                     ahead.cancel()  # the reader got there first: its totals are final
@@ -423,7 +422,6 @@ class Coordinator:
                 if linger > 0:  # freed permits gather while the workers still have queued children
                     time.sleep(linger)
                 acquired = self._grant(window, lease_ms, pacer)
-                granted_once = granted_once or bool(acquired.leases)
                 now = time.monotonic()
                 if now >= next_drain or not acquired.leases:  # the ResultWriter's reads, not once per grant
                     self.sink.drain()
@@ -847,7 +845,8 @@ def _close(watch: RestartWatch | None) -> None:
 
 
 class _Window:
-    """The children read ahead of their permits, in child order: at most WINDOW of them and WINDOW_BYTES of input."""
+    """The children read ahead of their permits, in child order: at most WINDOW of them and WINDOW_BYTES of input
+    (FIRST_FILL_BYTES until the first of them is granted)."""
 
     def __init__(self, children: Iterator[ChildSpec], next_child: int, next_item: int) -> None:
         self._children = children
@@ -855,9 +854,11 @@ class _Window:
         self.bytes = 0  # input characters of the pending children
         self.exhausted = False
         self.end_child, self.end_item = next_child, next_item
+        self._most_bytes = FIRST_FILL_BYTES  # the first grant should not wait for a whole window to be read
 
-    def fill(self, most_bytes: int = WINDOW_BYTES) -> None:
-        """Read children until the window is full (by count or ``most_bytes`` of input) or the source is exhausted."""
+    def fill(self) -> None:
+        """Read children until the window is full (by count or by input size) or the source is exhausted."""
+        most_bytes = self._most_bytes
         while not self.exhausted and len(self.pending) < WINDOW and (self.bytes < most_bytes or not self.pending):
             spec = next(self._children, None)
             if spec is None:
@@ -869,5 +870,7 @@ class _Window:
 
     def granted(self, count: int) -> None:
         """Drop the first ``count`` children: they have permits now."""
+        if count:
+            self._most_bytes = WINDOW_BYTES
         for _ in range(count):
             self.bytes -= len(self.pending.popleft().input)

@@ -460,7 +460,8 @@ class Coordinator:
         broker_url = self.settings.effective_broker_url
         if broker_url == self.settings.redis_url or not broker_url.startswith(("redis://", "rediss://", "unix://")):
             return RestartWatch(listeners.client)  # the run store's client: the queues are on that server too
-        broker = redis.Redis.from_url(broker_url, socket_connect_timeout=5, socket_timeout=30)
+        # Looked at from the dispatch loop once a second: a broker that does not answer must not hold it up.
+        broker = redis.Redis.from_url(broker_url, socket_connect_timeout=1, socket_timeout=2)
         return RestartWatch(listeners.client, broker, owns=(broker,))
 
     def _send_again_if_redis_restarted(self, restarts: RestartWatch | None) -> None:

@@ -108,9 +108,9 @@ def test_a_heartbeat_keeps_the_task_alive_until_its_answer(backend: LocalBackend
     thread, box = _in_background(_waiting(name, HeartbeatSeconds=1), backend, input={"n": 3})
     token = events.get(timeout=30)["token"]
     beats = threading.Event()
-    for _ in range(3):  # ~1.5 s in all: past one HeartbeatSeconds, alive thanks to the beats
+    for _ in range(8):  # ~1.6 s in all: past one HeartbeatSeconds, alive thanks to the beats (0.8 s to spare each)
         dmap.send_task_heartbeat(token)
-        beats.wait(0.5)
+        beats.wait(0.2)
     dmap.send_task_success(token, '"done"')
     thread.join(30)
     assert box["execution"].output == {"n": 3, "answer": "done"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -39,8 +40,15 @@ def limits(request: pytest.FixtureRequest, real_redis: Any) -> Iterator[Any]:
 
 
 def test_a_bucket_hands_each_caller_its_own_moment_burst_then_one_per_interval(limits: Any) -> None:
-    limits.set(make_limit("svc", "40/s", burst=3))
-    waits = [limits.take("svc", 10_000) for _ in range(13)]
+    # The waits below allow 5 ms for the 13 calls: a busy machine can stall one call longer than that,
+    # so a sequence that took longer is taken again on a bucket of its own (the last try is checked as is).
+    for attempt in range(5):
+        key = f"svc-{attempt}"
+        limits.set(make_limit(key, "40/s", burst=3))
+        started = time.monotonic()
+        waits = [limits.take(key, 10_000) for _ in range(13)]
+        if time.monotonic() - started < 0.005:
+            break
     assert all(t.outcome == RESERVED for t in waits)
     assert [t.wait_ms for t in waits[:3]] == [0, 0, 0]
     # Then one token every 25 ms: the 13th is ten intervals after the burst (less the time the calls took).

@@ -122,14 +122,15 @@ def test_a_host_deadline_stops_the_execution_between_states(sfn: Harness) -> Non
     @sfn.task("Slow")
     def slow(event: Any, context: TaskContext) -> Any:
         ran.append("slow")
-        time.sleep(0.3)
+        time.sleep(1.2)
 
     sfn.task("Later")(lambda event, context: ran.append("later"))
     definition = machine(
         ("First", {"Type": "Task", "Resource": "Slow", "Next": "Second"}),
         ("Second", {"Type": "Task", "Resource": "Later", "End": True}),
     )
-    result = sfn.run(definition, {}, deadline=time.monotonic() + 0.15)
+    # A whole second before the deadline: a busy machine may take a while to reach the first state.
+    result = sfn.run(definition, {}, deadline=time.monotonic() + 1.0)
     assert result.status == "TIMED_OUT"
     assert ran == ["slow"]
 

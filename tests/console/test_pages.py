@@ -155,8 +155,10 @@ def test_actions_need_this_sites_token_and_origin_and_stop_a_running_execution(l
         assert control.describe_execution(arn, backend=local).status == "RUNNING"
         done = client.post(stop, data=form, headers={"Origin": base, "Sec-Fetch-Site": "same-origin"})
         assert done.status_code == 303, done.text
-    GATE.set()
-    assert _eventually_status(local, arn) == "ABORTED"
+        GATE.set()
+        assert _eventually_status(local, arn) == "ABORTED"
+        again = client.post(stop, data=form)  # a well-formed request the execution's state refuses: a conflict
+        assert again.status_code == 409 and "only a RUNNING execution can be stopped" in again.text
 
 
 def _eventually_status(backend: Any, arn: str) -> str:
@@ -219,7 +221,7 @@ def test_the_map_run_page_shows_effective_concurrency_and_switches_adaptive_conc
         assert live["max_concurrency"] == 2 and live["waiting"] == flow["waiting"] == 0
         assert re.search(r'id="adaptive">on, floor 1<', client.get(url).text)
         refused = client.post(f"{url}/update", data={**form, "adaptive": "sometimes"})
-        assert refused.status_code == 409 and "adaptive must be on or off" in refused.text
+        assert refused.status_code == 400 and "adaptive must be on or off" in refused.text
         form["adaptive"], form["min_concurrency"] = "off", ""
         assert client.post(f"{url}/update", data=form).status_code == 303
         live = client.get(f"{url}/live.json").json()

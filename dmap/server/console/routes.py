@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 
 from ... import control
 from ...config import Settings
-from ...errors import DmapError, NotFoundError
+from ...errors import ConfigurationError, DmapError, NotFoundError
 from . import guard, views
 
 HERE = Path(__file__).parent
@@ -174,7 +174,9 @@ class Console:
             await run_in_threadpool(run, fields)
         except NotFoundError as exc:
             return self.problem(request, 404, str(exc))
-        except (DmapError, ValueError) as exc:
+        except (ConfigurationError, ValueError) as exc:  # a value in the form: the request is wrong, not the state
+            return self.problem(request, 400, str(exc))
+        except DmapError as exc:  # the execution or Map Run is not in a state that allows it (ended, redriving...)
             return self.problem(request, 409, str(exc))
         return RedirectResponse(back, status_code=303, headers=SECURITY_HEADERS)
 

@@ -224,7 +224,13 @@ class FaultRun:
         deadline = time.monotonic() + timeout
         while True:
             if summaries(name):  # the execution ended (SUCCEEDED or not): no restart may run it again
-                docker("update", "--restart", "no", name)
+                try:
+                    docker("update", "--restart", "no", name)
+                except RuntimeError:
+                    # The engine refuses to update a container that has stopped: this one exited between
+                    # its summary and the update. Unless its restart policy is bringing it back, it is done.
+                    if inspect(name)["State"]["Restarting"]:
+                        raise
                 wait_for(lambda: inspect(name)["State"]["Status"] == "exited", "the coordinator to exit", 30)
                 break
             state: Any = inspect(name)["State"]

@@ -40,8 +40,9 @@ def limits(request: pytest.FixtureRequest, real_redis: Any) -> Iterator[Any]:
 
 
 def test_a_bucket_hands_each_caller_its_own_moment_burst_then_one_per_interval(limits: Any) -> None:
-    # The waits below allow 5 ms for the 13 calls: a busy machine can stall one call longer than that,
-    # so a sequence that took longer is taken again on a bucket of its own (the last try is checked as is).
+    # The waits below allow each call 5 ms: a busy machine can stall one call longer than that, so a
+    # sequence of 13 calls that took 5 ms or more is taken again on a bucket of its own (the last try is
+    # checked as is).
     for attempt in range(5):
         key = f"svc-{attempt}"
         limits.set(make_limit(key, "40/s", burst=3))
